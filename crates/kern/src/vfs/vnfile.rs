@@ -1,0 +1,107 @@
+//! The open-file object for vnodes: reads and writes at the file offset,
+//! appends, `lseek` (with `SEEK_DATA`/`SEEK_HOLE` treating the whole file
+//! as data), and directory offsets as readdir cookies.
+
+use alloc::boxed::Box;
+
+use hyper::Errno;
+
+use crate::consts::{poll, seek};
+use crate::file::{File, FileOps, Pos, Stat};
+use crate::vfs::{NodeKind, Vnode, WriteAt};
+use crate::Kernel;
+
+/// A vnode opened as a file.
+pub struct VnodeFile {
+    vn: Vnode,
+}
+
+/// Opens `vn` as a file with the given `O_*` flags (checks done by the
+/// caller).
+pub fn open_vnode(vn: Vnode, flags: i32) -> File {
+    File::new(flags, Box::new(VnodeFile { vn }))
+}
+
+impl FileOps for VnodeFile {
+    fn read(&self, _k: &Kernel, file: &File, buf: &mut [u8], pos: Pos) -> Result<usize, Errno> {
+        match self.vn.kind() {
+            NodeKind::Directory => return Err(Errno::EISDIR),
+            NodeKind::Regular | NodeKind::Symlink => {}
+            _ => return Err(Errno::ENXIO),
+        }
+        match pos {
+            Pos::At(off) => self.vn.node.read(off, buf),
+            Pos::Current => {
+                let off = file.offset();
+                let n = self.vn.node.read(off, buf)?;
+                file.set_offset(off + n as u64);
+                Ok(n)
+            }
+        }
+    }
+
+    fn write(&self, _k: &Kernel, file: &File, buf: &[u8], pos: Pos) -> Result<usize, Errno> {
+        match self.vn.kind() {
+            NodeKind::Directory => return Err(Errno::EISDIR),
+            NodeKind::Regular => {}
+            _ => return Err(Errno::ENXIO),
+        }
+        self.vn.check_writable_mount()?;
+        // Linux: pwrite on an O_APPEND file appends anyway.
+        let at = match pos {
+            _ if file.is_append() => WriteAt::End,
+            Pos::At(off) => WriteAt::Offset(off),
+            Pos::Current => WriteAt::Offset(file.offset()),
+        };
+        let (n, end) = self.vn.node.write(at, buf)?;
+        if pos == Pos::Current {
+            file.set_offset(end);
+        }
+        Ok(n)
+    }
+
+    fn stat(&self, _k: &Kernel) -> Result<Stat, Errno> {
+        self.vn.stat()
+    }
+
+    fn poll(&self, _k: &Kernel, events: i16) -> i16 {
+        events & (poll::IN | poll::RDNORM | poll::OUT | poll::WRNORM)
+    }
+
+    fn seek(&self, _k: &Kernel, file: &File, off: i64, whence: i32) -> Result<u64, Errno> {
+        let is_dir = self.vn.kind() == NodeKind::Directory;
+        let size = || -> Result<i64, Errno> { Ok(self.vn.node.getattr()?.size as i64) };
+        let new = match whence {
+            seek::SET => off,
+            seek::CUR => (file.offset() as i64)
+                .checked_add(off)
+                .ok_or(Errno::EOVERFLOW)?,
+            seek::END if !is_dir => size()?.checked_add(off).ok_or(Errno::EOVERFLOW)?,
+            seek::DATA | seek::HOLE if !is_dir => {
+                let sz = size()?;
+                if off < 0 || off >= sz {
+                    return Err(Errno::ENXIO);
+                }
+                if whence == seek::DATA {
+                    off
+                } else {
+                    sz
+                }
+            }
+            _ => return Err(Errno::EINVAL),
+        };
+        if new < 0 {
+            return Err(Errno::EINVAL);
+        }
+        file.set_offset(new as u64);
+        Ok(new as u64)
+    }
+
+    fn vnode(&self) -> Option<&Vnode> {
+        Some(&self.vn)
+    }
+
+    fn as_any(&self) -> &dyn core::any::Any {
+        self
+    }
+}
