@@ -1,0 +1,206 @@
+//! rump-rs: boot a kernel inside your process and use it.
+//!
+//! A rump kernel is a real kernel's subsystems (a VFS with tmpfs, ...)
+//! packaged as a library. Each [`Kernel`] is independent: boot as many as
+//! you like in one process, each with its own file-system tree, processes
+//! and descriptors. Everything enters through the system-call layer
+//! ([`sys`]); this crate adds a builder, process handles and std-like file
+//! types on top.
+//!
+//! ```
+//! use std::io::{Read, Write};
+//!
+//! let kernel = rump::Kernel::builder().hostname("test").boot()?;
+//! let p = kernel.process()?;
+//! rump::fs::create_dir_all(&p, "/etc/app")?;
+//! let mut f = rump::fs::File::create(&p, "/etc/app/config")?;
+//! f.write_all(b"answer = 42\n")?;
+//! drop(f);
+//! assert_eq!(rump::fs::read_to_string(&p, "/etc/app/config")?, "answer = 42\n");
+//!
+//! // Raw system calls, with Linux flags and errno values:
+//! use rump::sys::consts::o;
+//! let err = rump::sys::open(&p, b"/missing", o::RDONLY, 0).unwrap_err();
+//! assert_eq!(err, rump::Errno::ENOENT);
+//! kernel.halt();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+pub mod fs;
+
+pub use hyper::{self, Errno, Hyper, Timespec};
+pub use hyper_posix::PosixHyper;
+pub use kern::{self, Component, Cred, ForkFds, Stage, Stat};
+pub use sys;
+
+/// A rump kernel. Dropping it halts the kernel; [`Kernel::halt`] does so
+/// explicitly.
+pub struct Kernel {
+    k: kern::Kernel,
+}
+
+/// Configures a kernel before boot; see [`Kernel::builder`].
+pub struct KernelBuilder {
+    hyper: Option<Arc<dyn Hyper>>,
+    components: Vec<Arc<dyn Component>>,
+    params: Vec<(String, String)>,
+    root_fs: Option<String>,
+    tmpfs: bool,
+}
+
+impl Kernel {
+    /// A builder for a kernel with tmpfs as its root file system, on the
+    /// POSIX platform.
+    pub fn builder() -> KernelBuilder {
+        KernelBuilder {
+            hyper: None,
+            components: Vec::new(),
+            params: Vec::new(),
+            root_fs: Some("tmpfs".into()),
+            tmpfs: true,
+        }
+    }
+
+    /// Boots a default kernel (tmpfs root).
+    pub fn boot() -> Result<Kernel, Errno> {
+        Kernel::builder().boot()
+    }
+
+    /// A new process running as root, with its working directory at `/`.
+    pub fn process(&self) -> Result<Process, Errno> {
+        self.process_as(Cred::root())
+    }
+
+    /// A new process with the given credentials.
+    pub fn process_as(&self, cred: Cred) -> Result<Process, Errno> {
+        Ok(Process {
+            p: self.k.new_process(cred)?,
+        })
+    }
+
+    /// Halts the kernel: blocked calls wake with `ESHUTDOWN`, later calls
+    /// fail with it, threads stop, file systems are unmounted.
+    pub fn halt(&self) {
+        self.k.halt();
+    }
+
+    /// The kernel underneath, for components and lower-level use.
+    pub fn raw(&self) -> &kern::Kernel {
+        &self.k
+    }
+}
+
+impl Drop for Kernel {
+    fn drop(&mut self) {
+        self.k.halt();
+    }
+}
+
+impl KernelBuilder {
+    /// Runs on this platform instead of the POSIX one.
+    pub fn platform(mut self, hyper: Arc<dyn Hyper>) -> Self {
+        self.hyper = Some(hyper);
+        self
+    }
+
+    /// Adds a component.
+    pub fn component(mut self, c: Arc<dyn Component>) -> Self {
+        self.components.push(c);
+        self
+    }
+
+    /// Sets a sysctl parameter at boot (`"kern.hostname"`, `"box"`).
+    pub fn param(mut self, name: &str, value: &str) -> Self {
+        self.params.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets the host name.
+    pub fn hostname(self, name: &str) -> Self {
+        self.param("kern.hostname", name)
+    }
+
+    /// Chooses the root file system type (`None`: no root file system).
+    pub fn root_fs(mut self, fstype: Option<&str>) -> Self {
+        self.root_fs = fstype.map(Into::into);
+        self
+    }
+
+    /// Leaves tmpfs out (then choose another root or none).
+    pub fn without_tmpfs(mut self) -> Self {
+        self.tmpfs = false;
+        if self.root_fs.as_deref() == Some("tmpfs") {
+            self.root_fs = None;
+        }
+        self
+    }
+
+    /// Boots the kernel.
+    pub fn boot(self) -> Result<Kernel, Errno> {
+        let hyper = self.hyper.unwrap_or_else(PosixHyper::shared);
+        let mut components = Vec::with_capacity(self.components.len() + 1);
+        if self.tmpfs {
+            components.push(Arc::new(fs_tmpfs::TmpfsComponent) as Arc<dyn Component>);
+        }
+        components.extend(self.components);
+        let k = kern::Kernel::boot(
+            hyper,
+            kern::KernelConfig {
+                components,
+                params: self.params,
+                root_fs: self.root_fs,
+            },
+        )?;
+        Ok(Kernel { k })
+    }
+}
+
+/// A process of a rump kernel: the context system calls run in. Cheap to
+/// clone (clones share the process) and usable from any thread.
+///
+/// It dereferences to [`kern::Proc`], so it can be passed straight to the
+/// calls in [`sys`]: `rump::sys::getpid(&p)`.
+#[derive(Clone)]
+pub struct Process {
+    p: Arc<kern::Proc>,
+}
+
+impl Process {
+    /// Wraps a kernel process.
+    pub fn from_raw(p: Arc<kern::Proc>) -> Process {
+        Process { p }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> i32 {
+        self.p.pid()
+    }
+
+    /// A child process that shares, copies or does not get this process's
+    /// descriptors (`rump_lwproc_rfork`).
+    pub fn rfork(&self, fds: ForkFds) -> Result<Process, Errno> {
+        Ok(Process {
+            p: self.p.rfork(fds)?,
+        })
+    }
+
+    /// The kernel process underneath.
+    pub fn raw(&self) -> &Arc<kern::Proc> {
+        &self.p
+    }
+}
+
+impl Deref for Process {
+    type Target = kern::Proc;
+    fn deref(&self) -> &kern::Proc {
+        &self.p
+    }
+}
+
+/// Converts a kernel error into `std::io::Error` (same numbering as Linux).
+pub fn io_error(e: Errno) -> std::io::Error {
+    std::io::Error::from_raw_os_error(e.raw())
+}

@@ -1,0 +1,42 @@
+//! `access`, `faccessat`.
+
+use kern::consts::{access, at};
+use kern::{Errno, Proc};
+
+use crate::util::with_at;
+
+/// Checks whether the real user may access `path` as `mode` says.
+pub fn access(p: &Proc, path: &[u8], mode: i32) -> Result<(), Errno> {
+    faccessat(p, at::FDCWD, path, mode, 0)
+}
+
+/// `access` relative to `dirfd`; `AT_EACCESS` checks with the effective
+/// ids, `AT_SYMLINK_NOFOLLOW` checks a symlink itself.
+pub fn faccessat(p: &Proc, dirfd: i32, path: &[u8], mode: i32, flags: i32) -> Result<(), Errno> {
+    if mode & !(access::R_OK | access::W_OK | access::X_OK) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & !(at::EACCESS | at::SYMLINK_NOFOLLOW | at::EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    with_at(p, dirfd, path, |env, ctx| {
+        let vn = ctx.lookup(path, flags & at::SYMLINK_NOFOLLOW == 0)?;
+        if mode == access::F_OK {
+            return Ok(());
+        }
+        let st = vn.node.getattr()?;
+        let want = kern::Access(mode as u8);
+        let ok = if flags & at::EACCESS != 0 {
+            env.cred.may_access(st.mode, st.uid, st.gid, want)
+        } else {
+            env.cred.may_access_real(st.mode, st.uid, st.gid, want)
+        };
+        if !ok {
+            return Err(Errno::EACCES);
+        }
+        if mode & access::W_OK != 0 && vn.kind() == kern::vfs::NodeKind::Regular {
+            vn.check_writable_mount()?;
+        }
+        Ok(())
+    })
+}

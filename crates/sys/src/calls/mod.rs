@@ -1,0 +1,33 @@
+//! One module per system call (or per call and its `*at`/`f*` variants).
+
+pub mod access;
+pub mod chdir;
+pub mod chmod;
+pub mod chown;
+pub mod close;
+pub mod dup;
+pub mod fcntl;
+pub mod fsync;
+pub mod getdents;
+pub mod ids;
+pub mod link;
+pub mod lseek;
+pub mod mkdir;
+pub mod mknod;
+pub mod mount;
+pub mod open;
+pub mod pipe;
+pub mod poll;
+pub mod readlink;
+pub mod rename;
+pub mod rmdir;
+pub mod rw;
+pub mod stat;
+pub mod statvfs;
+pub mod symlink;
+pub mod sysctl;
+pub mod truncate;
+pub mod umask;
+pub mod uname;
+pub mod unlink;
+pub mod utimens;

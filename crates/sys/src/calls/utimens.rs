@@ -1,0 +1,95 @@
+//! `utimensat`, `futimens`.
+
+use kern::consts::{at, utime};
+use kern::cred::Access;
+use kern::vfs::{perm, SetAttr, Vnode};
+use kern::{Cred, Errno, Proc, Timespec};
+
+use crate::util::with_at;
+
+/// A time argument: seconds and nanoseconds, where the nanoseconds may be
+/// `UTIME_NOW` or `UTIME_OMIT`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TimeArg {
+    pub sec: i64,
+    pub nsec: i64,
+}
+
+impl TimeArg {
+    /// The current time.
+    pub const NOW: TimeArg = TimeArg {
+        sec: 0,
+        nsec: utime::NOW,
+    };
+    /// Leave unchanged.
+    pub const OMIT: TimeArg = TimeArg {
+        sec: 0,
+        nsec: utime::OMIT,
+    };
+}
+
+/// Sets access and modification times of `path` (`None`: both now).
+pub fn utimensat(
+    p: &Proc,
+    dirfd: i32,
+    path: &[u8],
+    times: Option<[TimeArg; 2]>,
+    flags: i32,
+) -> Result<(), Errno> {
+    if flags & !(at::SYMLINK_NOFOLLOW | at::EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if path.is_empty() && flags & at::EMPTY_PATH != 0 {
+        return futimens(p, dirfd, times);
+    }
+    with_at(p, dirfd, path, |env, ctx| {
+        let vn = ctx.lookup(path, flags & at::SYMLINK_NOFOLLOW == 0)?;
+        set_times(p, &env.cred, &vn, times)
+    })
+}
+
+/// Sets the times of an open file.
+pub fn futimens(p: &Proc, fd: i32, times: Option<[TimeArg; 2]>) -> Result<(), Errno> {
+    p.kernel().check()?;
+    let f = p.file(fd)?;
+    let vn = f.vnode().ok_or(Errno::EINVAL)?;
+    set_times(p, &p.cred(), vn, times)
+}
+
+fn set_times(p: &Proc, cred: &Cred, vn: &Vnode, times: Option<[TimeArg; 2]>) -> Result<(), Errno> {
+    let times = times.unwrap_or([TimeArg::NOW, TimeArg::NOW]);
+    for t in &times {
+        if t.nsec != utime::NOW && t.nsec != utime::OMIT && !(0..1_000_000_000).contains(&t.nsec)
+        {
+            return Err(Errno::EINVAL);
+        }
+    }
+    if times.iter().all(|t| t.nsec == utime::OMIT) {
+        return Ok(());
+    }
+    let st = vn.node.getattr()?;
+    let only_now = times
+        .iter()
+        .all(|t| t.nsec == utime::NOW || t.nsec == utime::OMIT);
+    if !cred.owns(st.uid) {
+        if !only_now {
+            return Err(Errno::EPERM);
+        }
+        perm::check(cred, vn, Access::WRITE)?;
+    }
+    vn.check_writable_mount()?;
+    let now = p.kernel().hyper().clock_wall();
+    let conv = |t: &TimeArg| match t.nsec {
+        utime::OMIT => None,
+        utime::NOW => Some(now),
+        n => Some(Timespec {
+            sec: t.sec,
+            nsec: n as u32,
+        }),
+    };
+    vn.node.setattr(&SetAttr {
+        atime: conv(&times[0]),
+        mtime: conv(&times[1]),
+        ..SetAttr::default()
+    })
+}

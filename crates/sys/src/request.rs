@@ -1,0 +1,209 @@
+//! Every system call as data: [`Request`] and [`Response`], and
+//! [`dispatch`], which runs a request through the typed functions.
+//!
+//! Paths and buffers are owned byte vectors so the enums serialise (the
+//! remote protocol uses postcard). Reads carry a length, not a buffer, and
+//! are capped at [`MAX_IO`] so a remote client cannot make the server
+//! allocate without bound.
+
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use kern::sysctl::SysctlValue;
+use kern::vfs::{MountInfo, StatVfs};
+use kern::{Errno, Proc, Stat};
+
+use crate::calls::utimens::TimeArg;
+use crate::{PollFd, Utsname};
+
+/// The largest read a request may ask for (longer reads are short).
+pub const MAX_IO: usize = 1 << 20;
+
+/// A system call and its arguments.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub enum Request {
+    Openat { dirfd: i32, path: Vec<u8>, flags: i32, mode: u32 },
+    Close { fd: i32 },
+    Read { fd: i32, len: usize },
+    Write { fd: i32, data: Vec<u8> },
+    Pread { fd: i32, len: usize, offset: i64 },
+    Pwrite { fd: i32, data: Vec<u8>, offset: i64 },
+    Lseek { fd: i32, offset: i64, whence: i32 },
+    Fstat { fd: i32 },
+    Fstatat { dirfd: i32, path: Vec<u8>, flags: i32 },
+    Mkdirat { dirfd: i32, path: Vec<u8>, mode: u32 },
+    Unlinkat { dirfd: i32, path: Vec<u8>, flags: i32 },
+    Renameat { olddirfd: i32, old: Vec<u8>, newdirfd: i32, new: Vec<u8> },
+    Linkat { olddirfd: i32, old: Vec<u8>, newdirfd: i32, new: Vec<u8>, flags: i32 },
+    Symlinkat { target: Vec<u8>, dirfd: i32, path: Vec<u8> },
+    Readlinkat { dirfd: i32, path: Vec<u8> },
+    Mknodat { dirfd: i32, path: Vec<u8>, mode: u32, dev: u64 },
+    Getdents64 { fd: i32, len: usize },
+    Fchmod { fd: i32, mode: u32 },
+    Fchmodat { dirfd: i32, path: Vec<u8>, mode: u32, flags: i32 },
+    Fchown { fd: i32, uid: u32, gid: u32 },
+    Fchownat { dirfd: i32, path: Vec<u8>, uid: u32, gid: u32, flags: i32 },
+    Utimensat { dirfd: i32, path: Vec<u8>, times: Option<[TimeArg; 2]>, flags: i32 },
+    Futimens { fd: i32, times: Option<[TimeArg; 2]> },
+    Truncate { path: Vec<u8>, len: i64 },
+    Ftruncate { fd: i32, len: i64 },
+    Fsync { fd: i32 },
+    Fdatasync { fd: i32 },
+    Sync,
+    Faccessat { dirfd: i32, path: Vec<u8>, mode: i32, flags: i32 },
+    Chdir { path: Vec<u8> },
+    Fchdir { fd: i32 },
+    Getcwd,
+    Chroot { path: Vec<u8> },
+    Umask { mask: u32 },
+    Statvfs { path: Vec<u8> },
+    Fstatvfs { fd: i32 },
+    Mount { source: Vec<u8>, target: Vec<u8>, fstype: Vec<u8>, flags: u64, data: Vec<u8> },
+    Umount2 { target: Vec<u8>, flags: i32 },
+    Mounts,
+    Getpid,
+    Getppid,
+    Getuid,
+    Geteuid,
+    Getgid,
+    Getegid,
+    Getgroups,
+    Setuid { uid: u32 },
+    Setgid { gid: u32 },
+    Setgroups { groups: Vec<u32> },
+    Uname,
+    Pipe2 { flags: i32 },
+    Dup { fd: i32 },
+    Dup2 { old: i32, new: i32 },
+    Dup3 { old: i32, new: i32, flags: i32 },
+    Fcntl { fd: i32, cmd: i32, arg: i64 },
+    Poll { fds: Vec<PollFd>, timeout_ms: i32 },
+    SysctlGet { name: String },
+    SysctlSet { name: String, value: SysctlValue },
+    SysctlList { prefix: String },
+}
+
+/// What a successful call returns.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub enum Response {
+    Unit,
+    Int(i64),
+    Size(u64),
+    Bytes(Vec<u8>),
+    Stat(Stat),
+    StatVfs(StatVfs),
+    Pair(i32, i32),
+    Ids(Vec<u32>),
+    Uname(Utsname),
+    Poll { n: usize, fds: Vec<PollFd> },
+    Mounts(Vec<MountInfo>),
+    Sysctl(SysctlValue),
+    SysctlList(Vec<(String, SysctlValue)>),
+}
+
+/// Runs one request as process `p`.
+pub fn dispatch(p: &Proc, req: Request) -> Result<Response, Errno> {
+    use crate as s;
+    use Response as R;
+    let unit = |r: Result<(), Errno>| r.map(|_| R::Unit);
+    let int = |r: Result<i32, Errno>| r.map(|v| R::Int(v as i64));
+    Ok(match req {
+        Request::Openat { dirfd, path, flags, mode } => int(s::openat(p, dirfd, &path, flags, mode))?,
+        Request::Close { fd } => unit(s::close(p, fd))?,
+        Request::Read { fd, len } => {
+            let mut buf = vec![0u8; len.min(MAX_IO)];
+            let n = s::read(p, fd, &mut buf)?;
+            buf.truncate(n);
+            R::Bytes(buf)
+        }
+        Request::Write { fd, data } => R::Size(s::write(p, fd, &data)? as u64),
+        Request::Pread { fd, len, offset } => {
+            let mut buf = vec![0u8; len.min(MAX_IO)];
+            let n = s::pread(p, fd, &mut buf, offset)?;
+            buf.truncate(n);
+            R::Bytes(buf)
+        }
+        Request::Pwrite { fd, data, offset } => R::Size(s::pwrite(p, fd, &data, offset)? as u64),
+        Request::Lseek { fd, offset, whence } => R::Size(s::lseek(p, fd, offset, whence)?),
+        Request::Fstat { fd } => R::Stat(s::fstat(p, fd)?),
+        Request::Fstatat { dirfd, path, flags } => R::Stat(s::fstatat(p, dirfd, &path, flags)?),
+        Request::Mkdirat { dirfd, path, mode } => unit(s::mkdirat(p, dirfd, &path, mode))?,
+        Request::Unlinkat { dirfd, path, flags } => unit(s::unlinkat(p, dirfd, &path, flags))?,
+        Request::Renameat { olddirfd, old, newdirfd, new } => {
+            unit(s::renameat(p, olddirfd, &old, newdirfd, &new))?
+        }
+        Request::Linkat { olddirfd, old, newdirfd, new, flags } => {
+            unit(s::linkat(p, olddirfd, &old, newdirfd, &new, flags))?
+        }
+        Request::Symlinkat { target, dirfd, path } => unit(s::symlinkat(p, &target, dirfd, &path))?,
+        Request::Readlinkat { dirfd, path } => R::Bytes(s::readlinkat(p, dirfd, &path)?),
+        Request::Mknodat { dirfd, path, mode, dev } => unit(s::mknodat(p, dirfd, &path, mode, dev))?,
+        Request::Getdents64 { fd, len } => {
+            let mut buf = vec![0u8; len.min(MAX_IO)];
+            let n = s::getdents64(p, fd, &mut buf)?;
+            buf.truncate(n);
+            R::Bytes(buf)
+        }
+        Request::Fchmod { fd, mode } => unit(s::fchmod(p, fd, mode))?,
+        Request::Fchmodat { dirfd, path, mode, flags } => {
+            unit(s::fchmodat(p, dirfd, &path, mode, flags))?
+        }
+        Request::Fchown { fd, uid, gid } => unit(s::fchown(p, fd, uid, gid))?,
+        Request::Fchownat { dirfd, path, uid, gid, flags } => {
+            unit(s::fchownat(p, dirfd, &path, uid, gid, flags))?
+        }
+        Request::Utimensat { dirfd, path, times, flags } => {
+            unit(s::utimensat(p, dirfd, &path, times, flags))?
+        }
+        Request::Futimens { fd, times } => unit(s::futimens(p, fd, times))?,
+        Request::Truncate { path, len } => unit(s::truncate(p, &path, len))?,
+        Request::Ftruncate { fd, len } => unit(s::ftruncate(p, fd, len))?,
+        Request::Fsync { fd } => unit(s::fsync(p, fd))?,
+        Request::Fdatasync { fd } => unit(s::fdatasync(p, fd))?,
+        Request::Sync => unit(s::sync(p))?,
+        Request::Faccessat { dirfd, path, mode, flags } => {
+            unit(s::faccessat(p, dirfd, &path, mode, flags))?
+        }
+        Request::Chdir { path } => unit(s::chdir(p, &path))?,
+        Request::Fchdir { fd } => unit(s::fchdir(p, fd))?,
+        Request::Getcwd => R::Bytes(s::getcwd(p)?),
+        Request::Chroot { path } => unit(s::chroot(p, &path))?,
+        Request::Umask { mask } => R::Int(s::umask(p, mask)? as i64),
+        Request::Statvfs { path } => R::StatVfs(s::statvfs(p, &path)?),
+        Request::Fstatvfs { fd } => R::StatVfs(s::fstatvfs(p, fd)?),
+        Request::Mount { source, target, fstype, flags, data } => {
+            unit(s::mount(p, &source, &target, &fstype, flags, &data))?
+        }
+        Request::Umount2 { target, flags } => unit(s::umount2(p, &target, flags))?,
+        Request::Mounts => R::Mounts(s::mounts(p)?),
+        Request::Getpid => int(s::getpid(p))?,
+        Request::Getppid => int(s::getppid(p))?,
+        Request::Getuid => R::Int(s::getuid(p)? as i64),
+        Request::Geteuid => R::Int(s::geteuid(p)? as i64),
+        Request::Getgid => R::Int(s::getgid(p)? as i64),
+        Request::Getegid => R::Int(s::getegid(p)? as i64),
+        Request::Getgroups => R::Ids(s::getgroups(p)?),
+        Request::Setuid { uid } => unit(s::setuid(p, uid))?,
+        Request::Setgid { gid } => unit(s::setgid(p, gid))?,
+        Request::Setgroups { groups } => unit(s::setgroups(p, &groups))?,
+        Request::Uname => R::Uname(s::uname(p)?),
+        Request::Pipe2 { flags } => {
+            let (r, w) = s::pipe2(p, flags)?;
+            R::Pair(r, w)
+        }
+        Request::Dup { fd } => int(s::dup(p, fd))?,
+        Request::Dup2 { old, new } => int(s::dup2(p, old, new))?,
+        Request::Dup3 { old, new, flags } => int(s::dup3(p, old, new, flags))?,
+        Request::Fcntl { fd, cmd, arg } => R::Int(s::fcntl(p, fd, cmd, arg)?),
+        Request::Poll { mut fds, timeout_ms } => {
+            let n = s::poll(p, &mut fds, timeout_ms)?;
+            R::Poll { n, fds }
+        }
+        Request::SysctlGet { name } => R::Sysctl(s::sysctl_get(p, &name)?),
+        Request::SysctlSet { name, value } => unit(s::sysctl_set(p, &name, value))?,
+        Request::SysctlList { prefix } => R::SysctlList(s::sysctl_list(p, &prefix)?),
+    })
+}
