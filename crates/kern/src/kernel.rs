@@ -257,6 +257,7 @@ impl Kernel {
         deadline: Option<MonoNs>,
         mut ready: impl FnMut() -> Result<Option<R>, Errno>,
     ) -> Result<R, Errno> {
+        self.check()?;
         if let Some(r) = ready()? {
             return Ok(r);
         }
@@ -272,22 +273,26 @@ impl Kernel {
         let parker = hyper.current_parker();
         let id = parker.id();
         loop {
-            self.check()?;
             for q in queues {
                 q.register(&parker);
             }
             self.inner.sleepers.lock().push(parker.clone());
-            let outcome = match ready() {
-                Ok(Some(r)) => Some(Ok(r)),
-                Err(e) => Some(Err(e)),
-                Ok(None) if self.is_halted() => Some(Err(Errno::ESHUTDOWN)),
-                Ok(None) => match deadline {
-                    Some(d) if hyper.clock_monotonic() >= d => Some(Err(Errno::ETIMEDOUT)),
-                    _ => {
-                        parker.park_until(deadline);
-                        None
-                    }
-                },
+            // Halt wins over readiness: halting closes descriptors, which
+            // may make a condition true (EOF), but a woken call must fail.
+            let outcome = if self.is_halted() {
+                Some(Err(Errno::ESHUTDOWN))
+            } else {
+                match ready() {
+                    Ok(Some(r)) => Some(Ok(r)),
+                    Err(e) => Some(Err(e)),
+                    Ok(None) => match deadline {
+                        Some(d) if hyper.clock_monotonic() >= d => Some(Err(Errno::ETIMEDOUT)),
+                        _ => {
+                            parker.park_until(deadline);
+                            None
+                        }
+                    },
+                }
             };
             for q in queues {
                 q.unregister(id);
@@ -295,9 +300,6 @@ impl Kernel {
             self.inner.sleepers.lock().retain(|p| p.id() != id);
             if let Some(out) = outcome {
                 return out;
-            }
-            if let Some(r) = ready()? {
-                return Ok(r);
             }
         }
     }
