@@ -203,6 +203,29 @@ impl Proc {
     }
 }
 
+impl Lwp {
+    /// Binds the calling host thread to this thread context, so calls that
+    /// cannot pass a context (the C ABI, the hijack library) find it with
+    /// [`Lwp::current`]. Returns the previous binding's lwp, if any.
+    pub fn bind_current(self: &Arc<Self>) -> Option<Arc<Lwp>> {
+        let hyper = self.proc.kernel().hyper();
+        let prev = hyper.set_current(Some(self.clone()));
+        prev.and_then(|c| c.downcast::<Lwp>().ok())
+    }
+
+    /// Unbinds the calling host thread.
+    pub fn unbind_current(hyper: &dyn hyper::Hyper) -> Option<Arc<Lwp>> {
+        hyper
+            .set_current(None)
+            .and_then(|c| c.downcast::<Lwp>().ok())
+    }
+
+    /// The thread context the calling host thread is bound to.
+    pub fn current(hyper: &dyn hyper::Hyper) -> Option<Arc<Lwp>> {
+        hyper.current().and_then(|c| c.downcast::<Lwp>().ok())
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         self.kernel.unregister_proc(self.pid);
