@@ -48,7 +48,10 @@ pub fn run() -> anyhow::Result<()> {
         Ok(kernel.process()?)
     })?;
     let u = s.step("uname", || Ok(sys::uname(&p)?))?;
-    println!("       {} {} {} {}", u.sysname, u.nodename, u.release, u.machine);
+    println!(
+        "       {} {} {} {}",
+        u.sysname, u.nodename, u.release, u.machine
+    );
 
     s.step("mkdir -p /etc/app /var/log /tmp", || {
         fs::create_dir_all(&p, "/etc/app")?;
@@ -123,15 +126,18 @@ pub fn run() -> anyhow::Result<()> {
         println!("       rename across mounts: {e}");
         Ok(())
     })?;
-    s.step("rfork a child sharing descriptors; a user process gets EACCES", || {
-        let child = p.rfork(ForkFds::Share)?;
-        anyhow::ensure!(child.pid() != p.pid());
-        let user = kernel.process_as(Cred::user(1000, 1000))?;
-        sys::chmod(&p, b"/etc/app/config", 0o600)?;
-        let e = sys::open(&user, b"/etc/app/config", o::RDONLY, 0).unwrap_err();
-        println!("       uid 1000 opening a 0600 root file: {e}");
-        Ok(())
-    })?;
+    s.step(
+        "rfork a child sharing descriptors; a user process gets EACCES",
+        || {
+            let child = p.rfork(ForkFds::Share)?;
+            anyhow::ensure!(child.pid() != p.pid());
+            let user = kernel.process_as(Cred::user(1000, 1000))?;
+            sys::chmod(&p, b"/etc/app/config", 0o600)?;
+            let e = sys::open(&user, b"/etc/app/config", o::RDONLY, 0).unwrap_err();
+            println!("       uid 1000 opening a 0600 root file: {e}");
+            Ok(())
+        },
+    )?;
     s.step("second kernel: isolated namespace", || {
         let other = Kernel::boot()?;
         let q = other.process()?;

@@ -35,9 +35,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use hyper::{Errno, Hyper, Timespec};
 use kern::consts::s;
 use kern::sync::Mutex;
-use kern::vfs::{
-    DirEntry, FileSystem, FsType, NewNode, Node, NodeKind, SetAttr, StatVfs, WriteAt,
-};
+use kern::vfs::{DirEntry, FileSystem, FsType, NewNode, Node, NodeKind, SetAttr, StatVfs, WriteAt};
 use kern::{Component, Kernel, Stage, Stat};
 
 /// Page size of file data.
@@ -399,7 +397,11 @@ impl TmpNode {
                 perm: new.perm & s::PERM_MASK,
                 uid: new.uid,
                 gid: new.gid,
-                nlink: if new.kind == NodeKind::Directory { 2 } else { 1 },
+                nlink: if new.kind == NodeKind::Directory {
+                    2
+                } else {
+                    1
+                },
                 rdev: new.rdev,
                 atime: now,
                 mtime: now,
@@ -621,7 +623,10 @@ impl Node for TmpNode {
                 // Same file (also hard links to it): nothing to do.
                 return Ok(());
             }
-            match (moving.kind == NodeKind::Directory, e.kind == NodeKind::Directory) {
+            match (
+                moving.kind == NodeKind::Directory,
+                e.kind == NodeKind::Directory,
+            ) {
                 (true, false) => return Err(Errno::ENOTDIR),
                 (false, true) => return Err(Errno::EISDIR),
                 (true, true) => {
@@ -717,7 +722,9 @@ impl Node for TmpNode {
                         }
                         return Err(e);
                     }
-                    fd.pages.entry(page).or_insert_with(|| Box::new([0u8; PAGE]))
+                    fd.pages
+                        .entry(page)
+                        .or_insert_with(|| Box::new([0u8; PAGE]))
                 }
             };
             p[in_page..in_page + chunk].copy_from_slice(src);

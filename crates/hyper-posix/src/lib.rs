@@ -317,7 +317,6 @@ impl BlockIo for HostFile {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,7 +361,8 @@ mod tests {
             .unwrap();
         assert_eq!(ro.write_vectored_at(0, &[b"x"]), Err(Errno::EROFS));
         assert_eq!(
-            h.block_open("/nonexistent/x", BlockOpenFlags::default()).err(),
+            h.block_open("/nonexistent/x", BlockOpenFlags::default())
+                .err(),
             Some(Errno::ENOENT)
         );
     }

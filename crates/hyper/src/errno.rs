@@ -9,7 +9,9 @@ use core::fmt;
 
 /// An error number (Linux numbering). Any `i32` is representable, so a
 /// value read off the wire never needs a fallible conversion.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Errno(pub i32);
 
 impl Errno {
@@ -383,6 +385,9 @@ mod tests {
         assert_eq!(Errno::ENOENT.raw(), 2);
         assert_eq!(Errno::ENOENT.name(), Some("ENOENT"));
         assert_eq!(Errno(9999).name(), None);
-        assert_eq!(alloc::format!("{}", Errno::EXDEV), "invalid cross-device link (EXDEV)");
+        assert_eq!(
+            alloc::format!("{}", Errno::EXDEV),
+            "invalid cross-device link (EXDEV)"
+        );
     }
 }

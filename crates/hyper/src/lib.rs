@@ -55,7 +55,18 @@ pub const HYPER_VERSION: u32 = 1;
 pub type MonoNs = u64;
 
 /// Wall-clock time: seconds and nanoseconds since the Unix epoch.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Timespec {
     pub sec: i64,
     pub nsec: u32,

@@ -86,7 +86,9 @@ impl File {
     /// A new open file.
     pub fn new(flags: i32, ops: Box<dyn FileOps>) -> File {
         File {
-            flags: AtomicI32::new(flags & !(o::CLOEXEC | o::CREAT | o::EXCL | o::TRUNC | o::NOCTTY)),
+            flags: AtomicI32::new(
+                flags & !(o::CLOEXEC | o::CREAT | o::EXCL | o::TRUNC | o::NOCTTY),
+            ),
             offset: Mutex::new(0),
             ops,
         }

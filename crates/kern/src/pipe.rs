@@ -117,7 +117,11 @@ impl FileOps for PipeEnd {
                 }
                 let room = PIPE_CAPACITY - st.buf.len();
                 // Small writes go in whole or not at all (PIPE_BUF atomicity).
-                let need = if rest.len() <= PIPE_BUF { rest.len() } else { 1 };
+                let need = if rest.len() <= PIPE_BUF {
+                    rest.len()
+                } else {
+                    1
+                };
                 if room < need {
                     if nonblock {
                         return Err(Errno::EAGAIN);

@@ -24,44 +24,171 @@ pub const MAX_IO: usize = 1 << 20;
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum Request {
-    Openat { dirfd: i32, path: Vec<u8>, flags: i32, mode: u32 },
-    Close { fd: i32 },
-    Read { fd: i32, len: usize },
-    Write { fd: i32, data: Vec<u8> },
-    Pread { fd: i32, len: usize, offset: i64 },
-    Pwrite { fd: i32, data: Vec<u8>, offset: i64 },
-    Lseek { fd: i32, offset: i64, whence: i32 },
-    Fstat { fd: i32 },
-    Fstatat { dirfd: i32, path: Vec<u8>, flags: i32 },
-    Mkdirat { dirfd: i32, path: Vec<u8>, mode: u32 },
-    Unlinkat { dirfd: i32, path: Vec<u8>, flags: i32 },
-    Renameat { olddirfd: i32, old: Vec<u8>, newdirfd: i32, new: Vec<u8> },
-    Linkat { olddirfd: i32, old: Vec<u8>, newdirfd: i32, new: Vec<u8>, flags: i32 },
-    Symlinkat { target: Vec<u8>, dirfd: i32, path: Vec<u8> },
-    Readlinkat { dirfd: i32, path: Vec<u8> },
-    Mknodat { dirfd: i32, path: Vec<u8>, mode: u32, dev: u64 },
-    Getdents64 { fd: i32, len: usize },
-    Fchmod { fd: i32, mode: u32 },
-    Fchmodat { dirfd: i32, path: Vec<u8>, mode: u32, flags: i32 },
-    Fchown { fd: i32, uid: u32, gid: u32 },
-    Fchownat { dirfd: i32, path: Vec<u8>, uid: u32, gid: u32, flags: i32 },
-    Utimensat { dirfd: i32, path: Vec<u8>, times: Option<[TimeArg; 2]>, flags: i32 },
-    Futimens { fd: i32, times: Option<[TimeArg; 2]> },
-    Truncate { path: Vec<u8>, len: i64 },
-    Ftruncate { fd: i32, len: i64 },
-    Fsync { fd: i32 },
-    Fdatasync { fd: i32 },
+    Openat {
+        dirfd: i32,
+        path: Vec<u8>,
+        flags: i32,
+        mode: u32,
+    },
+    Close {
+        fd: i32,
+    },
+    Read {
+        fd: i32,
+        len: usize,
+    },
+    Write {
+        fd: i32,
+        data: Vec<u8>,
+    },
+    Pread {
+        fd: i32,
+        len: usize,
+        offset: i64,
+    },
+    Pwrite {
+        fd: i32,
+        data: Vec<u8>,
+        offset: i64,
+    },
+    Lseek {
+        fd: i32,
+        offset: i64,
+        whence: i32,
+    },
+    Fstat {
+        fd: i32,
+    },
+    Fstatat {
+        dirfd: i32,
+        path: Vec<u8>,
+        flags: i32,
+    },
+    Mkdirat {
+        dirfd: i32,
+        path: Vec<u8>,
+        mode: u32,
+    },
+    Unlinkat {
+        dirfd: i32,
+        path: Vec<u8>,
+        flags: i32,
+    },
+    Renameat {
+        olddirfd: i32,
+        old: Vec<u8>,
+        newdirfd: i32,
+        new: Vec<u8>,
+    },
+    Linkat {
+        olddirfd: i32,
+        old: Vec<u8>,
+        newdirfd: i32,
+        new: Vec<u8>,
+        flags: i32,
+    },
+    Symlinkat {
+        target: Vec<u8>,
+        dirfd: i32,
+        path: Vec<u8>,
+    },
+    Readlinkat {
+        dirfd: i32,
+        path: Vec<u8>,
+    },
+    Mknodat {
+        dirfd: i32,
+        path: Vec<u8>,
+        mode: u32,
+        dev: u64,
+    },
+    Getdents64 {
+        fd: i32,
+        len: usize,
+    },
+    Fchmod {
+        fd: i32,
+        mode: u32,
+    },
+    Fchmodat {
+        dirfd: i32,
+        path: Vec<u8>,
+        mode: u32,
+        flags: i32,
+    },
+    Fchown {
+        fd: i32,
+        uid: u32,
+        gid: u32,
+    },
+    Fchownat {
+        dirfd: i32,
+        path: Vec<u8>,
+        uid: u32,
+        gid: u32,
+        flags: i32,
+    },
+    Utimensat {
+        dirfd: i32,
+        path: Vec<u8>,
+        times: Option<[TimeArg; 2]>,
+        flags: i32,
+    },
+    Futimens {
+        fd: i32,
+        times: Option<[TimeArg; 2]>,
+    },
+    Truncate {
+        path: Vec<u8>,
+        len: i64,
+    },
+    Ftruncate {
+        fd: i32,
+        len: i64,
+    },
+    Fsync {
+        fd: i32,
+    },
+    Fdatasync {
+        fd: i32,
+    },
     Sync,
-    Faccessat { dirfd: i32, path: Vec<u8>, mode: i32, flags: i32 },
-    Chdir { path: Vec<u8> },
-    Fchdir { fd: i32 },
+    Faccessat {
+        dirfd: i32,
+        path: Vec<u8>,
+        mode: i32,
+        flags: i32,
+    },
+    Chdir {
+        path: Vec<u8>,
+    },
+    Fchdir {
+        fd: i32,
+    },
     Getcwd,
-    Chroot { path: Vec<u8> },
-    Umask { mask: u32 },
-    Statvfs { path: Vec<u8> },
-    Fstatvfs { fd: i32 },
-    Mount { source: Vec<u8>, target: Vec<u8>, fstype: Vec<u8>, flags: u64, data: Vec<u8> },
-    Umount2 { target: Vec<u8>, flags: i32 },
+    Chroot {
+        path: Vec<u8>,
+    },
+    Umask {
+        mask: u32,
+    },
+    Statvfs {
+        path: Vec<u8>,
+    },
+    Fstatvfs {
+        fd: i32,
+    },
+    Mount {
+        source: Vec<u8>,
+        target: Vec<u8>,
+        fstype: Vec<u8>,
+        flags: u64,
+        data: Vec<u8>,
+    },
+    Umount2 {
+        target: Vec<u8>,
+        flags: i32,
+    },
     Mounts,
     Getpid,
     Getppid,
@@ -70,19 +197,50 @@ pub enum Request {
     Getgid,
     Getegid,
     Getgroups,
-    Setuid { uid: u32 },
-    Setgid { gid: u32 },
-    Setgroups { groups: Vec<u32> },
+    Setuid {
+        uid: u32,
+    },
+    Setgid {
+        gid: u32,
+    },
+    Setgroups {
+        groups: Vec<u32>,
+    },
     Uname,
-    Pipe2 { flags: i32 },
-    Dup { fd: i32 },
-    Dup2 { old: i32, new: i32 },
-    Dup3 { old: i32, new: i32, flags: i32 },
-    Fcntl { fd: i32, cmd: i32, arg: i64 },
-    Poll { fds: Vec<PollFd>, timeout_ms: i32 },
-    SysctlGet { name: String },
-    SysctlSet { name: String, value: SysctlValue },
-    SysctlList { prefix: String },
+    Pipe2 {
+        flags: i32,
+    },
+    Dup {
+        fd: i32,
+    },
+    Dup2 {
+        old: i32,
+        new: i32,
+    },
+    Dup3 {
+        old: i32,
+        new: i32,
+        flags: i32,
+    },
+    Fcntl {
+        fd: i32,
+        cmd: i32,
+        arg: i64,
+    },
+    Poll {
+        fds: Vec<PollFd>,
+        timeout_ms: i32,
+    },
+    SysctlGet {
+        name: String,
+    },
+    SysctlSet {
+        name: String,
+        value: SysctlValue,
+    },
+    SysctlList {
+        prefix: String,
+    },
 }
 
 /// What a successful call returns.
@@ -111,7 +269,12 @@ pub fn dispatch(p: &Proc, req: Request) -> Result<Response, Errno> {
     let unit = |r: Result<(), Errno>| r.map(|_| R::Unit);
     let int = |r: Result<i32, Errno>| r.map(|v| R::Int(v as i64));
     Ok(match req {
-        Request::Openat { dirfd, path, flags, mode } => int(s::openat(p, dirfd, &path, flags, mode))?,
+        Request::Openat {
+            dirfd,
+            path,
+            flags,
+            mode,
+        } => int(s::openat(p, dirfd, &path, flags, mode))?,
         Request::Close { fd } => unit(s::close(p, fd))?,
         Request::Read { fd, len } => {
             let mut buf = vec![0u8; len.min(MAX_IO)];
@@ -132,15 +295,31 @@ pub fn dispatch(p: &Proc, req: Request) -> Result<Response, Errno> {
         Request::Fstatat { dirfd, path, flags } => R::Stat(s::fstatat(p, dirfd, &path, flags)?),
         Request::Mkdirat { dirfd, path, mode } => unit(s::mkdirat(p, dirfd, &path, mode))?,
         Request::Unlinkat { dirfd, path, flags } => unit(s::unlinkat(p, dirfd, &path, flags))?,
-        Request::Renameat { olddirfd, old, newdirfd, new } => {
-            unit(s::renameat(p, olddirfd, &old, newdirfd, &new))?
-        }
-        Request::Linkat { olddirfd, old, newdirfd, new, flags } => {
-            unit(s::linkat(p, olddirfd, &old, newdirfd, &new, flags))?
-        }
-        Request::Symlinkat { target, dirfd, path } => unit(s::symlinkat(p, &target, dirfd, &path))?,
+        Request::Renameat {
+            olddirfd,
+            old,
+            newdirfd,
+            new,
+        } => unit(s::renameat(p, olddirfd, &old, newdirfd, &new))?,
+        Request::Linkat {
+            olddirfd,
+            old,
+            newdirfd,
+            new,
+            flags,
+        } => unit(s::linkat(p, olddirfd, &old, newdirfd, &new, flags))?,
+        Request::Symlinkat {
+            target,
+            dirfd,
+            path,
+        } => unit(s::symlinkat(p, &target, dirfd, &path))?,
         Request::Readlinkat { dirfd, path } => R::Bytes(s::readlinkat(p, dirfd, &path)?),
-        Request::Mknodat { dirfd, path, mode, dev } => unit(s::mknodat(p, dirfd, &path, mode, dev))?,
+        Request::Mknodat {
+            dirfd,
+            path,
+            mode,
+            dev,
+        } => unit(s::mknodat(p, dirfd, &path, mode, dev))?,
         Request::Getdents64 { fd, len } => {
             let mut buf = vec![0u8; len.min(MAX_IO)];
             let n = s::getdents64(p, fd, &mut buf)?;
@@ -148,25 +327,38 @@ pub fn dispatch(p: &Proc, req: Request) -> Result<Response, Errno> {
             R::Bytes(buf)
         }
         Request::Fchmod { fd, mode } => unit(s::fchmod(p, fd, mode))?,
-        Request::Fchmodat { dirfd, path, mode, flags } => {
-            unit(s::fchmodat(p, dirfd, &path, mode, flags))?
-        }
+        Request::Fchmodat {
+            dirfd,
+            path,
+            mode,
+            flags,
+        } => unit(s::fchmodat(p, dirfd, &path, mode, flags))?,
         Request::Fchown { fd, uid, gid } => unit(s::fchown(p, fd, uid, gid))?,
-        Request::Fchownat { dirfd, path, uid, gid, flags } => {
-            unit(s::fchownat(p, dirfd, &path, uid, gid, flags))?
-        }
-        Request::Utimensat { dirfd, path, times, flags } => {
-            unit(s::utimensat(p, dirfd, &path, times, flags))?
-        }
+        Request::Fchownat {
+            dirfd,
+            path,
+            uid,
+            gid,
+            flags,
+        } => unit(s::fchownat(p, dirfd, &path, uid, gid, flags))?,
+        Request::Utimensat {
+            dirfd,
+            path,
+            times,
+            flags,
+        } => unit(s::utimensat(p, dirfd, &path, times, flags))?,
         Request::Futimens { fd, times } => unit(s::futimens(p, fd, times))?,
         Request::Truncate { path, len } => unit(s::truncate(p, &path, len))?,
         Request::Ftruncate { fd, len } => unit(s::ftruncate(p, fd, len))?,
         Request::Fsync { fd } => unit(s::fsync(p, fd))?,
         Request::Fdatasync { fd } => unit(s::fdatasync(p, fd))?,
         Request::Sync => unit(s::sync(p))?,
-        Request::Faccessat { dirfd, path, mode, flags } => {
-            unit(s::faccessat(p, dirfd, &path, mode, flags))?
-        }
+        Request::Faccessat {
+            dirfd,
+            path,
+            mode,
+            flags,
+        } => unit(s::faccessat(p, dirfd, &path, mode, flags))?,
         Request::Chdir { path } => unit(s::chdir(p, &path))?,
         Request::Fchdir { fd } => unit(s::fchdir(p, fd))?,
         Request::Getcwd => R::Bytes(s::getcwd(p)?),
@@ -174,9 +366,13 @@ pub fn dispatch(p: &Proc, req: Request) -> Result<Response, Errno> {
         Request::Umask { mask } => R::Int(s::umask(p, mask)? as i64),
         Request::Statvfs { path } => R::StatVfs(s::statvfs(p, &path)?),
         Request::Fstatvfs { fd } => R::StatVfs(s::fstatvfs(p, fd)?),
-        Request::Mount { source, target, fstype, flags, data } => {
-            unit(s::mount(p, &source, &target, &fstype, flags, &data))?
-        }
+        Request::Mount {
+            source,
+            target,
+            fstype,
+            flags,
+            data,
+        } => unit(s::mount(p, &source, &target, &fstype, flags, &data))?,
         Request::Umount2 { target, flags } => unit(s::umount2(p, &target, flags))?,
         Request::Mounts => R::Mounts(s::mounts(p)?),
         Request::Getpid => int(s::getpid(p))?,
@@ -198,7 +394,10 @@ pub fn dispatch(p: &Proc, req: Request) -> Result<Response, Errno> {
         Request::Dup2 { old, new } => int(s::dup2(p, old, new))?,
         Request::Dup3 { old, new, flags } => int(s::dup3(p, old, new, flags))?,
         Request::Fcntl { fd, cmd, arg } => R::Int(s::fcntl(p, fd, cmd, arg)?),
-        Request::Poll { mut fds, timeout_ms } => {
+        Request::Poll {
+            mut fds,
+            timeout_ms,
+        } => {
             let n = s::poll(p, &mut fds, timeout_ms)?;
             R::Poll { n, fds }
         }

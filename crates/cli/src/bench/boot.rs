@@ -45,7 +45,8 @@ pub fn run(iterations: usize, kernels: usize) -> anyhow::Result<()> {
         let p = k.process()?;
         alive.push((k, p));
     }
-    let heap = alloc_count::live_bytes().saturating_sub(heap0) - kernels * std::mem::size_of::<(rump::Kernel, rump::Process)>();
+    let heap = alloc_count::live_bytes().saturating_sub(heap0)
+        - kernels * std::mem::size_of::<(rump::Kernel, rump::Process)>();
     let rss = rss_bytes().saturating_sub(rss0);
     Metric {
         bench: "boot",

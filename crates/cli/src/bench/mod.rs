@@ -8,8 +8,6 @@ mod syscall;
 
 use clap::Subcommand;
 
-
-
 /// The benchmarks.
 #[derive(Subcommand)]
 pub enum Which {

@@ -22,7 +22,12 @@ pub fn check(cred: &Cred, v: &Vnode, want: Access) -> Result<(), Errno> {
 /// sticky bit set, ownership of `victim` or `dir`.
 pub fn check_delete(cred: &Cred, dir: &Vnode, victim: &Vnode) -> Result<(), Errno> {
     let dst = dir.node.getattr()?;
-    if !cred.may_access(dst.mode, dst.uid, dst.gid, Access::WRITE.union(Access::EXEC)) {
+    if !cred.may_access(
+        dst.mode,
+        dst.uid,
+        dst.gid,
+        Access::WRITE.union(Access::EXEC),
+    ) {
         return Err(Errno::EACCES);
     }
     if dst.mode & s::ISVTX != 0 && !cred.owns(dst.uid) {

@@ -17,7 +17,11 @@ pub fn fcntl(p: &Proc, fd: i32, cmd: i32, arg: i64) -> Result<i64, Errno> {
             }
             fds.alloc(file, cmd == f::DUPFD_CLOEXEC, min).map(i64::from)
         }
-        f::GETFD => Ok(if fds.cloexec(fd)? { f::FD_CLOEXEC as i64 } else { 0 }),
+        f::GETFD => Ok(if fds.cloexec(fd)? {
+            f::FD_CLOEXEC as i64
+        } else {
+            0
+        }),
         f::SETFD => {
             fds.set_cloexec(fd, arg & f::FD_CLOEXEC as i64 != 0)?;
             Ok(0)

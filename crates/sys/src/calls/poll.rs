@@ -28,7 +28,11 @@ pub fn poll(p: &Proc, fds: &mut [PollFd], timeout_ms: i32) -> Result<usize, Errn
     let files: Vec<Option<Arc<File>>> = {
         let table = p.fds().lock();
         fds.iter()
-            .map(|pf| (pf.fd >= 0).then(|| table.get(pf.fd).ok().cloned()).flatten())
+            .map(|pf| {
+                (pf.fd >= 0)
+                    .then(|| table.get(pf.fd).ok().cloned())
+                    .flatten()
+            })
             .collect()
     };
     let scan = |fds: &mut [PollFd]| -> usize {
@@ -54,8 +58,7 @@ pub fn poll(p: &Proc, fds: &mut [PollFd], timeout_ms: i32) -> Result<usize, Errn
         .flatten()
         .filter_map(|f| f.ops().wait_queue())
         .collect();
-    let deadline =
-        (timeout_ms > 0).then(|| k.now().saturating_add(timeout_ms as u64 * 1_000_000));
+    let deadline = (timeout_ms > 0).then(|| k.now().saturating_add(timeout_ms as u64 * 1_000_000));
     match k.wait(&queues, deadline, || {
         let n = scan(fds);
         Ok((n > 0).then_some(n))

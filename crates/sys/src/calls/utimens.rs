@@ -59,8 +59,7 @@ pub fn futimens(p: &Proc, fd: i32, times: Option<[TimeArg; 2]>) -> Result<(), Er
 fn set_times(p: &Proc, cred: &Cred, vn: &Vnode, times: Option<[TimeArg; 2]>) -> Result<(), Errno> {
     let times = times.unwrap_or([TimeArg::NOW, TimeArg::NOW]);
     for t in &times {
-        if t.nsec != utime::NOW && t.nsec != utime::OMIT && !(0..1_000_000_000).contains(&t.nsec)
-        {
+        if t.nsec != utime::NOW && t.nsec != utime::OMIT && !(0..1_000_000_000).contains(&t.nsec) {
             return Err(Errno::EINVAL);
         }
     }
