@@ -1,10 +1,15 @@
-//! Pipes (`pipe2(2)`).
+//! Pipes (`pipe2(2)`) and named pipes (fifos, `fifo(7)`).
 //!
-//! A bounded byte ring shared by a read end and a write end. Reads block
+//! A bounded byte ring shared by read ends and write ends. Reads block
 //! while the pipe is empty and a writer exists; writes block while it is
 //! full and a reader exists, and fail with `EPIPE` once no reader is left.
-//! Writes of at most `PIPE_BUF` bytes are atomic. Both ends wake one wait
+//! Writes of at most `PIPE_BUF` bytes are atomic. All ends wake one wait
 //! queue, which `poll` also sleeps on.
+//!
+//! A fifo is the same object found through a file: [`open_fifo`] blocks a
+//! reader until a writer opens and a writer until a reader opens (unless
+//! `O_NONBLOCK`: a reader then opens at once, a writer fails with `ENXIO`),
+//! and `O_RDWR` never blocks, as on Linux.
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -15,6 +20,7 @@ use hyper::{Errno, Timespec};
 use crate::consts::{o, poll, s, PIPE_BUF};
 use crate::file::{File, FileOps, Pos, Stat};
 use crate::sync::{Mutex, WaitQueue};
+use crate::vfs::Vnode;
 use crate::Kernel;
 
 /// Capacity of a pipe (Linux's default is 16 pages).
@@ -24,9 +30,15 @@ struct PipeState {
     buf: VecDeque<u8>,
     readers: usize,
     writers: usize,
+    /// How many read and write ends were ever opened: a fifo opener waits
+    /// for the other count to move, so a peer that opens and closes at
+    /// once still releases it.
+    reader_opens: u64,
+    writer_opens: u64,
 }
 
-struct Pipe {
+/// The shared state of a pipe or fifo.
+pub struct Pipe {
     state: Mutex<PipeState>,
     wq: WaitQueue,
     ino: u64,
@@ -35,39 +47,91 @@ struct Pipe {
 
 struct PipeEnd {
     pipe: Arc<Pipe>,
-    is_writer: bool,
+    reads: bool,
+    writes: bool,
+    /// For a fifo: the file it was opened through, which `fstat` reports.
+    vnode: Option<Vnode>,
+}
+
+impl Pipe {
+    /// A pipe with no ends open yet.
+    pub fn new(k: &Kernel) -> Arc<Pipe> {
+        let mut id = [0u8; 8];
+        k.hyper().random_fill(&mut id);
+        Arc::new(Pipe {
+            state: Mutex::new(PipeState {
+                buf: VecDeque::new(),
+                readers: 0,
+                writers: 0,
+                reader_opens: 0,
+                writer_opens: 0,
+            }),
+            wq: WaitQueue::new(),
+            ino: u64::from_le_bytes(id) >> 16,
+            ctime: k.hyper().clock_wall(),
+        })
+    }
+
+    fn end(self: &Arc<Self>, reads: bool, writes: bool, vnode: Option<Vnode>) -> PipeEnd {
+        let mut st = self.state.lock();
+        if reads {
+            st.readers += 1;
+            st.reader_opens += 1;
+        }
+        if writes {
+            st.writers += 1;
+            st.writer_opens += 1;
+        }
+        drop(st);
+        self.wq.wake_all();
+        PipeEnd {
+            pipe: self.clone(),
+            reads,
+            writes,
+            vnode,
+        }
+    }
 }
 
 /// Makes a pipe: returns the read end and the write end.
 pub fn pipe(k: &Kernel, flags: i32) -> (File, File) {
-    let mut id = [0u8; 8];
-    k.hyper().random_fill(&mut id);
-    let pipe = Arc::new(Pipe {
-        state: Mutex::new(PipeState {
-            buf: VecDeque::new(),
-            readers: 1,
-            writers: 1,
-        }),
-        wq: WaitQueue::new(),
-        ino: u64::from_le_bytes(id) >> 16,
-        ctime: k.hyper().clock_wall(),
-    });
+    let pipe = Pipe::new(k);
     let status = flags & o::NONBLOCK;
-    let r = File::new(
-        o::RDONLY | status,
-        Box::new(PipeEnd {
-            pipe: pipe.clone(),
-            is_writer: false,
-        }),
-    );
-    let w = File::new(
-        o::WRONLY | status,
-        Box::new(PipeEnd {
-            pipe,
-            is_writer: true,
-        }),
-    );
+    let r = File::new(o::RDONLY | status, Box::new(pipe.end(true, false, None)));
+    let w = File::new(o::WRONLY | status, Box::new(pipe.end(false, true, None)));
     (r, w)
+}
+
+/// Opens an end of the fifo `pipe`, found through the file `vn`, with the
+/// access mode and `O_NONBLOCK` of `flags` (see the module docs).
+pub fn open_fifo(k: &Kernel, pipe: &Arc<Pipe>, vn: Vnode, flags: i32) -> Result<File, Errno> {
+    let nonblock = flags & o::NONBLOCK != 0;
+    let (reads, writes) = match flags & o::ACCMODE {
+        o::RDONLY => (true, false),
+        o::WRONLY => (false, true),
+        _ => (true, true),
+    };
+    if writes && !reads && nonblock && pipe.state.lock().readers == 0 {
+        return Err(Errno::ENXIO);
+    }
+    let (seen_r, seen_w) = {
+        let st = pipe.state.lock();
+        (st.reader_opens, st.writer_opens)
+    };
+    let end = pipe.end(reads, writes, Some(vn));
+    if !(reads && writes) && !nonblock {
+        // `end` is dropped on error, which undoes its count.
+        k.wait(&[&pipe.wq], None, || {
+            let st = pipe.state.lock();
+            let ok = if reads {
+                st.writers > 0 || st.writer_opens != seen_w
+            } else {
+                st.readers > 0 || st.reader_opens != seen_r
+            };
+            Ok(ok.then_some(()))
+        })?;
+    }
+    Ok(File::new(flags, Box::new(end)))
 }
 
 impl FileOps for PipeEnd {
@@ -149,6 +213,9 @@ impl FileOps for PipeEnd {
     }
 
     fn stat(&self, _k: &Kernel) -> Result<Stat, Errno> {
+        if let Some(vn) = &self.vnode {
+            return vn.stat();
+        }
         let st = self.pipe.state.lock();
         Ok(Stat {
             dev: 0,
@@ -167,17 +234,19 @@ impl FileOps for PipeEnd {
     fn poll(&self, _k: &Kernel, events: i16) -> i16 {
         let st = self.pipe.state.lock();
         let mut r = 0;
-        if self.is_writer {
+        if self.writes {
             if st.readers == 0 {
                 r |= poll::ERR;
             } else if PIPE_CAPACITY - st.buf.len() >= PIPE_BUF {
                 r |= events & (poll::OUT | poll::WRNORM);
             }
-        } else {
+        }
+        if self.reads {
             if !st.buf.is_empty() {
                 r |= events & (poll::IN | poll::RDNORM);
             }
-            if st.writers == 0 {
+            // A fifo nobody has written to yet is not hung up.
+            if st.writers == 0 && st.writer_opens > 0 {
                 r |= poll::HUP;
             }
         }
@@ -186,6 +255,10 @@ impl FileOps for PipeEnd {
 
     fn wait_queue(&self) -> Option<&WaitQueue> {
         Some(&self.pipe.wq)
+    }
+
+    fn vnode(&self) -> Option<&Vnode> {
+        self.vnode.as_ref()
     }
 
     fn as_any(&self) -> &dyn core::any::Any {
@@ -197,9 +270,10 @@ impl Drop for PipeEnd {
     fn drop(&mut self) {
         {
             let mut st = self.pipe.state.lock();
-            if self.is_writer {
+            if self.writes {
                 st.writers -= 1;
-            } else {
+            }
+            if self.reads {
                 st.readers -= 1;
             }
         }

@@ -22,6 +22,22 @@ fn io<T>(r: Result<T, Errno>) -> io::Result<T> {
 }
 
 /// An open file in a rump kernel. Closed on drop.
+///
+/// ```
+/// use std::io::{Read, Seek, SeekFrom, Write};
+/// use rump::fs::{File, OpenOptions};
+///
+/// let k = rump::Kernel::boot()?;
+/// let p = k.process()?;
+/// let mut f = OpenOptions::new().read(true).write(true).create(true).open(&p, "/data")?;
+/// f.write_all(b"hello, kernel")?;
+/// f.seek(SeekFrom::Start(7))?;
+/// let mut s = String::new();
+/// f.read_to_string(&mut s)?;
+/// assert_eq!(s, "kernel");
+/// assert_eq!(f.metadata()?.len(), 13);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct File {
     proc: Process,
     fd: i32,
@@ -385,7 +401,11 @@ pub fn hard_link<P: AsRef<Path>, Q: AsRef<Path>>(
 
 /// Makes a symbolic link `link` pointing at `target`.
 pub fn symlink<P: AsRef<Path>, Q: AsRef<Path>>(p: &Process, target: P, link: Q) -> io::Result<()> {
-    io(sys::symlink(p, bytes(target.as_ref()), bytes(link.as_ref())))
+    io(sys::symlink(
+        p,
+        bytes(target.as_ref()),
+        bytes(link.as_ref()),
+    ))
 }
 
 /// The target of a symbolic link.
@@ -498,7 +518,10 @@ impl Iterator for ReadDir {
             let reclen = u16::from_ne_bytes(rec[16..18].try_into().ok()?) as usize;
             let dtype = rec[18];
             let name_area = &rec[19..reclen];
-            let nul = name_area.iter().position(|&c| c == 0).unwrap_or(name_area.len());
+            let nul = name_area
+                .iter()
+                .position(|&c| c == 0)
+                .unwrap_or(name_area.len());
             let name = name_area[..nul].to_vec();
             self.pos += reclen;
             if name == b"." || name == b".." {

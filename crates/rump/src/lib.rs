@@ -38,6 +38,18 @@ pub use sys;
 
 /// A rump kernel. Dropping it halts the kernel; [`Kernel::halt`] does so
 /// explicitly.
+///
+/// ```
+/// // Kernels are independent: a file made in one is absent in the other.
+/// let a = rump::Kernel::boot()?;
+/// let b = rump::Kernel::builder().hostname("b").boot()?;
+/// let (pa, pb) = (a.process()?, b.process()?);
+/// rump::fs::write(&pa, "/only-in-a", b"1")?;
+/// assert!(rump::fs::exists(&pa, "/only-in-a"));
+/// assert!(!rump::fs::exists(&pb, "/only-in-a"));
+/// assert_eq!(rump::sys::uname(&pb)?.nodename, "b");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Kernel {
     k: kern::Kernel,
 }
@@ -163,6 +175,23 @@ impl KernelBuilder {
 ///
 /// It dereferences to [`kern::Proc`], so it can be passed straight to the
 /// calls in [`sys`]: `rump::sys::getpid(&p)`.
+///
+/// ```
+/// use rump::sys::{self, consts::o};
+/// use rump::ForkFds;
+///
+/// let k = rump::Kernel::boot()?;
+/// let parent = k.process()?;
+/// let fd = sys::open(&parent, b"/log", o::CREAT | o::WRONLY, 0o644)?;
+/// // A child sharing the descriptor table sees the same descriptor.
+/// let child = parent.rfork(ForkFds::Share)?;
+/// sys::write(&child, fd, b"from the child\n")?;
+/// // A child with a cleared table does not.
+/// let other = parent.rfork(ForkFds::Clear)?;
+/// assert_eq!(sys::write(&other, fd, b"x"), Err(rump::Errno::EBADF));
+/// assert_ne!(sys::getpid(&child)?, sys::getpid(&parent)?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct Process {
     p: Arc<kern::Proc>,
@@ -190,6 +219,15 @@ impl Process {
     /// The kernel process underneath.
     pub fn raw(&self) -> &Arc<kern::Proc> {
         &self.p
+    }
+
+    /// A new thread context of this process, bound to the calling host
+    /// thread, for code that finds its context implicitly (the C ABI, the
+    /// hijack library). Returns the lwp.
+    pub fn bind_current_thread(&self) -> Arc<kern::Lwp> {
+        let lwp = self.p.new_lwp();
+        lwp.bind_current();
+        lwp
     }
 }
 

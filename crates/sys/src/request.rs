@@ -1,7 +1,10 @@
 //! Every system call as data: [`Request`] and [`Response`], and
 //! [`dispatch`], which runs a request through the typed functions.
 //!
-//! Paths and buffers are owned byte vectors so the enums serialise (the
+//! Calls with an `*at` form appear only in that form (`open` is `Openat`
+//! with `AT_FDCWD`, `stat` is `Fstatat`); `readv`/`writev` are sequences of
+//! `Read`/`Write` for a remote caller, and `dup2`-style aliases map onto
+//! their general call. Paths and buffers are owned byte vectors so the enums serialise (the
 //! remote protocol uses postcard). Reads carry a length, not a buffer, and
 //! are capped at [`MAX_IO`] so a remote client cannot make the server
 //! allocate without bound.

@@ -18,7 +18,7 @@ pub mod vnfile;
 
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
-use alloc::sync::Arc;
+use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -28,6 +28,7 @@ pub use node::{DirEntry, FileSystem, FsType, NewNode, Node, NodeKind, SetAttr, S
 
 use crate::consts::ms;
 use crate::file::Stat;
+use crate::pipe::Pipe;
 use crate::sync::{Mutex, RwLock};
 use crate::Kernel;
 
@@ -145,6 +146,8 @@ pub struct Vfs {
     /// when this is non-zero.
     n_covering: AtomicUsize,
     next_mount_id: AtomicU64,
+    /// Open fifos by (mount id, inode), alive while an end is open.
+    fifos: Mutex<BTreeMap<(u64, u64), Weak<Pipe>>>,
 }
 
 /// `umount2` flag: detach even when busy.
@@ -159,6 +162,7 @@ impl Vfs {
             table: RwLock::new(MountTable::default()),
             n_covering: AtomicUsize::new(0),
             next_mount_id: AtomicU64::new(1),
+            fifos: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -300,6 +304,20 @@ impl Vfs {
             v = m.root_vnode();
         }
         v
+    }
+
+    /// The pipe behind the fifo `vn`: the one its open ends share, or a new
+    /// one.
+    pub fn fifo(&self, k: &Kernel, vn: &Vnode) -> Arc<Pipe> {
+        let key = (vn.mnt.id, vn.node.ino());
+        let mut fifos = self.fifos.lock();
+        if let Some(p) = fifos.get(&key).and_then(Weak::upgrade) {
+            return p;
+        }
+        fifos.retain(|_, w| w.strong_count() > 0);
+        let p = Pipe::new(k);
+        fifos.insert(key, Arc::downgrade(&p));
+        p
     }
 
     /// Syncs every mounted file system.

@@ -38,6 +38,10 @@ pub fn openat(p: &Proc, dirfd: i32, path: &[u8], flags: i32, mode: u32) -> Resul
                 ..SetAttr::default()
             })?;
         }
+        if vn.kind() == NodeKind::Fifo {
+            let pipe = p.kernel().vfs().fifo(p.kernel(), &vn);
+            return kern::pipe::open_fifo(p.kernel(), &pipe, vn, flags);
+        }
         Ok(vnfile::open_vnode(vn, flags))
     })?;
     p.install(Arc::new(file), flags & o::CLOEXEC != 0)
@@ -147,9 +151,8 @@ fn check_open(env: &Env, vn: &Vnode, flags: i32, created: bool) -> Result<(), Er
         vn.check_writable_mount()?;
     }
     match kind {
-        NodeKind::Regular | NodeKind::Directory => Ok(()),
-        // A symlink is only reached with O_NOFOLLOW|O_PATH, which we
-        // refuse above; devices, fifos and sockets have no driver yet.
+        NodeKind::Regular | NodeKind::Directory | NodeKind::Fifo => Ok(()),
+        // Devices and sockets have no driver behind them yet.
         _ => Err(Errno::ENXIO),
     }
 }
