@@ -119,7 +119,8 @@ pub fn open_fifo(k: &Kernel, pipe: &Arc<Pipe>, vn: Vnode, flags: i32) -> Result<
         (st.reader_opens, st.writer_opens)
     };
     let end = pipe.end(reads, writes, Some(vn));
-    if !(reads && writes) && !nonblock {
+    let blocks = !nonblock && reads != writes;
+    if blocks {
         // `end` is dropped on error, which undoes its count.
         k.wait(&[&pipe.wq], None, || {
             let st = pipe.state.lock();
