@@ -236,10 +236,13 @@ impl FileOps for PipeEnd {
         let st = self.pipe.state.lock();
         let mut r = 0;
         if self.writes {
+            if PIPE_CAPACITY - st.buf.len() >= PIPE_BUF {
+                r |= events & (poll::OUT | poll::WRNORM);
+            }
+            // Linux reports a write end without readers as writable too,
+            // so a writer wakes and meets EPIPE.
             if st.readers == 0 {
                 r |= poll::ERR;
-            } else if PIPE_CAPACITY - st.buf.len() >= PIPE_BUF {
-                r |= events & (poll::OUT | poll::WRNORM);
             }
         }
         if self.reads {

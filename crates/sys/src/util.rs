@@ -4,9 +4,9 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use kern::consts::at;
+use kern::consts::{at, s};
 use kern::vfs::namei::LookupCtx;
-use kern::vfs::{NodeKind, Vnode};
+use kern::vfs::{NodeKind, SetAttr, Vnode};
 use kern::{Cred, Errno, Proc, ProcDirs};
 
 /// What a path lookup needs of a process, taken once per call.
@@ -127,4 +127,28 @@ pub(crate) fn is_mount_point(dir: &Vnode, v: &Vnode) -> bool {
 /// and the empty name (the path was `/`) get `err`.
 pub(crate) fn is_dot_or_empty(name: &[u8]) -> bool {
     name.is_empty() || name == b"." || name == b".."
+}
+
+/// Clears the set-user-ID bit, and the set-group-ID bit where it means
+/// "run as the group", of a regular file that an unprivileged process
+/// writes or truncates (Linux's `file_remove_privs`; root keeps them, as
+/// a holder of `CAP_FSETID` does).
+pub(crate) fn remove_privs(cred: &Cred, vn: &Vnode) -> Result<(), Errno> {
+    if cred.is_root() || vn.kind() != NodeKind::Regular {
+        return Ok(());
+    }
+    let st = vn.node.getattr()?;
+    let mut perm = st.mode & s::PERM_MASK;
+    let before = perm;
+    perm &= !s::ISUID;
+    if perm & s::ISGID != 0 && (perm & 0o010 != 0 || !cred.in_group(st.gid)) {
+        perm &= !s::ISGID;
+    }
+    if perm == before {
+        return Ok(());
+    }
+    vn.node.setattr(&SetAttr {
+        perm: Some(perm),
+        ..SetAttr::default()
+    })
 }

@@ -145,12 +145,17 @@ impl LookupCtx<'_> {
             let is_last = after == path.len();
             let trailing_slash = is_last && end < path.len();
             let comp_range = pos..end;
-            if end - pos > NAME_MAX {
-                return Err(Errno::ENAMETOOLONG);
-            }
             if is_last && want_parent {
+                // The directory is searched for the last component even
+                // though it is not looked up yet: search permission first,
+                // then the name's length, as `step` does (Linux checks
+                // both in this order too).
                 if cur.kind() != NodeKind::Directory {
                     return Err(Errno::ENOTDIR);
+                }
+                perm::check(self.cred, &cur, Access::EXEC)?;
+                if end - pos > NAME_MAX {
+                    return Err(Errno::ENAMETOOLONG);
                 }
                 return Ok(Walked::Parent(Parent {
                     dir: cur,
@@ -168,12 +173,15 @@ impl LookupCtx<'_> {
                 if target.is_empty() {
                     return Err(Errno::ENOENT);
                 }
-                let mut np = Vec::with_capacity(target.len() + path.len() - end + 1);
-                np.extend_from_slice(&target);
-                np.extend_from_slice(&path[end..]);
-                if np.len() >= PATH_MAX {
+                // Linux limits each link body, not the text a walk expands
+                // to; with at most SYMLOOP_MAX links the expansion stays
+                // bounded.
+                if target.len() >= PATH_MAX {
                     return Err(Errno::ENAMETOOLONG);
                 }
+                let mut np = Vec::with_capacity(target.len() + path.len() - end);
+                np.extend_from_slice(&target);
+                np.extend_from_slice(&path[end..]);
                 if target[0] == b'/' {
                     cur = self.dirs.root.clone();
                 }

@@ -24,23 +24,31 @@ pub fn open_vnode(vn: Vnode, flags: i32) -> File {
 
 impl FileOps for VnodeFile {
     fn read(&self, _k: &Kernel, file: &File, buf: &mut [u8], pos: Pos) -> Result<usize, Errno> {
+        let off = match pos {
+            Pos::At(off) => off,
+            Pos::Current => file.offset(),
+        };
+        check_range(off, buf.len())?;
         match self.vn.kind() {
             NodeKind::Directory => return Err(Errno::EISDIR),
             NodeKind::Regular | NodeKind::Symlink => {}
             _ => return Err(Errno::ENXIO),
         }
-        match pos {
-            Pos::At(off) => self.vn.node.read(off, buf),
-            Pos::Current => {
-                let off = file.offset();
-                let n = self.vn.node.read(off, buf)?;
-                file.set_offset(off + n as u64);
-                Ok(n)
-            }
+        let n = self.vn.node.read(off, buf)?;
+        if pos == Pos::Current {
+            file.set_offset(off + n as u64);
         }
+        Ok(n)
     }
 
     fn write(&self, _k: &Kernel, file: &File, buf: &[u8], pos: Pos) -> Result<usize, Errno> {
+        check_range(
+            match pos {
+                Pos::At(off) => off,
+                Pos::Current => file.offset(),
+            },
+            buf.len(),
+        )?;
         match self.vn.kind() {
             NodeKind::Directory => return Err(Errno::EISDIR),
             NodeKind::Regular => {}
@@ -54,7 +62,9 @@ impl FileOps for VnodeFile {
             Pos::Current => WriteAt::Offset(file.offset()),
         };
         let (n, end) = self.vn.node.write(at, buf)?;
-        if pos == Pos::Current {
+        // Linux moves the offset only when something was written (an empty
+        // append leaves it where it was).
+        if pos == Pos::Current && n > 0 {
             file.set_offset(end);
         }
         Ok(n)
@@ -73,10 +83,11 @@ impl FileOps for VnodeFile {
         let size = || -> Result<i64, Errno> { Ok(self.vn.node.getattr()?.size as i64) };
         let new = match whence {
             seek::SET => off,
+            // An offset beyond 2^63 - 1 is EINVAL, as on Linux.
             seek::CUR => (file.offset() as i64)
                 .checked_add(off)
-                .ok_or(Errno::EOVERFLOW)?,
-            seek::END if !is_dir => size()?.checked_add(off).ok_or(Errno::EOVERFLOW)?,
+                .ok_or(Errno::EINVAL)?,
+            seek::END if !is_dir => size()?.checked_add(off).ok_or(Errno::EINVAL)?,
             seek::DATA | seek::HOLE if !is_dir => {
                 let sz = size()?;
                 if off < 0 || off >= sz {
@@ -103,5 +114,14 @@ impl FileOps for VnodeFile {
 
     fn as_any(&self) -> &dyn core::any::Any {
         self
+    }
+}
+
+/// `EINVAL` when the bytes from `off` on would pass 2^63 - 1, the largest
+/// file offset (Linux's `rw_verify_area`).
+fn check_range(off: u64, len: usize) -> Result<(), Errno> {
+    match off.checked_add(len as u64) {
+        Some(end) if end <= i64::MAX as u64 => Ok(()),
+        _ => Err(Errno::EINVAL),
     }
 }

@@ -8,7 +8,7 @@ use kern::vfs::namei::LookupCtx;
 use kern::vfs::{perm, vnfile, NewNode, NodeKind, SetAttr, Vnode};
 use kern::{Errno, Proc};
 
-use crate::util::{with_at, Env};
+use crate::util::{remove_privs, with_at, Env};
 
 /// Opens `path` relative to the working directory.
 pub fn open(p: &Proc, path: &[u8], flags: i32, mode: u32) -> Result<i32, Errno> {
@@ -33,6 +33,7 @@ pub fn openat(p: &Proc, dirfd: i32, path: &[u8], flags: i32, mode: u32) -> Resul
         let (vn, created) = resolve(p, env, ctx, path, flags, mode, 0)?;
         check_open(env, &vn, flags, created)?;
         if flags & o::TRUNC != 0 && vn.kind() == NodeKind::Regular && !created {
+            remove_privs(&env.cred, &vn)?;
             vn.node.setattr(&SetAttr {
                 size: Some(0),
                 ..SetAttr::default()
@@ -59,11 +60,9 @@ fn resolve(
 ) -> Result<(Vnode, bool), Errno> {
     let nofollow = flags & o::NOFOLLOW != 0;
     if flags & o::CREAT == 0 {
-        let vn = ctx.lookup(path, !nofollow)?;
-        if nofollow && vn.kind() == NodeKind::Symlink {
-            return Err(Errno::ELOOP);
-        }
-        return Ok((vn, false));
+        // With O_NOFOLLOW a final symlink comes back as itself, and
+        // `check_open` refuses it.
+        return Ok((ctx.lookup(path, !nofollow)?, false));
     }
     let parent = ctx.lookup_parent(path)?;
     if parent.name.is_empty() || parent.trailing_slash {
@@ -74,10 +73,7 @@ fn resolve(
             if flags & o::EXCL != 0 {
                 return Err(Errno::EEXIST);
             }
-            if vn.kind() == NodeKind::Symlink {
-                if nofollow {
-                    return Err(Errno::ELOOP);
-                }
+            if vn.kind() == NodeKind::Symlink && !nofollow {
                 if depth >= SYMLOOP_MAX {
                     return Err(Errno::ELOOP);
                 }
@@ -127,11 +123,19 @@ pub(crate) fn new_owner(env: &Env, dir: &Vnode, perm: u32) -> Result<(u32, u32, 
     }
 }
 
+/// The checks of Linux's `do_open` and `may_open`, in their order.
 fn check_open(env: &Env, vn: &Vnode, flags: i32, created: bool) -> Result<(), Errno> {
     let acc = flags & o::ACCMODE;
     let kind = vn.kind();
+    if flags & o::CREAT != 0 && kind == NodeKind::Directory {
+        return Err(Errno::EISDIR);
+    }
     if flags & o::DIRECTORY != 0 && kind != NodeKind::Directory {
         return Err(Errno::ENOTDIR);
+    }
+    if kind == NodeKind::Symlink {
+        // Only reached with O_NOFOLLOW (O_PATH is refused above).
+        return Err(Errno::ELOOP);
     }
     let writes = acc != o::RDONLY || flags & o::TRUNC != 0;
     if kind == NodeKind::Directory && writes {

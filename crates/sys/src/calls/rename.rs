@@ -41,39 +41,49 @@ pub fn renameat(
     if !is_dir && (op.trailing_slash || np.trailing_slash) {
         return Err(Errno::ENOTDIR);
     }
-    if is_mount_point(&op.dir, &moving) {
-        return Err(Errno::EBUSY);
-    }
     let existing = match nctx.step(&np.dir, &np.name) {
         Ok(v) => Some(v),
         Err(Errno::ENOENT) => None,
         Err(e) => return Err(e),
     };
-    if let Some(e) = &existing {
-        if is_mount_point(&np.dir, e) {
-            return Err(Errno::EBUSY);
-        }
-        if e.same(&moving) {
-            return Ok(());
-        }
-        match (is_dir, e.kind() == NodeKind::Directory) {
-            (true, false) => return Err(Errno::ENOTDIR),
-            (false, true) => return Err(Errno::EISDIR),
-            _ => {}
-        }
-    }
+    // The order of the checks below is Linux's (`do_renameat2`, then
+    // `vfs_rename` and `may_delete`), so that a call with several faults
+    // gets the same errno. First the "trap": neither name may be an
+    // ancestor of the other's directory.
     if is_dir && is_ancestor_or_self(&moving, &np.dir)? {
         return Err(Errno::EINVAL);
+    }
+    if let Some(e) = existing.as_ref().filter(|e| e.is_dir()) {
+        if is_ancestor_or_self(e, &op.dir)? {
+            return Err(Errno::ENOTEMPTY);
+        }
+    }
+    if existing.as_ref().is_some_and(|e| e.same(&moving)) {
+        return Ok(());
     }
     op.dir.check_writable_mount()?;
     perm::check_delete(&env.cred, &op.dir, &moving)?;
     match &existing {
-        Some(e) => perm::check_delete(&env.cred, &np.dir, e)?,
+        Some(e) => {
+            perm::check_delete(&env.cred, &np.dir, e)?;
+            match (is_dir, e.is_dir()) {
+                (true, false) => return Err(Errno::ENOTDIR),
+                (false, true) => return Err(Errno::EISDIR),
+                _ => {}
+            }
+        }
         None => perm::check(&env.cred, &np.dir, Access::WRITE.union(Access::EXEC))?,
     }
     if is_dir && !op.dir.same(&np.dir) {
         // Its ".." entry changes.
         perm::check(&env.cred, &moving, Access::WRITE)?;
+    }
+    if is_mount_point(&op.dir, &moving)
+        || existing
+            .as_ref()
+            .is_some_and(|e| is_mount_point(&np.dir, e))
+    {
+        return Err(Errno::EBUSY);
     }
     op.dir.node.rename(&op.name, &np.dir.node, &np.name)
 }

@@ -1,7 +1,9 @@
 //! `read`, `write`, `pread`, `pwrite`, `readv`, `writev`.
 
 use kern::consts::IOV_MAX;
-use kern::{Errno, Pos, Proc};
+use kern::{Errno, File, Pos, Proc};
+
+use crate::util::remove_privs;
 
 /// Reads from the file's offset.
 pub fn read(p: &Proc, fd: i32, buf: &mut [u8]) -> Result<usize, Errno> {
@@ -14,23 +16,27 @@ pub fn read(p: &Proc, fd: i32, buf: &mut [u8]) -> Result<usize, Errno> {
 pub fn write(p: &Proc, fd: i32, buf: &[u8]) -> Result<usize, Errno> {
     p.kernel().check()?;
     let f = p.file(fd)?;
-    f.write(p.kernel(), buf, Pos::Current)
+    let n = f.write(p.kernel(), buf, Pos::Current)?;
+    wrote(p, &f, n)
 }
 
-/// Reads at `offset`; the file offset does not move.
+/// Reads at `offset`; the file offset does not move. A negative offset is
+/// `EINVAL` even for a bad descriptor (Linux checks it first).
 pub fn pread(p: &Proc, fd: i32, buf: &mut [u8], offset: i64) -> Result<usize, Errno> {
     p.kernel().check()?;
-    let f = p.file(fd)?;
     let off = u64::try_from(offset).map_err(|_| Errno::EINVAL)?;
+    let f = p.file(fd)?;
     f.read(p.kernel(), buf, Pos::At(off))
 }
 
-/// Writes at `offset`; the file offset does not move.
+/// Writes at `offset`; the file offset does not move. Offsets are checked
+/// as for [`pread`].
 pub fn pwrite(p: &Proc, fd: i32, buf: &[u8], offset: i64) -> Result<usize, Errno> {
     p.kernel().check()?;
-    let f = p.file(fd)?;
     let off = u64::try_from(offset).map_err(|_| Errno::EINVAL)?;
-    f.write(p.kernel(), buf, Pos::At(off))
+    let f = p.file(fd)?;
+    let n = f.write(p.kernel(), buf, Pos::At(off))?;
+    wrote(p, &f, n)
 }
 
 /// Reads into several buffers in order.
@@ -79,7 +85,18 @@ pub fn writev(p: &Proc, fd: i32, bufs: &[&[u8]]) -> Result<usize, Errno> {
             break;
         }
     }
-    Ok(total)
+    wrote(p, &f, total)
+}
+
+/// After `n` bytes went to `f`: a written file loses its set-id bits
+/// unless the writer is privileged.
+fn wrote(p: &Proc, f: &File, n: usize) -> Result<usize, Errno> {
+    if n > 0 {
+        if let Some(vn) = f.vnode() {
+            remove_privs(&p.cred(), vn)?;
+        }
+    }
+    Ok(n)
 }
 
 fn check_iov(lens: impl ExactSizeIterator<Item = usize>) -> Result<(), Errno> {

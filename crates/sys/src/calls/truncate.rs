@@ -2,9 +2,9 @@
 
 use kern::cred::Access;
 use kern::vfs::{perm, NodeKind, SetAttr, Vnode};
-use kern::{Errno, Proc};
+use kern::{Cred, Errno, Proc};
 
-use crate::util::with_at;
+use crate::util::{remove_privs, with_at};
 
 /// Sets the size of the file `path`.
 pub fn truncate(p: &Proc, path: &[u8], len: i64) -> Result<(), Errno> {
@@ -17,7 +17,7 @@ pub fn truncate(p: &Proc, path: &[u8], len: i64) -> Result<(), Errno> {
             _ => return Err(Errno::EINVAL),
         }
         perm::check(&env.cred, &vn, Access::WRITE)?;
-        resize(&vn, len)
+        resize(&env.cred, &vn, len)
     })
 }
 
@@ -30,11 +30,12 @@ pub fn ftruncate(p: &Proc, fd: i32, len: i64) -> Result<(), Errno> {
     if vn.kind() != NodeKind::Regular || !f.is_writable() {
         return Err(Errno::EINVAL);
     }
-    resize(vn, len)
+    resize(&p.cred(), vn, len)
 }
 
-fn resize(vn: &Vnode, len: u64) -> Result<(), Errno> {
+fn resize(cred: &Cred, vn: &Vnode, len: u64) -> Result<(), Errno> {
     vn.check_writable_mount()?;
+    remove_privs(cred, vn)?;
     vn.node.setattr(&SetAttr {
         size: Some(len),
         ..SetAttr::default()

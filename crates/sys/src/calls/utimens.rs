@@ -29,6 +29,8 @@ impl TimeArg {
 }
 
 /// Sets access and modification times of `path` (`None`: both now).
+/// With both times `UTIME_OMIT` there is nothing to do and, as on Linux
+/// (utimensat(2) NOTES), the path, descriptor and flags are not checked.
 pub fn utimensat(
     p: &Proc,
     dirfd: i32,
@@ -36,6 +38,9 @@ pub fn utimensat(
     times: Option<[TimeArg; 2]>,
     flags: i32,
 ) -> Result<(), Errno> {
+    if omits_both(times) {
+        return p.kernel().check();
+    }
     if flags & !(at::SYMLINK_NOFOLLOW | at::EMPTY_PATH) != 0 {
         return Err(Errno::EINVAL);
     }
@@ -48,12 +53,19 @@ pub fn utimensat(
     })
 }
 
-/// Sets the times of an open file.
+/// Sets the times of an open file (both `UTIME_OMIT`: see [`utimensat`]).
 pub fn futimens(p: &Proc, fd: i32, times: Option<[TimeArg; 2]>) -> Result<(), Errno> {
     p.kernel().check()?;
+    if omits_both(times) {
+        return Ok(());
+    }
     let f = p.file(fd)?;
     let vn = f.vnode().ok_or(Errno::EINVAL)?;
     set_times(p, &p.cred(), vn, times)
+}
+
+fn omits_both(times: Option<[TimeArg; 2]>) -> bool {
+    times.is_some_and(|t| t.iter().all(|t| t.nsec == utime::OMIT))
 }
 
 fn set_times(p: &Proc, cred: &Cred, vn: &Vnode, times: Option<[TimeArg; 2]>) -> Result<(), Errno> {
