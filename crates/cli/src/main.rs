@@ -7,6 +7,8 @@
 mod alloc_count;
 mod bench;
 mod demo;
+mod image;
+mod newfs;
 
 #[global_allocator]
 static ALLOC: alloc_count::Counting = alloc_count::Counting;
@@ -29,6 +31,10 @@ enum Cmd {
         #[command(subcommand)]
         which: bench::Which,
     },
+    /// Create an ext2 file system on an image file or block device.
+    Newfs(newfs::NewfsArgs),
+    #[command(flatten)]
+    Image(image::ImageCmd),
 }
 
 fn main() {
@@ -36,6 +42,8 @@ fn main() {
     let result = match cli.cmd {
         Cmd::Demo => demo::run(),
         Cmd::Bench { which } => bench::run(which),
+        Cmd::Newfs(args) => newfs::run(args),
+        Cmd::Image(cmd) => image::run(cmd),
     };
     if let Err(e) = result {
         eprintln!("rump: {e:#}");

@@ -9,6 +9,8 @@
 //! Key type: [`PosixHyper`]. Neighbours: the `rump` facade boots kernels on
 //! it by default; kernel crates never see it.
 
+mod net;
+
 use std::cell::RefCell;
 use std::fs::OpenOptions;
 use std::io;
@@ -235,6 +237,22 @@ impl Hyper for PosixHyper {
             file,
             read_only: !writable,
         }))
+    }
+
+    fn shm_map(&self, name: &str, size: usize) -> Result<Box<dyn hyper::SharedMem>, Errno> {
+        net::map_shared(name, size)
+    }
+
+    fn tap_open(&self, name: &str) -> Result<Box<dyn hyper::FrameIo>, Errno> {
+        net::open_tap(name)
+    }
+
+    fn process_id(&self) -> u32 {
+        std::process::id()
+    }
+
+    fn process_alive(&self, id: u32) -> bool {
+        net::pid_alive(id)
     }
 
     fn panic(&self, msg: &str) -> ! {

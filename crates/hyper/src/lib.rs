@@ -8,6 +8,7 @@
 //!
 //! Key types: [`Hyper`] (the platform), [`Parker`] (a host thread's sleep
 //! slot), [`ThreadHandle`], [`BlockIo`] (a host "file" used as a disk),
+//! [`SharedMem`] (memory shared between processes) and [`FrameIo`] (a tap),
 //! [`Errno`] (Linux numbering; host errors are translated into it inside the
 //! platform, nowhere else).
 //!
@@ -20,8 +21,8 @@
 //! # Blocking contract
 //!
 //! Some hypercalls may block the calling host thread: [`Parker::park_until`],
-//! [`Hyper::sleep_until`], [`ThreadHandle::join`] and the I/O calls of
-//! [`BlockIo`]. A kernel thread making one of them **must not hold a kernel
+//! [`Hyper::sleep_until`], [`ThreadHandle::join`], the I/O calls of
+//! [`BlockIo`], [`SharedMem::wait_u32`] and [`FrameIo::recv`]. A kernel thread making one of them **must not hold a kernel
 //! lock** that the thread which would wake it (or any other kernel thread
 //! that the wake-up depends on) needs. All other hypercalls return promptly
 //! and may be made with kernel spin locks held.
@@ -145,6 +146,38 @@ pub trait Hyper: Send + Sync + 'static {
         Err(Errno::ENOSYS)
     }
 
+    // ----- network I/O ------------------------------------------------------
+
+    /// Maps a host file of at least `size` bytes as memory shared with every
+    /// other process that maps it (creating and growing the file as needed).
+    /// The `shmif` network bus lives in such a file. Returns promptly.
+    fn shm_map(&self, name: &str, size: usize) -> Result<Box<dyn SharedMem>, Errno> {
+        let _ = (name, size);
+        Err(Errno::ENOSYS)
+    }
+
+    /// Opens a host tap device (an Ethernet link whose other end is the host
+    /// kernel) by name. On Linux the name is an interface name (`tap0`),
+    /// optionally prefixed with a network namespace (`netns:NAME:tap0`).
+    fn tap_open(&self, name: &str) -> Result<Box<dyn FrameIo>, Errno> {
+        let _ = name;
+        Err(Errno::ENOSYS)
+    }
+
+    /// An identifier of the calling host process, unique among live
+    /// processes (the pid on POSIX). Shared-memory locks record it so that
+    /// a lock held by a process that died can be recovered.
+    fn process_id(&self) -> u32 {
+        0
+    }
+
+    /// Whether the host process `id` (see [`Hyper::process_id`]) is alive.
+    /// Platforms that cannot tell answer `true`.
+    fn process_alive(&self, id: u32) -> bool {
+        let _ = id;
+        true
+    }
+
     // ----- termination ------------------------------------------------------
 
     /// Reports a fatal kernel inconsistency and does not return.
@@ -204,4 +237,55 @@ pub trait BlockIo: Send + Sync {
     }
     /// Whether writes are refused.
     fn is_read_only(&self) -> bool;
+}
+
+/// Memory shared between host processes, mapped with [`Hyper::shm_map`].
+///
+/// Every access is atomic, so any number of processes may read and write
+/// concurrently without undefined behaviour; what the bytes mean is up to
+/// the kernel (the `shmif` bus format lives in the network stack). Offsets
+/// come from data other processes wrote, so each call checks its range and
+/// alignment and fails with `EINVAL` instead of touching memory outside the
+/// mapping. None of these calls blocks except [`SharedMem::wait_u32`].
+pub trait SharedMem: Send + Sync {
+    /// Size of the mapping in bytes.
+    fn len(&self) -> usize;
+    /// Atomically loads the 4-byte-aligned word at `off` (acquire).
+    fn load_u32(&self, off: usize) -> Result<u32, Errno>;
+    /// Atomically stores the word at `off` (release).
+    fn store_u32(&self, off: usize, val: u32) -> Result<(), Errno>;
+    /// Compare-and-swap: stores `new` if the word equals `old`; returns the
+    /// value seen before (equal to `old` on success).
+    fn cas_u32(&self, off: usize, old: u32, new: u32) -> Result<u32, Errno>;
+    /// Atomically adds `val` to the word, returning the previous value.
+    fn fetch_add_u32(&self, off: usize, val: u32) -> Result<u32, Errno>;
+    /// Atomically loads the 8-byte-aligned word at `off` (acquire).
+    fn load_u64(&self, off: usize) -> Result<u64, Errno>;
+    /// Atomically stores the 8-byte word at `off` (release).
+    fn store_u64(&self, off: usize, val: u64) -> Result<(), Errno>;
+    /// Copies bytes out of the mapping.
+    fn read(&self, off: usize, buf: &mut [u8]) -> Result<(), Errno>;
+    /// Copies bytes into the mapping.
+    fn write(&self, off: usize, data: &[u8]) -> Result<(), Errno>;
+    /// Blocks while the word at `off` equals `expected`, until
+    /// [`SharedMem::wake_all`] on the same word from any process, the
+    /// deadline, or spuriously (a futex on Linux). May block.
+    fn wait_u32(&self, off: usize, expected: u32, deadline: Option<MonoNs>) -> Result<(), Errno>;
+    /// Wakes every process and thread waiting on the word at `off`.
+    fn wake_all(&self, off: usize) -> Result<(), Errno>;
+}
+
+/// An Ethernet link to the host (a tap device), opened with
+/// [`Hyper::tap_open`]. Frames are whole Ethernet frames without a
+/// preamble or FCS.
+pub trait FrameIo: Send + Sync {
+    /// Sends one frame. Returns promptly (a frame the host cannot take is
+    /// dropped, as on a wire).
+    fn send(&self, frame: &[u8]) -> Result<(), Errno>;
+    /// Receives one frame into `buf`, returning its length. Blocks until a
+    /// frame arrives, `deadline` passes (`ETIMEDOUT`) or [`FrameIo::close`]
+    /// is called (`ESHUTDOWN`). May block.
+    fn recv(&self, buf: &mut [u8], deadline: Option<MonoNs>) -> Result<usize, Errno>;
+    /// Wakes a blocked [`FrameIo::recv`]; later calls fail with `ESHUTDOWN`.
+    fn close(&self);
 }

@@ -148,3 +148,97 @@ pub const NAME_MAX: usize = 255;
 pub const SYMLOOP_MAX: usize = 40;
 pub const PIPE_BUF: usize = 4096;
 pub const IOV_MAX: usize = 1024;
+
+/// Socket address families (`AF_*`).
+pub mod af {
+    pub const UNSPEC: i32 = 0;
+    pub const UNIX: i32 = 1;
+    pub const INET: i32 = 2;
+    pub const INET6: i32 = 10;
+}
+
+/// Socket types (`SOCK_*`) and the flags `socket`/`accept4` take with them.
+pub mod sock {
+    pub const STREAM: i32 = 1;
+    pub const DGRAM: i32 = 2;
+    pub const RAW: i32 = 3;
+    pub const SEQPACKET: i32 = 5;
+    /// The bits of the `type` argument that name the type.
+    pub const TYPE_MASK: i32 = 0xf;
+    pub const NONBLOCK: i32 = 0o4000;
+    pub const CLOEXEC: i32 = 0o2000000;
+}
+
+/// IP protocol numbers (`IPPROTO_*`), also the option levels `IPPROTO_IP`
+/// and `IPPROTO_TCP`.
+pub mod ipproto {
+    pub const IP: i32 = 0;
+    pub const ICMP: i32 = 1;
+    pub const TCP: i32 = 6;
+    pub const UDP: i32 = 17;
+    pub const IPV6: i32 = 41;
+    pub const ICMPV6: i32 = 58;
+}
+
+/// Socket-level options (`SOL_SOCKET`, `SO_*`).
+pub mod so {
+    pub const SOL_SOCKET: i32 = 1;
+    pub const DEBUG: i32 = 1;
+    pub const REUSEADDR: i32 = 2;
+    pub const TYPE: i32 = 3;
+    pub const ERROR: i32 = 4;
+    pub const DONTROUTE: i32 = 5;
+    pub const BROADCAST: i32 = 6;
+    pub const SNDBUF: i32 = 7;
+    pub const RCVBUF: i32 = 8;
+    pub const KEEPALIVE: i32 = 9;
+    pub const OOBINLINE: i32 = 10;
+    pub const LINGER: i32 = 13;
+    pub const REUSEPORT: i32 = 15;
+    pub const RCVLOWAT: i32 = 18;
+    pub const SNDLOWAT: i32 = 19;
+    pub const RCVTIMEO: i32 = 20;
+    pub const SNDTIMEO: i32 = 21;
+    pub const ACCEPTCONN: i32 = 30;
+    pub const PROTOCOL: i32 = 38;
+    pub const DOMAIN: i32 = 39;
+}
+
+/// `IPPROTO_IP` options.
+pub mod ip {
+    pub const TOS: i32 = 1;
+    pub const TTL: i32 = 2;
+}
+
+/// `IPPROTO_TCP` options.
+pub mod tcp {
+    pub const NODELAY: i32 = 1;
+    pub const MAXSEG: i32 = 2;
+    pub const KEEPIDLE: i32 = 4;
+    pub const KEEPINTVL: i32 = 5;
+    pub const KEEPCNT: i32 = 6;
+}
+
+/// `send`/`recv` flags (`MSG_*`).
+pub mod msg {
+    pub const OOB: i32 = 0x1;
+    pub const PEEK: i32 = 0x2;
+    pub const DONTROUTE: i32 = 0x4;
+    pub const TRUNC: i32 = 0x20;
+    pub const DONTWAIT: i32 = 0x40;
+    pub const EOR: i32 = 0x80;
+    pub const WAITALL: i32 = 0x100;
+    pub const NOSIGNAL: i32 = 0x4000;
+    pub const MORE: i32 = 0x8000;
+    pub const CMSG_CLOEXEC: i32 = 0x4000_0000;
+}
+
+/// `shutdown(2)` directions.
+pub mod shut {
+    pub const RD: i32 = 0;
+    pub const WR: i32 = 1;
+    pub const RDWR: i32 = 2;
+}
+
+/// The most connections a listen backlog holds (Linux's `somaxconn`).
+pub const SOMAXCONN: usize = 4096;

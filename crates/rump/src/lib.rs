@@ -29,7 +29,9 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
+pub mod ext2;
 pub mod fs;
+pub mod net;
 
 pub use hyper::{self, Errno, Hyper, Timespec};
 pub use hyper_posix::PosixHyper;
@@ -139,6 +141,19 @@ impl KernelBuilder {
     pub fn root_fs(mut self, fstype: Option<&str>) -> Self {
         self.root_fs = fstype.map(Into::into);
         self
+    }
+
+    /// Adds the block-device layer (etfs registration) and the ext2 file
+    /// system; see [`ext2`].
+    pub fn ext2(self) -> Self {
+        self.component(Arc::new(dev_blk::BlkComponent))
+            .component(Arc::new(fs_ext2::Ext2Component))
+    }
+
+    /// Adds the network stack (sockets, `lo0`, interfaces); its `busN`
+    /// interfaces share this process's bus registry; see [`net`].
+    pub fn net(self) -> Self {
+        self.component(crate::net::component())
     }
 
     /// Leaves tmpfs out (then choose another root or none).

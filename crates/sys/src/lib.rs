@@ -22,12 +22,16 @@ pub mod calls;
 mod request;
 mod util;
 
+pub use calls::accept::{accept, accept4};
 pub use calls::access::{access, faccessat};
+pub use calls::bind::bind;
 pub use calls::chdir::{chdir, chroot, fchdir, getcwd};
 pub use calls::chmod::{chmod, fchmod, fchmodat};
 pub use calls::chown::{chown, fchown, fchownat, lchown, NO_CHANGE};
 pub use calls::close::close;
+pub use calls::connect::connect;
 pub use calls::dup::{dup, dup2, dup3};
+pub use calls::etfs::{etfs_register, etfs_remove};
 pub use calls::fcntl::fcntl;
 pub use calls::fsync::{fdatasync, fsync, sync};
 pub use calls::getdents::getdents64;
@@ -35,10 +39,15 @@ pub use calls::ids::{
     getegid, geteuid, getgid, getgroups, getpid, getppid, getuid, setgid, setgroups, setuid,
 };
 pub use calls::link::{link, linkat};
+pub use calls::listen::listen;
 pub use calls::lseek::lseek;
 pub use calls::mkdir::{mkdir, mkdirat};
 pub use calls::mknod::{mknod, mknodat};
 pub use calls::mount::{mount, mounts, umount2};
+pub use calls::netcfg::{
+    arp_delete, arp_list, if_add_addr, if_create, if_del_addr, if_destroy, if_list, if_set_link,
+    if_set_mac, if_set_mtu, if_set_pcap, if_set_up, net_stats, route_add, route_delete, route_list,
+};
 pub use calls::open::{creat, open, openat};
 pub use calls::pipe::pipe2;
 pub use calls::poll::{poll, PollFd};
@@ -46,6 +55,11 @@ pub use calls::readlink::{readlink, readlinkat};
 pub use calls::rename::{rename, renameat};
 pub use calls::rmdir::rmdir;
 pub use calls::rw::{pread, pwrite, read, readv, write, writev};
+pub use calls::sendrecv::{recv, recvfrom, recvmsg, send, sendmsg, sendto};
+pub use calls::shutdown::shutdown;
+pub use calls::socket::socket;
+pub use calls::sockname::{getpeername, getsockname};
+pub use calls::sockopt::{getsockopt, setsockopt};
 pub use calls::stat::{fstat, fstatat, lstat, stat};
 pub use calls::statvfs::{fstatvfs, statvfs};
 pub use calls::symlink::{symlink, symlinkat};
@@ -57,4 +71,7 @@ pub use calls::unlink::{unlink, unlinkat};
 pub use calls::utimens::{futimens, utimensat, TimeArg};
 pub use kern::consts;
 pub use kern::{Errno, Proc, Stat};
+pub use net::{
+    ArpInfo, IfInfo, IfStats, NetStats, RecvInfo, RouteInfo, RouteSpec, SockAddr, SockOpt,
+};
 pub use request::{dispatch, Request, Response, MAX_IO};

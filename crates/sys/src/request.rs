@@ -18,7 +18,9 @@ use kern::vfs::{MountInfo, StatVfs};
 use kern::{Errno, Proc, Stat};
 
 use crate::calls::utimens::TimeArg;
-use crate::{PollFd, Utsname};
+use crate::{
+    ArpInfo, IfInfo, NetStats, PollFd, RecvInfo, RouteInfo, RouteSpec, SockAddr, SockOpt, Utsname,
+};
 
 /// The largest read a request may ask for (longer reads are short).
 pub const MAX_IO: usize = 1 << 20;
@@ -192,6 +194,14 @@ pub enum Request {
         target: Vec<u8>,
         flags: i32,
     },
+    EtfsRegister {
+        key: Vec<u8>,
+        host_path: Vec<u8>,
+        read_only: bool,
+    },
+    EtfsRemove {
+        key: Vec<u8>,
+    },
     Mounts,
     Getpid,
     Getppid,
@@ -244,6 +254,108 @@ pub enum Request {
     SysctlList {
         prefix: String,
     },
+    // ----- sockets (net) ---------------------------------------------------
+    Socket {
+        domain: i32,
+        ty: i32,
+        protocol: i32,
+    },
+    Bind {
+        fd: i32,
+        addr: SockAddr,
+    },
+    Listen {
+        fd: i32,
+        backlog: i32,
+    },
+    Accept4 {
+        fd: i32,
+        flags: i32,
+    },
+    Connect {
+        fd: i32,
+        addr: SockAddr,
+    },
+    Sendto {
+        fd: i32,
+        data: Vec<u8>,
+        flags: i32,
+        addr: Option<SockAddr>,
+    },
+    Recvfrom {
+        fd: i32,
+        len: usize,
+        flags: i32,
+    },
+    Shutdown {
+        fd: i32,
+        how: i32,
+    },
+    Getsockname {
+        fd: i32,
+    },
+    Getpeername {
+        fd: i32,
+    },
+    Setsockopt {
+        fd: i32,
+        opt: SockOpt,
+    },
+    Getsockopt {
+        fd: i32,
+        level: i32,
+        name: i32,
+    },
+    // ----- network configuration (net) -------------------------------------
+    IfCreate {
+        name: String,
+    },
+    IfDestroy {
+        name: String,
+    },
+    IfSetLink {
+        name: String,
+        link: String,
+    },
+    IfSetMac {
+        name: String,
+        mac: [u8; 6],
+    },
+    IfSetMtu {
+        name: String,
+        mtu: u32,
+    },
+    IfAddAddr {
+        name: String,
+        addr: [u8; 4],
+        prefix: u8,
+    },
+    IfDelAddr {
+        name: String,
+        addr: [u8; 4],
+    },
+    IfSetUp {
+        name: String,
+        up: bool,
+    },
+    IfSetPcap {
+        name: String,
+        path: Option<String>,
+    },
+    IfList,
+    RouteAdd {
+        spec: RouteSpec,
+    },
+    RouteDelete {
+        dst: [u8; 4],
+        prefix: u8,
+    },
+    RouteList,
+    ArpList,
+    ArpDelete {
+        ip: [u8; 4],
+    },
+    NetStats,
 }
 
 /// What a successful call returns.
@@ -259,10 +371,29 @@ pub enum Response {
     Pair(i32, i32),
     Ids(Vec<u32>),
     Uname(Utsname),
-    Poll { n: usize, fds: Vec<PollFd> },
+    Poll {
+        n: usize,
+        fds: Vec<PollFd>,
+    },
     Mounts(Vec<MountInfo>),
     Sysctl(SysctlValue),
     SysctlList(Vec<(String, SysctlValue)>),
+    /// A new descriptor and a peer address (`accept`).
+    Accepted {
+        fd: i32,
+        addr: SockAddr,
+    },
+    SockAddr(SockAddr),
+    Recv {
+        data: Vec<u8>,
+        info: RecvInfo,
+    },
+    SockOpt(SockOpt),
+    Name(String),
+    Interfaces(Vec<IfInfo>),
+    Routes(Vec<RouteInfo>),
+    Arp(Vec<ArpInfo>),
+    NetStats(NetStats),
 }
 
 /// Runs one request as process `p`.
@@ -377,6 +508,12 @@ pub fn dispatch(p: &Proc, req: Request) -> Result<Response, Errno> {
             data,
         } => unit(s::mount(p, &source, &target, &fstype, flags, &data))?,
         Request::Umount2 { target, flags } => unit(s::umount2(p, &target, flags))?,
+        Request::EtfsRegister {
+            key,
+            host_path,
+            read_only,
+        } => unit(s::etfs_register(p, &key, &host_path, read_only))?,
+        Request::EtfsRemove { key } => unit(s::etfs_remove(p, &key))?,
         Request::Mounts => R::Mounts(s::mounts(p)?),
         Request::Getpid => int(s::getpid(p))?,
         Request::Getppid => int(s::getppid(p))?,
@@ -407,5 +544,50 @@ pub fn dispatch(p: &Proc, req: Request) -> Result<Response, Errno> {
         Request::SysctlGet { name } => R::Sysctl(s::sysctl_get(p, &name)?),
         Request::SysctlSet { name, value } => unit(s::sysctl_set(p, &name, value))?,
         Request::SysctlList { prefix } => R::SysctlList(s::sysctl_list(p, &prefix)?),
+        Request::Socket {
+            domain,
+            ty,
+            protocol,
+        } => int(s::socket(p, domain, ty, protocol))?,
+        Request::Bind { fd, addr } => unit(s::bind(p, fd, addr))?,
+        Request::Listen { fd, backlog } => unit(s::listen(p, fd, backlog))?,
+        Request::Accept4 { fd, flags } => {
+            let (fd, addr) = s::accept4(p, fd, flags)?;
+            R::Accepted { fd, addr }
+        }
+        Request::Connect { fd, addr } => unit(s::connect(p, fd, addr))?,
+        Request::Sendto {
+            fd,
+            data,
+            flags,
+            addr,
+        } => R::Size(s::sendto(p, fd, &data, flags, addr)? as u64),
+        Request::Recvfrom { fd, len, flags } => {
+            let mut data = vec![0u8; len.min(MAX_IO)];
+            let info = s::recvfrom(p, fd, &mut data, flags)?;
+            data.truncate(info.len.min(data.len()));
+            R::Recv { data, info }
+        }
+        Request::Shutdown { fd, how } => unit(s::shutdown(p, fd, how))?,
+        Request::Getsockname { fd } => R::SockAddr(s::getsockname(p, fd)?),
+        Request::Getpeername { fd } => R::SockAddr(s::getpeername(p, fd)?),
+        Request::Setsockopt { fd, opt } => unit(s::setsockopt(p, fd, opt))?,
+        Request::Getsockopt { fd, level, name } => R::SockOpt(s::getsockopt(p, fd, level, name)?),
+        Request::IfCreate { name } => R::Name(s::if_create(p, &name)?),
+        Request::IfDestroy { name } => unit(s::if_destroy(p, &name))?,
+        Request::IfSetLink { name, link } => unit(s::if_set_link(p, &name, &link))?,
+        Request::IfSetMac { name, mac } => unit(s::if_set_mac(p, &name, mac))?,
+        Request::IfSetMtu { name, mtu } => unit(s::if_set_mtu(p, &name, mtu))?,
+        Request::IfAddAddr { name, addr, prefix } => unit(s::if_add_addr(p, &name, addr, prefix))?,
+        Request::IfDelAddr { name, addr } => unit(s::if_del_addr(p, &name, addr))?,
+        Request::IfSetUp { name, up } => unit(s::if_set_up(p, &name, up))?,
+        Request::IfSetPcap { name, path } => unit(s::if_set_pcap(p, &name, path.as_deref()))?,
+        Request::IfList => R::Interfaces(s::if_list(p)?),
+        Request::RouteAdd { spec } => unit(s::route_add(p, &spec))?,
+        Request::RouteDelete { dst, prefix } => unit(s::route_delete(p, dst, prefix))?,
+        Request::RouteList => R::Routes(s::route_list(p)?),
+        Request::ArpList => R::Arp(s::arp_list(p)?),
+        Request::ArpDelete { ip } => unit(s::arp_delete(p, ip))?,
+        Request::NetStats => R::NetStats(s::net_stats(p)?),
     })
 }

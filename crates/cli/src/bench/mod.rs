@@ -3,8 +3,10 @@
 //! run where one exists and reports `speedup` (above 1: we win).
 
 mod boot;
+mod ext2;
 mod report;
 mod syscall;
+mod tcp;
 
 use clap::Subcommand;
 
@@ -20,6 +22,25 @@ pub enum Which {
         #[arg(long, default_value_t = 10_000)]
         kernels: usize,
     },
+    /// ext2 sequential I/O and small files, in-process vs Linux's driver
+    /// on a loop mount of an identical image.
+    Ext2 {
+        /// Size of the sequential file in MiB.
+        #[arg(long, default_value_t = 512)]
+        file_mb: usize,
+        /// Number of small files.
+        #[arg(long, default_value_t = 10_000)]
+        small_files: usize,
+        /// Size of each image in MiB.
+        #[arg(long, default_value_t = 1024)]
+        image_mb: u64,
+        /// Directory for the images (default: $TMPDIR or /var/tmp).
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
+    /// TCP through rump kernels (loopback, in-process bus, shmif) vs the
+    /// host's loopback TCP.
+    Tcp(tcp::TcpArgs),
     /// open+fstat+close on tmpfs, in-process vs the host's tmpfs.
     Syscall {
         /// Rounds per measurement.
@@ -35,5 +56,12 @@ pub fn run(which: Which) -> anyhow::Result<()> {
             kernels,
         } => boot::run(iterations, kernels),
         Which::Syscall { iterations } => syscall::run(iterations),
+        Which::Tcp(args) => tcp::run(args),
+        Which::Ext2 {
+            file_mb,
+            small_files,
+            image_mb,
+            dir,
+        } => ext2::run(file_mb, small_files, image_mb, dir),
     }
 }

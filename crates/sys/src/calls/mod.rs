@@ -1,20 +1,26 @@
 //! One module per system call (or per call and its `*at`/`f*` variants).
 
+pub mod accept;
 pub mod access;
+pub mod bind;
 pub mod chdir;
 pub mod chmod;
 pub mod chown;
 pub mod close;
+pub mod connect;
 pub mod dup;
+pub mod etfs;
 pub mod fcntl;
 pub mod fsync;
 pub mod getdents;
 pub mod ids;
 pub mod link;
+pub mod listen;
 pub mod lseek;
 pub mod mkdir;
 pub mod mknod;
 pub mod mount;
+pub mod netcfg;
 pub mod open;
 pub mod pipe;
 pub mod poll;
@@ -22,6 +28,11 @@ pub mod readlink;
 pub mod rename;
 pub mod rmdir;
 pub mod rw;
+pub mod sendrecv;
+pub mod shutdown;
+pub mod socket;
+pub mod sockname;
+pub mod sockopt;
 pub mod stat;
 pub mod statvfs;
 pub mod symlink;

@@ -1,0 +1,350 @@
+//! `rump cp`: copy files and trees into an image, out of it, or within it.
+//! Sources and destination are `IMAGE:PATH` or host paths; at most one
+//! image takes part. With `-r`, directories are copied recursively and
+//! symbolic links are copied as links (like `cp -R`); without it,
+//! links are followed and directories skipped.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use rump::sys;
+use rump::sys::consts::o;
+use rump::Errno;
+
+use super::cmds::Ctx;
+use super::fmt::strerror;
+use super::session::{split, Session};
+
+/// One side of a copy.
+#[derive(Clone)]
+enum Loc {
+    Host(PathBuf),
+    /// A path inside the kernel (under the mount point) and how to show it.
+    Image(String, String),
+}
+
+impl Loc {
+    fn show(&self) -> String {
+        match self {
+            Loc::Host(p) => p.display().to_string(),
+            Loc::Image(_, shown) => shown.clone(),
+        }
+    }
+
+    fn join(&self, name: &str) -> Loc {
+        match self {
+            Loc::Host(p) => Loc::Host(p.join(name)),
+            Loc::Image(k, s) => Loc::Image(
+                format!("{k}/{name}"),
+                format!("{}/{name}", s.trim_end_matches('/')),
+            ),
+        }
+    }
+}
+
+/// What a copy needs to know of a file: type bits and permissions.
+struct Meta {
+    mode: u32,
+    rdev: u64,
+}
+
+type R<T> = Result<T, String>;
+
+fn ioerr(e: std::io::Error) -> String {
+    strerror(&e)
+}
+
+fn kerr(e: Errno) -> String {
+    strerror(&rump::io_error(e))
+}
+
+fn meta(s: Option<&Session>, l: &Loc, follow: bool) -> R<Meta> {
+    match l {
+        Loc::Host(p) => {
+            let m = if follow {
+                std::fs::metadata(p)
+            } else {
+                std::fs::symlink_metadata(p)
+            };
+            m.map(|m| Meta {
+                mode: m.mode(),
+                rdev: m.rdev(),
+            })
+            .map_err(ioerr)
+        }
+        Loc::Image(k, _) => {
+            let s = s.ok_or("no image")?;
+            let st = if follow {
+                sys::stat(&s.p, k.as_bytes())
+            } else {
+                sys::lstat(&s.p, k.as_bytes())
+            };
+            st.map(|st| Meta {
+                mode: st.mode,
+                rdev: st.rdev,
+            })
+            .map_err(kerr)
+        }
+    }
+}
+
+fn is_dir(s: Option<&Session>, l: &Loc) -> bool {
+    meta(s, l, true).is_ok_and(|m| m.mode & 0o170000 == 0o040000)
+}
+
+fn list(s: Option<&Session>, l: &Loc) -> R<Vec<String>> {
+    let mut names: Vec<String> = match l {
+        Loc::Host(p) => std::fs::read_dir(p)
+            .map_err(ioerr)?
+            .map(|e| {
+                e.map(|e| e.file_name().to_string_lossy().into_owned())
+                    .map_err(ioerr)
+            })
+            .collect::<R<_>>()?,
+        Loc::Image(k, _) => rump::fs::read_dir(&s.ok_or("no image")?.p, k)
+            .map_err(ioerr)?
+            .map(|e| {
+                e.map(|e| String::from_utf8_lossy(e.name_bytes()).into_owned())
+                    .map_err(ioerr)
+            })
+            .collect::<R<_>>()?,
+    };
+    names.sort();
+    Ok(names)
+}
+
+fn mkdir(s: Option<&Session>, l: &Loc, mode: u32) -> R<()> {
+    match l {
+        Loc::Host(p) => match std::fs::create_dir(p) {
+            Ok(()) => std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode & 0o7777))
+                .map_err(ioerr),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && p.is_dir() => Ok(()),
+            Err(e) => Err(ioerr(e)),
+        },
+        Loc::Image(k, _) => {
+            let s = s.ok_or("no image")?;
+            match sys::mkdir(&s.p, k.as_bytes(), mode & 0o7777) {
+                Ok(()) | Err(Errno::EEXIST) if is_dir(Some(s), l) => Ok(()),
+                Ok(()) => Ok(()),
+                Err(e) => Err(kerr(e)),
+            }
+        }
+    }
+}
+
+fn readlink(s: Option<&Session>, l: &Loc) -> R<Vec<u8>> {
+    match l {
+        Loc::Host(p) => {
+            use std::os::unix::ffi::OsStrExt;
+            std::fs::read_link(p)
+                .map(|t| t.as_os_str().as_bytes().to_vec())
+                .map_err(ioerr)
+        }
+        Loc::Image(k, _) => sys::readlink(&s.ok_or("no image")?.p, k.as_bytes()).map_err(kerr),
+    }
+}
+
+fn symlink(s: Option<&Session>, target: &[u8], l: &Loc) -> R<()> {
+    match l {
+        Loc::Host(p) => {
+            use std::os::unix::ffi::OsStrExt;
+            let _ = std::fs::remove_file(p);
+            std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), p).map_err(ioerr)
+        }
+        Loc::Image(k, _) => {
+            let s = s.ok_or("no image")?;
+            let _ = sys::unlink(&s.p, k.as_bytes());
+            sys::symlink(&s.p, target, k.as_bytes()).map_err(kerr)
+        }
+    }
+}
+
+/// Makes a fifo, socket or device node like the source.
+fn mknod(s: Option<&Session>, l: &Loc, mode: u32, rdev: u64) -> R<()> {
+    match l {
+        Loc::Host(p) => {
+            use std::os::unix::ffi::OsStrExt;
+            let c = std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+            // SAFETY: `c` is a NUL-terminated path that lives across the call.
+            let r = unsafe { libc::mknod(c.as_ptr(), mode as libc::mode_t, rdev as libc::dev_t) };
+            if r != 0 {
+                return Err(ioerr(std::io::Error::last_os_error()));
+            }
+            Ok(())
+        }
+        Loc::Image(k, _) => {
+            sys::mknod(&s.ok_or("no image")?.p, k.as_bytes(), mode, rdev).map_err(kerr)
+        }
+    }
+}
+
+/// Copies the contents of a regular file.
+fn copy_file(s: Option<&Session>, from: &Loc, to: &Loc, mode: u32) -> R<()> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut reader: Box<dyn FnMut(&mut [u8]) -> R<usize>> = match from {
+        Loc::Host(p) => {
+            let mut f = std::fs::File::open(p).map_err(ioerr)?;
+            Box::new(move |b| f.read(b).map_err(ioerr))
+        }
+        Loc::Image(k, _) => {
+            let s = s.ok_or("no image")?;
+            let fd = sys::open(&s.p, k.as_bytes(), o::RDONLY, 0).map_err(kerr)?;
+            let file = rump::fs::File::from_fd(&s.p, fd);
+            let mut file = file;
+            Box::new(move |b| file.read(b).map_err(ioerr))
+        }
+    };
+    let mut writer: Box<dyn FnMut(&[u8]) -> R<()>> = match to {
+        Loc::Host(p) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(mode & 0o7777)
+                .open(p)
+                .map_err(ioerr)?;
+            Box::new(move |b| f.write_all(b).map_err(ioerr))
+        }
+        Loc::Image(k, _) => {
+            let s = s.ok_or("no image")?;
+            let fd = sys::open(
+                &s.p,
+                k.as_bytes(),
+                o::WRONLY | o::CREAT | o::TRUNC,
+                mode & 0o7777,
+            )
+            .map_err(kerr)?;
+            let mut file = rump::fs::File::from_fd(&s.p, fd);
+            Box::new(move |b| file.write_all(b).map_err(ioerr))
+        }
+    };
+    loop {
+        let n = reader(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        writer(&buf[..n])?;
+    }
+}
+
+fn copy(c: &mut Ctx, s: Option<&Session>, from: &Loc, to: &Loc, recursive: bool, depth: usize) {
+    let m = match meta(s, from, !recursive) {
+        Ok(m) => m,
+        Err(e) => return c.fail(format_args!("cannot stat '{}': {e}", from.show())),
+    };
+    let r = match m.mode & 0o170000 {
+        0o040000 => {
+            if !recursive {
+                return c.fail(format_args!(
+                    "-r not specified; omitting directory '{}'",
+                    from.show()
+                ));
+            }
+            if depth > 256 {
+                return c.fail(format_args!("'{}': tree too deep", from.show()));
+            }
+            if let Err(e) = mkdir(s, to, m.mode | 0o700) {
+                return c.fail(format_args!("cannot create directory '{}': {e}", to.show()));
+            }
+            match list(s, from) {
+                Ok(names) => {
+                    for n in names {
+                        copy(c, s, &from.join(&n), &to.join(&n), recursive, depth + 1);
+                    }
+                    // Restore the mode once the contents are in.
+                    match to {
+                        Loc::Host(p) => std::fs::set_permissions(
+                            p,
+                            std::fs::Permissions::from_mode(m.mode & 0o7777),
+                        )
+                        .map_err(ioerr),
+                        Loc::Image(k, _) => match s {
+                            Some(s) => {
+                                sys::chmod(&s.p, k.as_bytes(), m.mode & 0o7777).map_err(kerr)
+                            }
+                            None => Ok(()),
+                        },
+                    }
+                }
+                Err(e) => Err(e),
+            }
+        }
+        0o120000 => readlink(s, from).and_then(|t| symlink(s, &t, to)),
+        0o100000 => copy_file(s, from, to, m.mode),
+        _ => mknod(s, to, m.mode, m.rdev),
+    };
+    if let Err(e) = r {
+        c.fail(format_args!(
+            "cannot copy '{}' to '{}': {e}",
+            from.show(),
+            to.show()
+        ));
+    }
+}
+
+pub fn run(paths: Vec<String>, recursive: bool) -> i32 {
+    let Some((dst, srcs)) = paths.split_last() else {
+        return 1;
+    };
+    let parsed: Vec<(String, Option<super::session::ImagePath>)> =
+        paths.iter().map(|a| (a.clone(), split(a))).collect();
+    let images: std::collections::BTreeSet<&Path> = parsed
+        .iter()
+        .filter_map(|(_, ip)| ip.as_ref().map(|i| i.image.as_path()))
+        .collect();
+    let writes_image = split(dst).is_some();
+    let mut c = Ctx::new("cp", writes_image);
+    if images.len() > 1 {
+        c.fail("copying between two images is not supported");
+        return c.finish();
+    }
+    let image = images.into_iter().next().map(Path::to_path_buf);
+    if let Some(img) = &image {
+        if c.session(img).is_none() {
+            return c.finish();
+        }
+    }
+    // Work with the session borrowed out of the context.
+    let loc = |c: &mut Ctx, a: &str| -> Loc {
+        match split(a) {
+            Some(ip) => {
+                let k = c
+                    .session(&ip.image)
+                    .map(|s| s.k(&ip.path))
+                    .unwrap_or_default();
+                Loc::Image(k, a.to_string())
+            }
+            None => Loc::Host(PathBuf::from(a)),
+        }
+    };
+    let to = loc(&mut c, dst);
+    let src_locs: Vec<Loc> = srcs.iter().map(|a| loc(&mut c, a)).collect();
+    let session = image.as_ref().and_then(|img| c.take_session(img));
+    let s = session.as_ref();
+    let dst_is_dir = is_dir(s, &to);
+    if srcs.len() > 1 && !dst_is_dir {
+        c.fail(format_args!("target '{dst}' is not a directory"));
+    } else {
+        for (a, from) in srcs.iter().zip(&src_locs) {
+            let target = if dst_is_dir {
+                let name = a
+                    .trim_end_matches('/')
+                    .rsplit(['/', ':'])
+                    .next()
+                    .unwrap_or(a);
+                to.join(name)
+            } else {
+                to.clone()
+            };
+            copy(&mut c, s, from, &target, recursive, 0);
+        }
+    }
+    if let Some(s) = session {
+        if let Err(e) = s.close() {
+            c.fail(format_args!("{e:#}"));
+        }
+    }
+    c.finish()
+}

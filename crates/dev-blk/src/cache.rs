@@ -1,0 +1,379 @@
+//! The buffer cache: file-system blocks of one device kept in memory, with
+//! write-back.
+//!
+//! A [`BufCache`] holds blocks of one size (the file system's) read from a
+//! [`BlockDevice`]. Modified blocks stay dirty in memory until
+//! [`BufCache::write_back`] (or memory pressure) writes them, in ascending
+//! block order with contiguous runs coalesced into one device write.
+//! [`BufCache::sync`] writes back and then issues the device barrier, so a
+//! file system that writes its superblock after a `sync` and flushes again
+//! gets the ordering "data and metadata, barrier, superblock, barrier"
+//! that `fsync`, `sync` and unmount need.
+//!
+//! Memory is bounded: past the limit, dirty blocks are written back and the
+//! least recently used clean blocks dropped. Large data transfers can skip
+//! the cache with [`BufCache::read_direct`] and [`BufCache::write_direct`],
+//! which stay coherent with cached copies.
+//!
+//! The cache has no lock of its own: its owner (one mounted file system)
+//! serialises access.
+
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use hyper::Errno;
+
+use crate::dev::{BlockDevice, SECTOR_SIZE};
+
+/// Largest run written back with one device call.
+const MAX_RUN_BYTES: usize = 1 << 20;
+
+/// Counters, for tests and tuning.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub writes: u64,
+    pub evictions: u64,
+}
+
+struct Buf {
+    data: Box<[u8]>,
+    used: u64,
+}
+
+/// A write-back cache of fixed-size blocks over a device.
+pub struct BufCache {
+    dev: Arc<dyn BlockDevice>,
+    bsize: usize,
+    sectors_per_block: u64,
+    nblocks: u64,
+    bufs: BTreeMap<u64, Buf>,
+    dirty: BTreeSet<u64>,
+    limit: usize,
+    tick: u64,
+    stats: CacheStats,
+}
+
+impl BufCache {
+    /// A cache of `block_size`-byte blocks (a multiple of the sector size)
+    /// holding at most about `limit_bytes` of them.
+    pub fn new(
+        dev: Arc<dyn BlockDevice>,
+        block_size: usize,
+        limit_bytes: usize,
+    ) -> Result<BufCache, Errno> {
+        if block_size == 0 || !block_size.is_multiple_of(SECTOR_SIZE) {
+            return Err(Errno::EINVAL);
+        }
+        let spb = (block_size / SECTOR_SIZE) as u64;
+        Ok(BufCache {
+            nblocks: dev.sectors() / spb,
+            dev,
+            bsize: block_size,
+            sectors_per_block: spb,
+            bufs: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            limit: (limit_bytes / block_size).max(16),
+            tick: 0,
+            stats: CacheStats::default(),
+        })
+    }
+
+    /// The block size.
+    pub fn block_size(&self) -> usize {
+        self.bsize
+    }
+
+    /// Number of whole blocks on the device.
+    pub fn blocks(&self) -> u64 {
+        self.nblocks
+    }
+
+    /// The device underneath.
+    pub fn device(&self) -> &Arc<dyn BlockDevice> {
+        &self.dev
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> CacheStats {
+        self.stats
+    }
+
+    /// Number of dirty blocks.
+    pub fn dirty_count(&self) -> usize {
+        self.dirty.len()
+    }
+
+    fn check(&self, blk: u64) -> Result<(), Errno> {
+        if blk >= self.nblocks {
+            Err(Errno::EIO)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn load(&mut self, blk: u64) -> Result<(), Errno> {
+        self.check(blk)?;
+        self.tick += 1;
+        if let Some(b) = self.bufs.get_mut(&blk) {
+            b.used = self.tick;
+            self.stats.hits += 1;
+            return Ok(());
+        }
+        self.stats.misses += 1;
+        self.make_room()?;
+        let mut data = vec![0u8; self.bsize].into_boxed_slice();
+        self.dev
+            .read_blocks(blk * self.sectors_per_block, &mut data)?;
+        self.bufs.insert(
+            blk,
+            Buf {
+                data,
+                used: self.tick,
+            },
+        );
+        Ok(())
+    }
+
+    /// The contents of block `blk`.
+    pub fn read(&mut self, blk: u64) -> Result<&[u8], Errno> {
+        self.load(blk)?;
+        self.bufs.get(&blk).map(|b| &*b.data).ok_or(Errno::EIO)
+    }
+
+    /// Block `blk` for modification (read first if not cached); marked
+    /// dirty.
+    pub fn modify(&mut self, blk: u64) -> Result<&mut [u8], Errno> {
+        if self.dev.is_read_only() {
+            return Err(Errno::EROFS);
+        }
+        self.load(blk)?;
+        self.dirty.insert(blk);
+        self.bufs
+            .get_mut(&blk)
+            .map(|b| &mut *b.data)
+            .ok_or(Errno::EIO)
+    }
+
+    /// A newly allocated block: zero-filled without reading, dirty.
+    pub fn zeroed(&mut self, blk: u64) -> Result<&mut [u8], Errno> {
+        if self.dev.is_read_only() {
+            return Err(Errno::EROFS);
+        }
+        self.check(blk)?;
+        self.tick += 1;
+        if !self.bufs.contains_key(&blk) {
+            self.make_room()?;
+        }
+        let tick = self.tick;
+        let bsize = self.bsize;
+        let b = self.bufs.entry(blk).or_insert_with(|| Buf {
+            data: vec![0u8; bsize].into_boxed_slice(),
+            used: tick,
+        });
+        b.data.fill(0);
+        b.used = tick;
+        self.dirty.insert(blk);
+        Ok(&mut b.data)
+    }
+
+    /// Drops a block without writing it (it was freed).
+    pub fn forget(&mut self, blk: u64) {
+        self.bufs.remove(&blk);
+        self.dirty.remove(&blk);
+    }
+
+    /// Whether `blk` is cached.
+    pub fn contains(&self, blk: u64) -> bool {
+        self.bufs.contains_key(&blk)
+    }
+
+    /// Reads `buf.len() / block_size` consecutive blocks from `first`
+    /// straight from the device, then overlays cached copies (which may be
+    /// newer). Does not populate the cache.
+    pub fn read_direct(&mut self, first: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        let n = (buf.len() / self.bsize) as u64;
+        if !buf.len().is_multiple_of(self.bsize)
+            || first.checked_add(n).is_none_or(|e| e > self.nblocks)
+        {
+            return Err(Errno::EIO);
+        }
+        self.dev.read_blocks(first * self.sectors_per_block, buf)?;
+        for (&blk, b) in self.bufs.range(first..first + n) {
+            let off = (blk - first) as usize * self.bsize;
+            buf[off..off + self.bsize].copy_from_slice(&b.data);
+        }
+        Ok(())
+    }
+
+    /// Writes consecutive whole blocks from `first` straight to the device;
+    /// cached copies are updated and become clean.
+    pub fn write_direct(&mut self, first: u64, buf: &[u8]) -> Result<(), Errno> {
+        let n = (buf.len() / self.bsize) as u64;
+        if !buf.len().is_multiple_of(self.bsize)
+            || first.checked_add(n).is_none_or(|e| e > self.nblocks)
+        {
+            return Err(Errno::EIO);
+        }
+        self.dev.write_blocks(first * self.sectors_per_block, buf)?;
+        self.stats.writes += 1;
+        let bsize = self.bsize;
+        for (&blk, b) in self.bufs.range_mut(first..first + n) {
+            let off = (blk - first) as usize * bsize;
+            b.data.copy_from_slice(&buf[off..off + bsize]);
+            self.dirty.remove(&blk);
+        }
+        Ok(())
+    }
+
+    /// Writes every dirty block, in ascending order, coalescing runs.
+    pub fn write_back(&mut self) -> Result<(), Errno> {
+        let dirty: Vec<u64> = self.dirty.iter().copied().collect();
+        let max_run = (MAX_RUN_BYTES / self.bsize).max(1);
+        let mut i = 0;
+        let mut run = Vec::new();
+        while i < dirty.len() {
+            let start = dirty[i];
+            let mut j = i + 1;
+            while j < dirty.len() && dirty[j] == start + (j - i) as u64 && j - i < max_run {
+                j += 1;
+            }
+            run.clear();
+            for blk in &dirty[i..j] {
+                let b = self.bufs.get(blk).ok_or(Errno::EIO)?;
+                run.extend_from_slice(&b.data);
+            }
+            self.dev
+                .write_blocks(start * self.sectors_per_block, &run)?;
+            self.stats.writes += 1;
+            for blk in &dirty[i..j] {
+                self.dirty.remove(blk);
+            }
+            i = j;
+        }
+        Ok(())
+    }
+
+    /// Writes back and issues the device barrier.
+    pub fn sync(&mut self) -> Result<(), Errno> {
+        self.write_back()?;
+        self.dev.flush()
+    }
+
+    /// Drops every clean block.
+    pub fn drop_clean(&mut self) {
+        let dirty = &self.dirty;
+        self.bufs.retain(|k, _| dirty.contains(k));
+    }
+
+    /// Keeps the cache under its limit before a block is added: writes
+    /// back when dirty blocks fill half of it, then drops the least
+    /// recently used quarter of the clean blocks.
+    fn make_room(&mut self) -> Result<(), Errno> {
+        if self.bufs.len() < self.limit {
+            return Ok(());
+        }
+        if self.dirty.len() >= self.limit / 2 {
+            self.write_back()?;
+        }
+        let mut clean: Vec<(u64, u64)> = self
+            .bufs
+            .iter()
+            .filter(|(k, _)| !self.dirty.contains(k))
+            .map(|(k, b)| (b.used, *k))
+            .collect();
+        clean.sort_unstable();
+        let n = (self.limit / 4).max(1).min(clean.len());
+        for (_, k) in &clean[..n] {
+            self.bufs.remove(k);
+        }
+        self.stats.evictions += n as u64;
+        if self.bufs.len() >= self.limit {
+            // Everything left is dirty: write it so it can go next time.
+            self.write_back()?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dev::MemDevice;
+
+    fn dev() -> Arc<MemDevice> {
+        Arc::new(MemDevice::new(64))
+    }
+
+    #[test]
+    fn write_back_is_deferred_until_sync() {
+        let d = dev();
+        let mut c = BufCache::new(d.clone(), 1024, 1 << 20).unwrap();
+        c.modify(3).unwrap().fill(9);
+        let mut raw = [0u8; 1024];
+        d.read_blocks(6, &mut raw).unwrap();
+        assert_eq!(raw, [0u8; 1024]);
+        assert_eq!(c.read(3).unwrap()[0], 9);
+        c.sync().unwrap();
+        d.read_blocks(6, &mut raw).unwrap();
+        assert_eq!(raw, [9u8; 1024]);
+        assert_eq!(c.dirty_count(), 0);
+    }
+
+    #[test]
+    fn coalesces_runs() {
+        let d = dev();
+        let mut c = BufCache::new(d.clone(), 1024, 1 << 20).unwrap();
+        for b in [1, 2, 3, 7] {
+            c.zeroed(b).unwrap().fill(b as u8);
+        }
+        c.write_back().unwrap();
+        assert_eq!(c.stats().writes, 2);
+        let bytes = d.to_bytes();
+        assert_eq!(bytes[2048], 2);
+        assert_eq!(bytes[7 * 1024 + 5], 7);
+    }
+
+    #[test]
+    fn limit_evicts_and_writes_back() {
+        let d = Arc::new(MemDevice::new(2 * 100));
+        let mut c = BufCache::new(d.clone(), 1024, 16 * 1024).unwrap();
+        for b in 0..100 {
+            c.modify(b).unwrap()[0] = b as u8 + 1;
+        }
+        assert!(c.bufs.len() <= 16);
+        c.sync().unwrap();
+        let bytes = d.to_bytes();
+        for b in 0..100usize {
+            assert_eq!(bytes[b * 1024], b as u8 + 1);
+        }
+    }
+
+    #[test]
+    fn direct_io_is_coherent() {
+        let d = dev();
+        let mut c = BufCache::new(d.clone(), 1024, 1 << 20).unwrap();
+        c.modify(5).unwrap().fill(1);
+        let mut buf = vec![0u8; 3 * 1024];
+        c.read_direct(4, &mut buf).unwrap();
+        assert_eq!(buf[1024], 1);
+        assert_eq!(buf[0], 0);
+        c.write_direct(4, &vec![2u8; 2048]).unwrap();
+        assert_eq!(c.read(5).unwrap()[0], 2);
+        assert_eq!(c.dirty_count(), 0);
+        assert_eq!(c.read(100), Err(Errno::EIO));
+        assert_eq!(c.read_direct(63, &mut buf), Err(Errno::EIO));
+    }
+
+    #[test]
+    fn read_only_device_refuses_modify() {
+        let d = Arc::new(MemDevice::from_bytes(vec![0; 4096], true));
+        let mut c = BufCache::new(d, 1024, 1 << 20).unwrap();
+        assert!(c.read(1).is_ok());
+        assert_eq!(c.modify(1).err(), Some(Errno::EROFS));
+    }
+}

@@ -1,0 +1,248 @@
+//! The per-kernel device registry (etfs-style registration) and the
+//! component that installs it.
+//!
+//! Names are free-form keys, conventionally `/dev/diskN`. Registering a
+//! device that carries an MBR or GPT also registers its partitions as
+//! `NAMEpN`. A file system [`Registry::claim`]s a device while mounted, so
+//! the same device cannot be mounted twice.
+
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use hyper::{BlockOpenFlags, Errno};
+use kern::sync::Mutex;
+use kern::{Component, Kernel, Stage};
+
+use crate::dev::{BlockDevice, HostDevice, Partition};
+use crate::part;
+
+/// The name of the kernel extension holding the [`Registry`].
+pub const EXTENSION: &str = "dev-blk";
+
+/// Block devices of one kernel, by name.
+pub struct Registry {
+    devices: Mutex<BTreeMap<String, Arc<dyn BlockDevice>>>,
+    claimed: Arc<Mutex<BTreeSet<String>>>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Registry {
+        Registry {
+            devices: Mutex::new(BTreeMap::new()),
+            claimed: Arc::new(Mutex::new(BTreeSet::new())),
+        }
+    }
+
+    /// The registry of `kernel`; `ENODEV` if the [`BlkComponent`] was not
+    /// booted.
+    pub fn of(kernel: &Kernel) -> Result<Arc<Registry>, Errno> {
+        kernel
+            .extension(EXTENSION)
+            .and_then(|e| e.downcast::<Registry>().ok())
+            .ok_or(Errno::ENODEV)
+    }
+
+    /// Adds `dev` under `name`; `EEXIST` if the name is taken.
+    pub fn register(&self, name: &str, dev: Arc<dyn BlockDevice>) -> Result<(), Errno> {
+        if name.is_empty() {
+            return Err(Errno::EINVAL);
+        }
+        let mut d = self.devices.lock();
+        if d.contains_key(name) {
+            return Err(Errno::EEXIST);
+        }
+        d.insert(name.to_string(), dev);
+        Ok(())
+    }
+
+    /// Adds `dev` under `name` and each partition of its table under
+    /// `NAMEpN`. Returns every name added. A broken partition table is
+    /// not an error here: the whole device is still registered.
+    pub fn register_with_partitions(
+        &self,
+        name: &str,
+        dev: Arc<dyn BlockDevice>,
+    ) -> Result<Vec<String>, Errno> {
+        let parts = part::scan(&*dev).unwrap_or_default();
+        self.register(name, dev.clone())?;
+        let mut names = Vec::with_capacity(parts.len() + 1);
+        names.push(name.to_string());
+        for p in parts {
+            let pname = format!("{name}p{}", p.index);
+            let pd = Partition::new(dev.clone(), p.start, p.sectors, dev.is_read_only())?;
+            if self.register(&pname, Arc::new(pd)).is_ok() {
+                names.push(pname);
+            }
+        }
+        Ok(names)
+    }
+
+    /// The device called `name`; `ENXIO` if there is none.
+    pub fn lookup(&self, name: &str) -> Result<Arc<dyn BlockDevice>, Errno> {
+        self.devices.lock().get(name).cloned().ok_or(Errno::ENXIO)
+    }
+
+    /// Removes `name` and its partitions; `EBUSY` while one is claimed.
+    pub fn remove(&self, name: &str) -> Result<(), Errno> {
+        let mut d = self.devices.lock();
+        if !d.contains_key(name) {
+            return Err(Errno::ENOENT);
+        }
+        let is_ours = |k: &str| {
+            k == name
+                || k.strip_prefix(name)
+                    .and_then(|r| r.strip_prefix('p'))
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
+        };
+        let claimed = self.claimed.lock();
+        if claimed.iter().any(|k| is_ours(k)) {
+            return Err(Errno::EBUSY);
+        }
+        d.retain(|k, _| !is_ours(k));
+        Ok(())
+    }
+
+    /// The registered names.
+    pub fn names(&self) -> Vec<String> {
+        self.devices.lock().keys().cloned().collect()
+    }
+
+    /// Takes exclusive use of `name` (a mount does this); `EBUSY` if it is
+    /// already taken, `ENXIO` if there is no such device. Released when
+    /// the [`Claim`] drops.
+    pub fn claim(&self, name: &str) -> Result<(Arc<dyn BlockDevice>, Claim), Errno> {
+        let dev = self.lookup(name)?;
+        let mut c = self.claimed.lock();
+        if !c.insert(name.to_string()) {
+            return Err(Errno::EBUSY);
+        }
+        Ok((
+            dev,
+            Claim {
+                name: name.to_string(),
+                set: self.claimed.clone(),
+            },
+        ))
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Exclusive use of a registered device; see [`Registry::claim`].
+pub struct Claim {
+    name: String,
+    set: Arc<Mutex<BTreeSet<String>>>,
+}
+
+impl Claim {
+    /// The device name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.set.lock().remove(&self.name);
+    }
+}
+
+/// Opens the host file `host_path` through the platform and registers it
+/// (and its partitions) under `key`, read-only or read-write
+/// (`rump_pub_etfs_register` with `RUMP_ETFS_BLK`). Returns the names
+/// added.
+pub fn register_host(
+    kernel: &Kernel,
+    key: &str,
+    host_path: &str,
+    read_only: bool,
+) -> Result<Vec<String>, Errno> {
+    kernel.check()?;
+    let reg = Registry::of(kernel)?;
+    if reg.lookup(key).is_ok() {
+        return Err(Errno::EEXIST);
+    }
+    let io = kernel.hyper().block_open(
+        host_path,
+        BlockOpenFlags {
+            writable: !read_only,
+            create: false,
+        },
+    )?;
+    let dev = HostDevice::new(io, read_only)?;
+    reg.register_with_partitions(key, Arc::new(dev))
+}
+
+/// The component that gives a kernel its block-device registry.
+#[derive(Debug, Default)]
+pub struct BlkComponent;
+
+impl Component for BlkComponent {
+    fn name(&self) -> &'static str {
+        "dev-blk"
+    }
+    fn stage(&self) -> Stage {
+        Stage::Dev
+    }
+    fn init(&self, kernel: &Kernel) -> Result<(), Errno> {
+        kernel.set_extension(EXTENSION, Arc::new(Registry::new()));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dev::MemDevice;
+
+    #[test]
+    fn register_lookup_claim_remove() {
+        let r = Registry::new();
+        r.register("/dev/disk0", Arc::new(MemDevice::new(8)))
+            .unwrap();
+        assert_eq!(
+            r.register("/dev/disk0", Arc::new(MemDevice::new(8))).err(),
+            Some(Errno::EEXIST)
+        );
+        assert!(r.lookup("/dev/disk1").is_err());
+        let (_d, c) = r.claim("/dev/disk0").unwrap();
+        assert_eq!(r.claim("/dev/disk0").err(), Some(Errno::EBUSY));
+        assert_eq!(r.remove("/dev/disk0"), Err(Errno::EBUSY));
+        drop(c);
+        r.remove("/dev/disk0").unwrap();
+        assert!(r.names().is_empty());
+    }
+
+    #[test]
+    fn partitions_are_registered() {
+        let d = MemDevice::new(8192);
+        crate::part::write_gpt(
+            &d,
+            [1; 16],
+            &[crate::part::GptEntryRepr {
+                type_guid: [3; 16],
+                unique_guid: [4; 16],
+                first_lba: 2048,
+                last_lba: 4095,
+                attributes: 0,
+            }],
+        )
+        .unwrap();
+        let r = Registry::new();
+        let names = r
+            .register_with_partitions("/dev/disk0", Arc::new(d))
+            .unwrap();
+        assert_eq!(names, ["/dev/disk0", "/dev/disk0p1"]);
+        assert_eq!(r.lookup("/dev/disk0p1").unwrap().sectors(), 2048);
+        r.remove("/dev/disk0").unwrap();
+        assert!(r.names().is_empty());
+    }
+}

@@ -1,0 +1,742 @@
+//! The VFS face of ext2: [`Ext2Fs`] (a mounted file system) and
+//! [`Ext2Node`] (the vnode operations).
+//!
+//! Locking: one lock per mounted file system guards all of its state (the
+//! buffer cache, bitmaps, descriptors). Operations are short except for
+//! block I/O, which the POSIX platform completes without help from other
+//! kernel threads, so holding the lock across it keeps to the `hyper`
+//! blocking contract; contenders spin. A finer scheme (per-inode locks,
+//! as tmpfs has) is future work.
+//!
+//! Unlinked files that are still in use: a node counts live references per
+//! inode. When the link count of an inode in use drops to zero, the inode
+//! becomes an orphan and is freed when its last node goes (the drop queues
+//! it, and the next operation on the file system frees it), as POSIX
+//! requires for open-but-unlinked files.
+
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::any::Any;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use dev_blk::Claim;
+use hyper::{Errno, Timespec};
+use kern::consts::s;
+use kern::sync::Mutex;
+use kern::vfs::{DirEntry, FileSystem, NewNode, Node, NodeKind, SetAttr, StatVfs, WriteAt};
+use kern::Stat;
+
+use crate::format::*;
+use crate::fs::{ftype_of_mode, Ext2};
+
+/// `f_type` of `statfs(2)` for ext2.
+pub const EXT2_SUPER_MAGIC: u64 = 0xEF53;
+
+#[derive(Default)]
+struct Live {
+    refs: BTreeMap<u32, u32>,
+    orphans: BTreeSet<u32>,
+    pending: Vec<u32>,
+}
+
+pub(crate) struct Shared {
+    state: Mutex<Ext2>,
+    live: Mutex<Live>,
+    unmounted: AtomicBool,
+    claim: Mutex<Option<Claim>>,
+}
+
+impl Shared {
+    fn node(self: &Arc<Self>, ino: u32, kind: NodeKind) -> Arc<Ext2Node> {
+        *self.live.lock().refs.entry(ino).or_insert(0) += 1;
+        Arc::new(Ext2Node {
+            fs: self.clone(),
+            ino,
+            kind,
+        })
+    }
+
+    /// Runs `f` under the file-system lock, first freeing orphans whose
+    /// last node went away.
+    fn with<R>(&self, f: impl FnOnce(&mut Ext2) -> Result<R, Errno>) -> Result<R, Errno> {
+        if self.unmounted.load(Ordering::Acquire) {
+            return Err(Errno::EIO);
+        }
+        let mut st = self.state.lock();
+        if !st.read_only {
+            let pending = core::mem::take(&mut self.live.lock().pending);
+            for ino in pending {
+                if let Err(e) = st.release_inode(ino) {
+                    st.log(&alloc::format!("freeing orphan inode {ino}: {e:?}"));
+                }
+            }
+        }
+        f(&mut st)
+    }
+
+    /// Like [`Shared::with`] for operations that write.
+    fn with_rw<R>(&self, f: impl FnOnce(&mut Ext2) -> Result<R, Errno>) -> Result<R, Errno> {
+        self.with(|st| {
+            st.check_writable()?;
+            f(st)
+        })
+    }
+
+    /// The link count of `ino` reached zero: free it now, or when its
+    /// last node goes.
+    fn last_link_gone(&self, st: &mut Ext2, ino: u32) -> Result<(), Errno> {
+        let mut live = self.live.lock();
+        if live.refs.get(&ino).is_some_and(|&n| n > 0) {
+            live.orphans.insert(ino);
+            return Ok(());
+        }
+        drop(live);
+        st.release_inode(ino)
+    }
+}
+
+/// A mounted ext2 file system.
+pub struct Ext2Fs {
+    shared: Arc<Shared>,
+    root: Arc<Ext2Node>,
+}
+
+impl Ext2Fs {
+    pub(crate) fn new(mut st: Ext2, claim: Claim) -> Result<Ext2Fs, Errno> {
+        let root = st.read_inode(ROOT_INO)?;
+        if !root.is_dir() || root.links_count == 0 {
+            return Err(st.corrupt("root inode is not a directory"));
+        }
+        let shared = Arc::new(Shared {
+            state: Mutex::new(st),
+            live: Mutex::new(Live::default()),
+            unmounted: AtomicBool::new(false),
+            claim: Mutex::new(Some(claim)),
+        });
+        let root = shared.node(ROOT_INO, NodeKind::Directory);
+        Ok(Ext2Fs { shared, root })
+    }
+
+    /// Whether the file system is mounted read-only (asked for, or forced
+    /// by unknown ro_compat features or a read-only device).
+    pub fn is_read_only(&self) -> bool {
+        self.shared.state.lock().read_only
+    }
+}
+
+impl FileSystem for Ext2Fs {
+    fn root(&self) -> Arc<dyn Node> {
+        self.root.clone()
+    }
+
+    fn statvfs(&self) -> Result<StatVfs, Errno> {
+        self.shared.with(|st| {
+            let blocks = (st.g.blocks_count as u64).saturating_sub(st.g.overhead);
+            let bfree = st.sb.free_blocks_count as u64;
+            let ffree = st.sb.free_inodes_count as u64;
+            Ok(StatVfs {
+                bsize: st.g.bs as u64,
+                frsize: st.g.bs as u64,
+                blocks,
+                bfree,
+                bavail: bfree.saturating_sub(st.sb.r_blocks_count as u64),
+                files: st.g.inodes_count as u64,
+                ffree,
+                favail: ffree,
+                fsid: 0,
+                // ST_RDONLY also when forced read-only (unknown ro_compat
+                // features, read-only device).
+                flag: u64::from(st.read_only),
+                namemax: 255,
+                fs_type: EXT2_SUPER_MAGIC,
+            })
+        })
+    }
+
+    fn sync(&self) -> Result<(), Errno> {
+        self.shared.with(|st| st.sync())
+    }
+
+    fn unmount(&self) -> Result<(), Errno> {
+        let r = self.shared.with(|st| st.unmount());
+        self.shared.unmounted.store(true, Ordering::Release);
+        self.shared.claim.lock().take();
+        r
+    }
+}
+
+/// One ext2 file, as the VFS holds it.
+pub struct Ext2Node {
+    fs: Arc<Shared>,
+    ino: u32,
+    kind: NodeKind,
+}
+
+impl Drop for Ext2Node {
+    fn drop(&mut self) {
+        let mut live = self.fs.live.lock();
+        let gone = match live.refs.get_mut(&self.ino) {
+            Some(n) => {
+                *n -= 1;
+                *n == 0
+            }
+            None => false,
+        };
+        if gone {
+            live.refs.remove(&self.ino);
+            if live.orphans.remove(&self.ino) {
+                live.pending.push(self.ino);
+            }
+        }
+    }
+}
+
+fn ts(t: Time) -> Timespec {
+    Timespec {
+        sec: t.sec,
+        nsec: t.nsec,
+    }
+}
+
+fn time_of(t: Timespec) -> Time {
+    Time {
+        sec: t.sec,
+        nsec: t.nsec,
+    }
+}
+
+fn kind_of(st: &Ext2, ino: u32, mode: u16) -> Result<NodeKind, Errno> {
+    NodeKind::from_mode(mode as u32).ok_or_else(|| {
+        st.corrupt(&alloc::format!(
+            "inode {ino}: bad file type in mode {mode:#o}"
+        ))
+    })
+}
+
+/// Linux's `new_encode_dev`/`old_encode_dev` for `i_block[0..2]` from a
+/// user-space `dev_t` (glibc's `makedev` layout).
+fn encode_rdev(rdev: u64) -> (u32, u32) {
+    let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff);
+    let minor = (rdev & 0xff) | ((rdev >> 12) & !0xff);
+    if major < 256 && minor < 256 {
+        (((major << 8) | minor) as u32, 0)
+    } else {
+        let v = (minor & 0xff) | (major << 8) | ((minor & !0xff) << 12);
+        (0, v as u32)
+    }
+}
+
+fn decode_rdev(b0: u32, b1: u32) -> u64 {
+    let (major, minor) = if b0 != 0 {
+        (((b0 >> 8) & 0xff) as u64, (b0 & 0xff) as u64)
+    } else {
+        (
+            ((b1 & 0xfff00) >> 8) as u64,
+            ((b1 & 0xff) | ((b1 >> 12) & 0xfff00)) as u64,
+        )
+    };
+    ((major & 0xfff) << 8) | ((major & !0xfff) << 32) | (minor & 0xff) | ((minor & !0xff) << 12)
+}
+
+fn stat_of(st: &Ext2, ino: u32, i: &InodeRepr) -> Stat {
+    let rdev = match i.file_type() {
+        0o020000 | 0o060000 => decode_rdev(i.block[0], i.block[1]),
+        _ => 0,
+    };
+    let blocks = if i.flags & iflags::HUGE_FILE != 0 {
+        i.blocks * (st.g.bs as u64 / 512)
+    } else {
+        i.blocks
+    };
+    Stat {
+        dev: 0,
+        ino: ino as u64,
+        mode: i.mode as u32,
+        nlink: i.links_count as u64,
+        uid: i.uid,
+        gid: i.gid,
+        rdev,
+        size: i.size,
+        blksize: st.g.bs,
+        blocks,
+        atime: ts(i.atime),
+        mtime: ts(i.mtime),
+        ctime: ts(i.ctime),
+    }
+}
+
+impl Ext2Node {
+    fn other<'a>(&self, n: &'a Arc<dyn Node>) -> Result<&'a Ext2Node, Errno> {
+        let o = n.as_any().downcast_ref::<Ext2Node>().ok_or(Errno::EXDEV)?;
+        if !Arc::ptr_eq(&o.fs, &self.fs) {
+            return Err(Errno::EXDEV);
+        }
+        Ok(o)
+    }
+
+    /// Reads this directory's inode, checking it is a live directory.
+    fn dir_inode(&self, st: &mut Ext2) -> Result<InodeRepr, Errno> {
+        let d = st.read_inode(self.ino)?;
+        if !d.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        if d.links_count == 0 {
+            return Err(Errno::ENOENT);
+        }
+        Ok(d)
+    }
+
+    /// Looks `name` up and reads the inode it names.
+    fn find(&self, st: &mut Ext2, dir: &InodeRepr, name: &[u8]) -> Result<(u32, InodeRepr), Errno> {
+        let (ino, _) = st.dir_find(self.ino, dir, name)?.ok_or(Errno::ENOENT)?;
+        st.check_entry_ino(self.ino, ino)?;
+        let i = st.read_inode(ino)?;
+        if i.links_count == 0 || i.mode & S_IFMT == 0 {
+            return Err(st.corrupt(&alloc::format!(
+                "directory inode {}: entry {:?} names deleted inode {ino}",
+                self.ino,
+                core::str::from_utf8(name).unwrap_or("?")
+            )));
+        }
+        Ok((ino, i))
+    }
+
+    fn touch_dir(st: &mut Ext2, ino: u32, dir: &mut InodeRepr) -> Result<(), Errno> {
+        let now = st.now();
+        dir.mtime = now;
+        dir.ctime = now;
+        st.write_inode(ino, dir)
+    }
+}
+
+impl Node for Ext2Node {
+    fn ino(&self) -> u64 {
+        self.ino as u64
+    }
+
+    fn kind(&self) -> NodeKind {
+        self.kind
+    }
+
+    fn getattr(&self) -> Result<Stat, Errno> {
+        self.fs.with(|st| {
+            let i = st.read_inode(self.ino)?;
+            Ok(stat_of(st, self.ino, &i))
+        })
+    }
+
+    fn setattr(&self, set: &SetAttr) -> Result<(), Errno> {
+        self.fs.with_rw(|st| {
+            let mut i = st.read_inode(self.ino)?;
+            let now = st.now();
+            if let Some(size) = set.size {
+                match self.kind {
+                    NodeKind::Regular => {}
+                    NodeKind::Directory => return Err(Errno::EISDIR),
+                    _ => return Err(Errno::EINVAL),
+                }
+                if size != i.size {
+                    st.set_size(self.ino, &mut i, size)?;
+                    i.mtime = now;
+                }
+            }
+            if let Some(p) = set.perm {
+                i.mode = (i.mode & S_IFMT) | (p & s::PERM_MASK) as u16;
+            }
+            if let Some(u) = set.uid {
+                i.uid = u;
+            }
+            if let Some(g) = set.gid {
+                i.gid = g;
+            }
+            if let Some(t) = set.atime {
+                i.atime = time_of(t);
+            }
+            if let Some(t) = set.mtime {
+                i.mtime = time_of(t);
+            }
+            i.ctime = now;
+            st.write_inode(self.ino, &i)
+        })
+    }
+
+    fn lookup(&self, name: &[u8]) -> Result<Arc<dyn Node>, Errno> {
+        let (ino, kind) = self.fs.with(|st| {
+            let dir = self.dir_inode(st)?;
+            let (ino, i) = self.find(st, &dir, name)?;
+            Ok((ino, kind_of(st, ino, i.mode)?))
+        })?;
+        Ok(self.fs.node(ino, kind))
+    }
+
+    fn create(&self, name: &[u8], new: &NewNode<'_>) -> Result<Arc<dyn Node>, Errno> {
+        if name.len() > 255 {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let ino = self.fs.with_rw(|st| {
+            let mut dir = self.dir_inode(st)?;
+            if st.dir_find(self.ino, &dir, name)?.is_some() {
+                return Err(Errno::EEXIST);
+            }
+            let is_dir = new.kind == NodeKind::Directory;
+            if is_dir && dir.links_count >= LINK_MAX {
+                return Err(Errno::EMLINK);
+            }
+            let mode = (new.kind.mode_bits() | (new.perm & s::PERM_MASK)) as u16;
+            let mut inode = st.new_inode_repr(mode, new.uid, new.gid);
+            match new.kind {
+                NodeKind::Symlink => {
+                    if new.target.len() >= st.g.bs as usize {
+                        return Err(Errno::ENAMETOOLONG);
+                    }
+                    if new.target.len() <= FAST_SYMLINK_MAX {
+                        inode.set_block_bytes(new.target);
+                        inode.size = new.target.len() as u64;
+                    }
+                }
+                NodeKind::CharDevice | NodeKind::BlockDevice => {
+                    let (b0, b1) = encode_rdev(new.rdev);
+                    inode.block[0] = b0;
+                    inode.block[1] = b1;
+                }
+                _ => {}
+            }
+            let ino = st.create_inode(self.ino, &inode)?;
+            let filled = (|| {
+                match new.kind {
+                    NodeKind::Directory => {
+                        inode.links_count = 2;
+                        st.dir_init(ino, &mut inode, self.ino)?;
+                    }
+                    NodeKind::Symlink if new.target.len() > FAST_SYMLINK_MAX => {
+                        st.write_data(ino, &mut inode, 0, new.target)?;
+                    }
+                    _ => {}
+                }
+                st.write_inode(ino, &inode)?;
+                st.dir_add(self.ino, &mut dir, name, ino, ftype_of_mode(mode))
+            })();
+            if let Err(e) = filled {
+                st.abandon_inode(ino, inode);
+                // The directory may have grown before failing.
+                let _ = st.write_inode(self.ino, &dir);
+                return Err(e);
+            }
+            if is_dir {
+                dir.links_count = dir.links_count.saturating_add(1);
+            }
+            Self::touch_dir(st, self.ino, &mut dir)?;
+            Ok(ino)
+        })?;
+        Ok(self.fs.node(ino, new.kind))
+    }
+
+    fn link(&self, name: &[u8], target: &Arc<dyn Node>) -> Result<(), Errno> {
+        let t = self.other(target)?;
+        if t.kind == NodeKind::Directory {
+            return Err(Errno::EPERM);
+        }
+        if name.len() > 255 {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        self.fs.with_rw(|st| {
+            let mut dir = self.dir_inode(st)?;
+            if st.dir_find(self.ino, &dir, name)?.is_some() {
+                return Err(Errno::EEXIST);
+            }
+            let mut ti = st.read_inode(t.ino)?;
+            if ti.links_count == 0 {
+                return Err(Errno::ENOENT);
+            }
+            if ti.links_count >= LINK_MAX {
+                return Err(Errno::EMLINK);
+            }
+            st.dir_add(self.ino, &mut dir, name, t.ino, ftype_of_mode(ti.mode))?;
+            ti.links_count = ti.links_count.saturating_add(1);
+            ti.ctime = st.now();
+            st.write_inode(t.ino, &ti)?;
+            Self::touch_dir(st, self.ino, &mut dir)
+        })
+    }
+
+    fn unlink(&self, name: &[u8]) -> Result<(), Errno> {
+        self.fs.with_rw(|st| {
+            let mut dir = self.dir_inode(st)?;
+            let (ino, mut vi) = self.find(st, &dir, name)?;
+            if vi.is_dir() {
+                return Err(Errno::EISDIR);
+            }
+            st.dir_remove(self.ino, &mut dir, name)?;
+            Self::touch_dir(st, self.ino, &mut dir)?;
+            vi.links_count = vi.links_count.saturating_sub(1);
+            vi.ctime = st.now();
+            st.write_inode(ino, &vi)?;
+            if vi.links_count == 0 {
+                self.fs.last_link_gone(st, ino)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn rmdir(&self, name: &[u8]) -> Result<(), Errno> {
+        self.fs.with_rw(|st| {
+            let mut dir = self.dir_inode(st)?;
+            let (ino, mut vi) = self.find(st, &dir, name)?;
+            if !vi.is_dir() {
+                return Err(Errno::ENOTDIR);
+            }
+            if !st.dir_is_empty(ino, &vi)? {
+                return Err(Errno::ENOTEMPTY);
+            }
+            st.dir_remove(self.ino, &mut dir, name)?;
+            dir.links_count = dir.links_count.saturating_sub(1);
+            Self::touch_dir(st, self.ino, &mut dir)?;
+            vi.links_count = 0;
+            vi.ctime = st.now();
+            st.write_inode(ino, &vi)?;
+            self.fs.last_link_gone(st, ino)
+        })
+    }
+
+    fn rename(&self, old: &[u8], new_dir: &Arc<dyn Node>, new: &[u8]) -> Result<(), Errno> {
+        let nd = self.other(new_dir)?;
+        if new.len() > 255 {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let (src, dst) = (self.ino, nd.ino);
+        self.fs.with_rw(|st| {
+            let sdir = self.dir_inode(st)?;
+            let (mino, mi) = self.find(st, &sdir, old)?;
+            let ddir = nd.dir_inode(st)?;
+            let existing = match nd.find(st, &ddir, new) {
+                Ok(x) => Some(x),
+                Err(Errno::ENOENT) => None,
+                Err(e) => return Err(e),
+            };
+            if let Some((eino, ei)) = &existing {
+                if *eino == mino {
+                    return Ok(());
+                }
+                match (mi.is_dir(), ei.is_dir()) {
+                    (true, false) => return Err(Errno::ENOTDIR),
+                    (false, true) => return Err(Errno::EISDIR),
+                    (true, true) => {
+                        if !st.dir_is_empty(*eino, ei)? {
+                            return Err(Errno::ENOTEMPTY);
+                        }
+                    }
+                    (false, false) => {}
+                }
+            }
+            let moving_dir_across = mi.is_dir() && src != dst;
+            if moving_dir_across && existing.is_none() && ddir.links_count >= LINK_MAX {
+                return Err(Errno::EMLINK);
+            }
+            let ft = ftype_of_mode(mi.mode);
+            // The new name first: if the directory cannot grow, nothing
+            // has changed yet.
+            let mut ddir = st.read_inode(dst)?;
+            match &existing {
+                Some(_) => st.dir_retarget(dst, &mut ddir, new, mino, ft)?,
+                None => st.dir_add(dst, &mut ddir, new, mino, ft)?,
+            }
+            Self::touch_dir(st, dst, &mut ddir)?;
+            let mut sdir = st.read_inode(src)?;
+            st.dir_remove(src, &mut sdir, old)?;
+            Self::touch_dir(st, src, &mut sdir)?;
+            let now = st.now();
+            if moving_dir_across {
+                let mut m = st.read_inode(mino)?;
+                st.dir_retarget(mino, &mut m, b"..", dst, ftype::DIR)?;
+                st.write_inode(mino, &m)?;
+                let mut sdir = st.read_inode(src)?;
+                sdir.links_count = sdir.links_count.saturating_sub(1);
+                st.write_inode(src, &sdir)?;
+                let mut ddir = st.read_inode(dst)?;
+                ddir.links_count = ddir.links_count.saturating_add(1);
+                st.write_inode(dst, &ddir)?;
+            }
+            if let Some((eino, _)) = existing {
+                let mut ei = st.read_inode(eino)?;
+                if ei.is_dir() {
+                    ei.links_count = 0;
+                    let mut ddir = st.read_inode(dst)?;
+                    ddir.links_count = ddir.links_count.saturating_sub(1);
+                    st.write_inode(dst, &ddir)?;
+                } else {
+                    ei.links_count = ei.links_count.saturating_sub(1);
+                }
+                ei.ctime = now;
+                st.write_inode(eino, &ei)?;
+                if ei.links_count == 0 {
+                    self.fs.last_link_gone(st, eino)?;
+                }
+            }
+            let mut m = st.read_inode(mino)?;
+            m.ctime = now;
+            st.write_inode(mino, &m)
+        })
+    }
+
+    fn readlink(&self) -> Result<Vec<u8>, Errno> {
+        self.fs.with(|st| {
+            let i = st.read_inode(self.ino)?;
+            if i.file_type() != S_IFLNK {
+                return Err(Errno::EINVAL);
+            }
+            if i.is_fast_symlink(st.g.bs) {
+                let bytes = i.block_bytes();
+                let n = i.size as usize;
+                return match bytes.get(..n) {
+                    Some(t) => Ok(t.to_vec()),
+                    None => Err(st.corrupt(&alloc::format!(
+                        "inode {}: fast symlink of {} bytes",
+                        self.ino,
+                        i.size
+                    ))),
+                };
+            }
+            if i.size >= st.g.bs as u64 {
+                return Err(st.corrupt(&alloc::format!(
+                    "inode {}: symlink of {} bytes",
+                    self.ino,
+                    i.size
+                )));
+            }
+            let mut buf = alloc::vec![0u8; i.size as usize];
+            let n = st.read_data(self.ino, &i, 0, &mut buf)?;
+            buf.truncate(n);
+            Ok(buf)
+        })
+    }
+
+    fn read(&self, off: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+        self.fs.with(|st| {
+            let mut i = st.read_inode(self.ino)?;
+            if i.is_dir() {
+                return Err(Errno::EISDIR);
+            }
+            let n = st.read_data(self.ino, &i, off, buf)?;
+            // relatime: update the access time when it is older than the
+            // last change or a day old.
+            if !st.read_only && n > 0 {
+                let now = st.now();
+                if i.atime <= i.mtime || i.atime <= i.ctime || now.sec - i.atime.sec >= 86400 {
+                    i.atime = now;
+                    st.write_inode(self.ino, &i)?;
+                }
+            }
+            Ok(n)
+        })
+    }
+
+    fn write(&self, at: WriteAt, buf: &[u8]) -> Result<(usize, u64), Errno> {
+        self.fs.with_rw(|st| {
+            let mut i = st.read_inode(self.ino)?;
+            if !i.is_reg() {
+                return Err(Errno::EINVAL);
+            }
+            let off = match at {
+                WriteAt::Offset(o) => o,
+                WriteAt::End => i.size,
+            };
+            if buf.is_empty() {
+                return Ok((0, off));
+            }
+            let r = st.write_data(self.ino, &mut i, off, buf);
+            let now = st.now();
+            i.mtime = now;
+            i.ctime = now;
+            // Blocks may have been allocated even if the write failed.
+            st.write_inode(self.ino, &i)?;
+            let n = r?;
+            Ok((n, off + n as u64))
+        })
+    }
+
+    fn readdir(
+        &self,
+        cookie: u64,
+        sink: &mut dyn FnMut(DirEntry<'_>) -> bool,
+    ) -> Result<(), Errno> {
+        let (nblocks, bs) = self.fs.with(|st| {
+            let d = st.read_inode(self.ino)?;
+            if !d.is_dir() {
+                return Err(Errno::ENOTDIR);
+            }
+            if d.links_count == 0 {
+                return Ok((0, st.g.bs as u64));
+            }
+            Ok((d.size / st.g.bs as u64, st.g.bs as u64))
+        })?;
+        for lblk in cookie / bs..nblocks {
+            let entries = self.fs.with(|st| {
+                let d = st.read_inode(self.ino)?;
+                let mut out = Vec::new();
+                for e in st.dir_block_entries(self.ino, &d, lblk)? {
+                    if e.pos < cookie {
+                        continue;
+                    }
+                    let kind = match e.ftype {
+                        ftype::REG => NodeKind::Regular,
+                        ftype::DIR => NodeKind::Directory,
+                        ftype::CHRDEV => NodeKind::CharDevice,
+                        ftype::BLKDEV => NodeKind::BlockDevice,
+                        ftype::FIFO => NodeKind::Fifo,
+                        ftype::SOCK => NodeKind::Socket,
+                        ftype::SYMLINK => NodeKind::Symlink,
+                        _ => {
+                            st.check_entry_ino(self.ino, e.ino)?;
+                            let i = st.read_inode(e.ino)?;
+                            kind_of(st, e.ino, i.mode)?
+                        }
+                    };
+                    out.push((e, kind));
+                }
+                Ok(out)
+            })?;
+            for (e, kind) in &entries {
+                if !sink(DirEntry {
+                    ino: e.ino as u64,
+                    kind: *kind,
+                    name: &e.name,
+                    next: e.next,
+                }) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn fsync(&self, _datasync: bool) -> Result<(), Errno> {
+        self.fs.with(|st| st.sync())
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rdev_round_trip() {
+        for (major, minor) in [(1u64, 3u64), (8, 1), (259, 7), (4095, 300), (5, 70000)] {
+            let dev = ((major & 0xfff) << 8)
+                | ((major & !0xfff) << 32)
+                | (minor & 0xff)
+                | ((minor & !0xff) << 12);
+            let (b0, b1) = encode_rdev(dev);
+            assert_eq!(decode_rdev(b0, b1), dev, "{major}:{minor}");
+            if major < 256 && minor < 256 {
+                assert_eq!(b0 as u64, (major << 8) | minor);
+            } else {
+                assert_eq!(b0, 0);
+            }
+        }
+    }
+}

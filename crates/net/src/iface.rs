@@ -1,0 +1,430 @@
+//! Network interfaces: [`Iface`] (the configuration and protocol state the
+//! stack keeps under its lock), [`IfShared`] (what the transmit and
+//! receive paths need without the lock: counters and the capture file),
+//! the [`Link`] an interface sends frames through, and [`SmolDev`], the
+//! device through which smoltcp hands us TCP segments.
+//!
+//! Every interface is Ethernet-framed, loopback included (with zero MAC
+//! addresses, as Linux's `lo` appears in captures), so capture, statistics
+//! and input share one path. Neighbours: `stack.rs` owns the interface
+//! table; `bus.rs`, `shmif.rs`, `virtif.rs` and `pump.rs` implement links.
+
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::net::Ipv4Addr;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use smoltcp::iface::{Config, Interface};
+use smoltcp::phy::{ChecksumCapabilities, Device, DeviceCapabilities, Medium, RxToken, TxToken};
+use smoltcp::time::Instant;
+use smoltcp::wire::HardwareAddress;
+
+use kern::sync::Mutex;
+
+use crate::addr::IfStats;
+use crate::arp::ArpTable;
+use crate::pcap::Pcap;
+use crate::pool::FramePool;
+
+/// Length of an Ethernet header; every frame buffer keeps this much room
+/// in front of the IP packet.
+pub(crate) const ETH_HDR: usize = 14;
+
+/// The most addresses one interface holds.
+pub(crate) const MAX_ADDRS: usize = 8;
+
+/// What kind of interface, from its name's prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IfKind {
+    /// `loN`: frames come straight back in.
+    Loopback,
+    /// `busN`: an in-process Ethernet bus shared by kernels of one process.
+    Bus,
+    /// `shmifN`: an Ethernet bus in a shared host file.
+    Shmif,
+    /// `virtN`: a host tap device.
+    Virt,
+}
+
+impl IfKind {
+    /// The kind named by an interface name's prefix, and the unit number
+    /// if the name has one (`bus3` → `(Bus, Some(3))`).
+    pub fn parse(name: &str) -> Option<(IfKind, Option<u32>)> {
+        let split = name
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(name.len());
+        let (prefix, unit) = name.split_at(split);
+        let kind = match prefix {
+            "lo" => IfKind::Loopback,
+            "bus" => IfKind::Bus,
+            "shmif" => IfKind::Shmif,
+            "virt" => IfKind::Virt,
+            _ => return None,
+        };
+        if unit.is_empty() {
+            return Some((kind, None));
+        }
+        if unit.len() > 5 || (unit.len() > 1 && unit.starts_with('0')) {
+            return None;
+        }
+        unit.parse().ok().map(|u| (kind, Some(u)))
+    }
+
+    pub fn prefix(self) -> &'static str {
+        match self {
+            IfKind::Loopback => "lo",
+            IfKind::Bus => "bus",
+            IfKind::Shmif => "shmif",
+            IfKind::Virt => "virt",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            IfKind::Loopback => "loopback",
+            IfKind::Bus => "bus",
+            IfKind::Shmif => "shmif",
+            IfKind::Virt => "virt",
+        }
+    }
+
+    /// Links in this process's memory skip checksums (frames cannot be
+    /// corrupted there); links that leave the process carry real ones.
+    pub fn offloads_checksums(self) -> bool {
+        matches!(self, IfKind::Loopback | IfKind::Bus)
+    }
+
+    pub fn default_mtu(self) -> usize {
+        match self {
+            IfKind::Loopback => 65535 - ETH_HDR,
+            _ => 1500,
+        }
+    }
+}
+
+/// Where an interface's frames go. Implementations never call back into
+/// the sending stack while the caller holds a stack lock: the stack calls
+/// `transmit` with no lock held.
+pub(crate) trait Link: Send + Sync {
+    /// Sends one Ethernet frame. Returns the buffer if the link copied the
+    /// frame, so the caller can reuse it.
+    fn transmit(&self, frame: Vec<u8>) -> Option<Vec<u8>>;
+    /// Sends several frames in order; returns the buffers it copied. Links
+    /// that can hand frames over in one go (a bus delivering a burst of
+    /// segments to one stack, which then answers once) override this.
+    fn transmit_batch(&self, frames: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        frames
+            .into_iter()
+            .filter_map(|f| self.transmit(f))
+            .collect()
+    }
+    /// Stops the link's threads and detaches it from its medium.
+    fn detach(&self);
+    /// The interface's MAC address changed (links that filter by address
+    /// need to know).
+    fn set_mac(&self, mac: [u8; 6]) {
+        let _ = mac;
+    }
+}
+
+/// Per-interface counters, updated without the stack lock.
+#[derive(Default)]
+pub(crate) struct IfCounters {
+    pub rx_packets: AtomicU64,
+    pub rx_bytes: AtomicU64,
+    pub rx_errors: AtomicU64,
+    pub rx_dropped: AtomicU64,
+    pub tx_packets: AtomicU64,
+    pub tx_bytes: AtomicU64,
+    pub tx_errors: AtomicU64,
+    pub tx_dropped: AtomicU64,
+}
+
+impl IfCounters {
+    pub fn snapshot(&self) -> IfStats {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        IfStats {
+            rx_packets: l(&self.rx_packets),
+            rx_bytes: l(&self.rx_bytes),
+            rx_errors: l(&self.rx_errors),
+            rx_dropped: l(&self.rx_dropped),
+            tx_packets: l(&self.tx_packets),
+            tx_bytes: l(&self.tx_bytes),
+            tx_errors: l(&self.tx_errors),
+            tx_dropped: l(&self.tx_dropped),
+        }
+    }
+}
+
+/// The part of an interface used outside the stack lock.
+pub(crate) struct IfShared {
+    pub index: usize,
+    pub name: String,
+    pub stats: IfCounters,
+    pub has_pcap: AtomicBool,
+    pub pcap: Mutex<Option<Pcap>>,
+}
+
+impl IfShared {
+    pub fn new(index: usize, name: String) -> IfShared {
+        IfShared {
+            index,
+            name,
+            stats: IfCounters::default(),
+            has_pcap: AtomicBool::new(false),
+            pcap: Mutex::new(None),
+        }
+    }
+
+    /// Writes `frame` to the capture file, if one is open. The capture
+    /// lock is the interface's own; no stack lock is held here.
+    pub fn capture(&self, now_wall: hyper::Timespec, frame: &[u8]) {
+        if !self.has_pcap.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Some(p) = self.pcap.lock().as_mut() {
+            p.record(now_wall, frame);
+        }
+    }
+}
+
+/// An interface as the stack keeps it, under the stack lock.
+pub(crate) struct Iface {
+    pub shared: Arc<IfShared>,
+    pub kind: IfKind,
+    pub link_name: String,
+    pub link: Option<Arc<dyn Link>>,
+    pub mac: [u8; 6],
+    /// IP MTU (bytes of IP packet per frame).
+    pub mtu: usize,
+    pub up: bool,
+    pub addrs: Vec<(Ipv4Addr, u8)>,
+    /// Checksums are neither computed nor verified on this link.
+    pub offload: bool,
+    /// smoltcp's per-interface state for the TCP connections routed here
+    /// (MTU, checksum policy, ISN randomness).
+    pub smol: Interface,
+    pub arp: ArpTable,
+}
+
+impl Iface {
+    pub fn new(
+        index: usize,
+        name: String,
+        kind: IfKind,
+        mac: [u8; 6],
+        seed: u64,
+        pool: &FramePool,
+    ) -> Iface {
+        let mtu = kind.default_mtu();
+        let offload = kind.offloads_checksums();
+        let smol = new_smol(mtu, offload, seed, pool);
+        Iface {
+            shared: Arc::new(IfShared::new(index, name)),
+            kind,
+            link_name: String::new(),
+            link: None,
+            mac,
+            mtu,
+            up: false,
+            addrs: Vec::new(),
+            offload,
+            smol,
+            arp: ArpTable::new(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    pub fn index(&self) -> usize {
+        self.shared.index
+    }
+
+    /// Rebuilds smoltcp's state after an MTU change.
+    pub fn set_mtu(&mut self, mtu: usize, seed: u64, pool: &FramePool) {
+        self.mtu = mtu;
+        self.smol = new_smol(mtu, self.offload, seed, pool);
+    }
+
+    /// The first address of the interface, the source for packets it
+    /// originates.
+    pub fn primary_addr(&self) -> Option<Ipv4Addr> {
+        self.addrs.first().map(|a| a.0)
+    }
+
+    /// Whether `ip` is one of this interface's addresses.
+    pub fn has_addr(&self, ip: Ipv4Addr) -> bool {
+        self.addrs.iter().any(|a| a.0 == ip)
+    }
+
+    /// Whether `ip` is the broadcast address of one of its networks.
+    pub fn is_subnet_broadcast(&self, ip: Ipv4Addr) -> bool {
+        self.addrs.iter().any(|&(a, p)| {
+            p < 31 && {
+                let mask = prefix_mask(p);
+                (u32::from(a) | !mask) == u32::from(ip)
+            }
+        })
+    }
+
+    pub fn caps(&self) -> DeviceCapabilities {
+        caps(self.mtu, self.offload)
+    }
+}
+
+fn caps(mtu: usize, offload: bool) -> DeviceCapabilities {
+    let mut c = DeviceCapabilities::default();
+    c.medium = Medium::Ip;
+    c.max_transmission_unit = mtu;
+    c.checksum = if offload {
+        ChecksumCapabilities::ignored()
+    } else {
+        ChecksumCapabilities::default()
+    };
+    c
+}
+
+fn new_smol(mtu: usize, offload: bool, seed: u64, pool: &FramePool) -> Interface {
+    let mut cfg = Config::new(HardwareAddress::Ip);
+    cfg.random_seed = seed;
+    let mut out = Vec::new();
+    let mut dev = SmolDev::new(None, &mut out, pool, caps(mtu, offload));
+    let mut i = Interface::new(cfg, &mut dev, Instant::from_micros(0));
+    // The stack decides which packets are ours before smoltcp sees them,
+    // and gives every connection an explicit local address.
+    i.set_any_ip(true);
+    i
+}
+
+/// The network mask of a prefix length.
+pub(crate) fn prefix_mask(prefix: u8) -> u32 {
+    if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - prefix.min(32) as u32)
+    }
+}
+
+/// Whether `ip` lies in `net/prefix`.
+pub(crate) fn in_subnet(ip: Ipv4Addr, net: Ipv4Addr, prefix: u8) -> bool {
+    let m = prefix_mask(prefix);
+    u32::from(ip) & m == u32::from(net) & m
+}
+
+/// The device smoltcp sees: at most one received IP packet, and a list
+/// that collects what it transmits (IP packets in frame buffers with
+/// [`ETH_HDR`] bytes of headroom).
+pub(crate) struct SmolDev<'a> {
+    rx: Option<&'a [u8]>,
+    tx: &'a mut Vec<Vec<u8>>,
+    pool: &'a FramePool,
+    caps: DeviceCapabilities,
+}
+
+impl<'a> SmolDev<'a> {
+    pub fn new(
+        rx: Option<&'a [u8]>,
+        tx: &'a mut Vec<Vec<u8>>,
+        pool: &'a FramePool,
+        caps: DeviceCapabilities,
+    ) -> Self {
+        SmolDev { rx, tx, pool, caps }
+    }
+}
+
+pub(crate) struct SmolRx<'a>(&'a [u8]);
+
+pub(crate) struct SmolTx<'a> {
+    tx: &'a mut Vec<Vec<u8>>,
+    pool: &'a FramePool,
+}
+
+impl RxToken for SmolRx<'_> {
+    fn consume<R, F>(self, f: F) -> R
+    where
+        F: FnOnce(&[u8]) -> R,
+    {
+        f(self.0)
+    }
+}
+
+impl TxToken for SmolTx<'_> {
+    fn consume<R, F>(self, len: usize, f: F) -> R
+    where
+        F: FnOnce(&mut [u8]) -> R,
+    {
+        let mut buf = self.pool.get(ETH_HDR + len);
+        let r = f(&mut buf[ETH_HDR..]);
+        self.tx.push(buf);
+        r
+    }
+}
+
+impl Device for SmolDev<'_> {
+    type RxToken<'b>
+        = SmolRx<'b>
+    where
+        Self: 'b;
+    type TxToken<'b>
+        = SmolTx<'b>
+    where
+        Self: 'b;
+
+    fn receive(&mut self, _t: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let rx = self.rx.take()?;
+        Some((
+            SmolRx(rx),
+            SmolTx {
+                tx: self.tx,
+                pool: self.pool,
+            },
+        ))
+    }
+
+    fn transmit(&mut self, _t: Instant) -> Option<Self::TxToken<'_>> {
+        Some(SmolTx {
+            tx: self.tx,
+            pool: self.pool,
+        })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        self.caps.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(IfKind::parse("lo0"), Some((IfKind::Loopback, Some(0))));
+        assert_eq!(IfKind::parse("shmif12"), Some((IfKind::Shmif, Some(12))));
+        assert_eq!(IfKind::parse("bus"), Some((IfKind::Bus, None)));
+        assert_eq!(IfKind::parse("virt01"), None);
+        assert_eq!(IfKind::parse("eth0"), None);
+        assert_eq!(IfKind::parse("bus0x"), None);
+        assert_eq!(IfKind::parse("bus999999"), None);
+    }
+
+    #[test]
+    fn masks() {
+        assert_eq!(prefix_mask(0), 0);
+        assert_eq!(prefix_mask(8), 0xff00_0000);
+        assert_eq!(prefix_mask(32), u32::MAX);
+        assert!(in_subnet(
+            Ipv4Addr::new(10, 1, 2, 3),
+            Ipv4Addr::new(10, 0, 0, 0),
+            8
+        ));
+        assert!(!in_subnet(
+            Ipv4Addr::new(11, 1, 2, 3),
+            Ipv4Addr::new(10, 0, 0, 0),
+            8
+        ));
+    }
+}

@@ -1,0 +1,1039 @@
+//! BSD sockets: [`Socket`], the open-file kind behind a socket descriptor,
+//! and its operations (`bind`, `listen`, `accept`, `connect`, `send`,
+//! `recv`, `shutdown`, names and options) with Linux's semantics and
+//! errors. The system-call layer (`sys`) finds a `Socket` behind a
+//! descriptor with [`socket_of`] and calls these; nothing else does.
+//!
+//! Blocking calls do their protocol work in the calling thread, then wait
+//! in two phases: a short spin (`net.inet.tcp.spin_ns`, so a reply that is
+//! microseconds away costs no sleep and wake-up through the host), then a
+//! sleep on the socket's wait queue, which `poll` uses too. `O_NONBLOCK`
+//! and `MSG_DONTWAIT` return `EAGAIN` instead; `SO_RCVTIMEO` and
+//! `SO_SNDTIMEO` bound the sleep.
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::net::Ipv4Addr;
+
+use kern::consts::{
+    af, ip as ipopt, ipproto, msg, o, poll, s as mode, shut, so, sock, tcp as tcpopt,
+};
+use kern::{Errno, File, FileOps, Kernel, Pos, Stat};
+use smoltcp::socket::tcp::State;
+
+use crate::addr::SockAddr;
+use crate::ping::PingSock;
+use crate::stack::{Core, Effects, Proto, Sock, SockOpts, SockRef, SockShared, Stack};
+use crate::tcp::{apply_opts, TcpSock, TcpState};
+use crate::udp::UdpSock;
+
+/// Largest `SO_RCVBUF`/`SO_SNDBUF` (after doubling).
+pub const MAX_SOCKBUF: usize = 16 << 20;
+/// Smallest.
+pub const MIN_SOCKBUF: usize = 4096;
+
+/// A socket option with its value, typed. The C ABI maps Linux's
+/// `(level, name, bytes)` onto it with [`SockOpt::from_linux`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum SockOpt {
+    ReuseAddr(bool),
+    KeepAlive(bool),
+    Broadcast(bool),
+    /// Bytes. Setting asks for this much; as on Linux the kernel doubles
+    /// it (bookkeeping allowance) and reports the doubled value.
+    RcvBuf(u32),
+    SndBuf(u32),
+    /// `SO_LINGER`: `Some(seconds)` when on.
+    Linger(Option<u32>),
+    /// Nanoseconds; `None` waits forever.
+    RcvTimeo(Option<u64>),
+    SndTimeo(Option<u64>),
+    /// `SO_ERROR` (read and clear); read-only.
+    Error(i32),
+    /// `SO_TYPE`; read-only.
+    Type(i32),
+    /// `SO_ACCEPTCONN`; read-only.
+    AcceptConn(bool),
+    /// `SO_DOMAIN`; read-only.
+    Domain(i32),
+    /// `SO_PROTOCOL`; read-only.
+    Protocol(i32),
+    /// `TCP_NODELAY`.
+    NoDelay(bool),
+    /// `IP_TTL`.
+    Ttl(u8),
+}
+
+impl SockOpt {
+    /// Linux's `(level, optname)` for this option.
+    pub fn level_name(&self) -> (i32, i32) {
+        match self {
+            SockOpt::ReuseAddr(_) => (so::SOL_SOCKET, so::REUSEADDR),
+            SockOpt::KeepAlive(_) => (so::SOL_SOCKET, so::KEEPALIVE),
+            SockOpt::Broadcast(_) => (so::SOL_SOCKET, so::BROADCAST),
+            SockOpt::RcvBuf(_) => (so::SOL_SOCKET, so::RCVBUF),
+            SockOpt::SndBuf(_) => (so::SOL_SOCKET, so::SNDBUF),
+            SockOpt::Linger(_) => (so::SOL_SOCKET, so::LINGER),
+            SockOpt::RcvTimeo(_) => (so::SOL_SOCKET, so::RCVTIMEO),
+            SockOpt::SndTimeo(_) => (so::SOL_SOCKET, so::SNDTIMEO),
+            SockOpt::Error(_) => (so::SOL_SOCKET, so::ERROR),
+            SockOpt::Type(_) => (so::SOL_SOCKET, so::TYPE),
+            SockOpt::AcceptConn(_) => (so::SOL_SOCKET, so::ACCEPTCONN),
+            SockOpt::Domain(_) => (so::SOL_SOCKET, so::DOMAIN),
+            SockOpt::Protocol(_) => (so::SOL_SOCKET, so::PROTOCOL),
+            SockOpt::NoDelay(_) => (ipproto::TCP, tcpopt::NODELAY),
+            SockOpt::Ttl(_) => (ipproto::IP, ipopt::TTL),
+        }
+    }
+
+    /// Parses Linux's option bytes (`int`, `struct linger`,
+    /// `struct timeval`) for `setsockopt`.
+    pub fn from_linux(level: i32, name: i32, val: &[u8]) -> Result<SockOpt, Errno> {
+        let int = || -> Result<i32, Errno> {
+            let b = val.get(..4).ok_or(Errno::EINVAL)?;
+            Ok(i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        let i64_at = |i: usize| -> Result<i64, Errno> {
+            let b = val.get(i..i + 8).ok_or(Errno::EINVAL)?;
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            Ok(i64::from_ne_bytes(a))
+        };
+        let timeval = || -> Result<Option<u64>, Errno> {
+            let (sec, usec) = (i64_at(0)?, i64_at(8)?);
+            if sec < 0 || !(0..1_000_000).contains(&usec) {
+                return Err(Errno::EDOM);
+            }
+            let ns = (sec as u64)
+                .saturating_mul(1_000_000_000)
+                .saturating_add(usec as u64 * 1000);
+            Ok((ns != 0).then_some(ns))
+        };
+        Ok(match (level, name) {
+            (so::SOL_SOCKET, so::REUSEADDR) => SockOpt::ReuseAddr(int()? != 0),
+            (so::SOL_SOCKET, so::KEEPALIVE) => SockOpt::KeepAlive(int()? != 0),
+            (so::SOL_SOCKET, so::BROADCAST) => SockOpt::Broadcast(int()? != 0),
+            (so::SOL_SOCKET, so::RCVBUF) => SockOpt::RcvBuf(int()?.max(0) as u32),
+            (so::SOL_SOCKET, so::SNDBUF) => SockOpt::SndBuf(int()?.max(0) as u32),
+            (so::SOL_SOCKET, so::LINGER) => {
+                let on = int()? != 0;
+                let b = val.get(4..8).ok_or(Errno::EINVAL)?;
+                let secs = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]).max(0) as u32;
+                SockOpt::Linger(on.then_some(secs))
+            }
+            (so::SOL_SOCKET, so::RCVTIMEO) => SockOpt::RcvTimeo(timeval()?),
+            (so::SOL_SOCKET, so::SNDTIMEO) => SockOpt::SndTimeo(timeval()?),
+            (ipproto::TCP, tcpopt::NODELAY) => SockOpt::NoDelay(int()? != 0),
+            (ipproto::IP, ipopt::TTL) => {
+                let t = int()?;
+                let t = if t == -1 {
+                    crate::ip::DEFAULT_TTL as i32
+                } else {
+                    t
+                };
+                if !(1..=255).contains(&t) {
+                    return Err(Errno::EINVAL);
+                }
+                SockOpt::Ttl(t as u8)
+            }
+            _ => return Err(Errno::ENOPROTOOPT),
+        })
+    }
+
+    /// Linux's option bytes for `getsockopt`.
+    pub fn to_linux(&self) -> Vec<u8> {
+        let int = |v: i32| v.to_ne_bytes().to_vec();
+        let timeval = |ns: Option<u64>| {
+            let ns = ns.unwrap_or(0);
+            let mut v = ((ns / 1_000_000_000) as i64).to_ne_bytes().to_vec();
+            v.extend_from_slice(&(((ns % 1_000_000_000) / 1000) as i64).to_ne_bytes());
+            v
+        };
+        match *self {
+            SockOpt::ReuseAddr(b)
+            | SockOpt::KeepAlive(b)
+            | SockOpt::Broadcast(b)
+            | SockOpt::AcceptConn(b)
+            | SockOpt::NoDelay(b) => int(b as i32),
+            SockOpt::RcvBuf(n) | SockOpt::SndBuf(n) => int(n as i32),
+            SockOpt::Linger(l) => {
+                let mut v = int(l.is_some() as i32);
+                v.extend_from_slice(&(l.unwrap_or(0) as i32).to_ne_bytes());
+                v
+            }
+            SockOpt::RcvTimeo(t) | SockOpt::SndTimeo(t) => timeval(t),
+            SockOpt::Error(e) | SockOpt::Type(e) | SockOpt::Domain(e) | SockOpt::Protocol(e) => {
+                int(e)
+            }
+            SockOpt::Ttl(t) => int(t as i32),
+        }
+    }
+}
+
+/// What `recv` returns besides the bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RecvInfo {
+    /// Bytes placed in the buffer (or, with `MSG_TRUNC` on a datagram
+    /// socket, the datagram's real length).
+    pub len: usize,
+    /// The sender (datagram sockets; the peer for stream sockets).
+    pub from: Option<SockAddr>,
+    /// `MSG_TRUNC` when a datagram did not fit.
+    pub flags: i32,
+}
+
+/// The open-file kind of a socket.
+pub struct Socket {
+    stack: Arc<Stack>,
+    id: SockRef,
+    shared: Arc<SockShared>,
+    ty: i32,
+    protocol: i32,
+}
+
+/// The socket behind an open file, or `ENOTSOCK`.
+pub fn socket_of(file: &File) -> Result<&Socket, Errno> {
+    file.ops()
+        .as_any()
+        .downcast_ref::<Socket>()
+        .ok_or(Errno::ENOTSOCK)
+}
+
+/// Makes a socket (`socket(2)`): `AF_INET` with `SOCK_STREAM` (TCP),
+/// `SOCK_DGRAM` (UDP) or `SOCK_DGRAM` + `IPPROTO_ICMP` (ping). The type may
+/// carry `SOCK_NONBLOCK` (and `SOCK_CLOEXEC`, which the caller handles).
+pub fn socket(k: &Kernel, domain: i32, ty: i32, protocol: i32) -> Result<File, Errno> {
+    let stack = crate::stack_of(k)?;
+    if domain == af::INET6 {
+        return Err(Errno::EAFNOSUPPORT);
+    }
+    if domain != af::INET {
+        return Err(Errno::EAFNOSUPPORT);
+    }
+    if ty & !(sock::TYPE_MASK | sock::NONBLOCK | sock::CLOEXEC) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let base = ty & sock::TYPE_MASK;
+    let (proto, protocol) = match (base, protocol) {
+        (sock::STREAM, 0) | (sock::STREAM, ipproto::TCP) => {
+            (Proto::Tcp(TcpSock::new()), ipproto::TCP)
+        }
+        (sock::DGRAM, 0) | (sock::DGRAM, ipproto::UDP) => {
+            (Proto::Udp(UdpSock::new()), ipproto::UDP)
+        }
+        (sock::DGRAM, ipproto::ICMP) => (Proto::Ping(PingSock::new()), ipproto::ICMP),
+        (sock::STREAM, _) | (sock::DGRAM, _) => return Err(Errno::EPROTONOSUPPORT),
+        (sock::RAW, _) => return Err(Errno::EPERM),
+        _ => return Err(Errno::ESOCKTNOSUPPORT),
+    };
+    let params = crate::read_params(k);
+    let (id, shared) = stack.with_core(|c, _| {
+        c.params = params;
+        let opts = SockOpts {
+            reuse_addr: false,
+            keepalive: false,
+            broadcast: false,
+            nodelay: false,
+            rcvbuf: params.recvspace,
+            sndbuf: params.sendspace,
+            linger: None,
+            rcvtimeo: None,
+            sndtimeo: None,
+            ttl: params.ttl,
+        };
+        let s = Sock::new(opts, proto);
+        let shared = s.shared.clone();
+        (c.socks.insert(s), shared)
+    });
+    let flags = o::RDWR
+        | if ty & sock::NONBLOCK != 0 {
+            o::NONBLOCK
+        } else {
+            0
+        };
+    Ok(File::new(
+        flags,
+        Box::new(Socket {
+            stack,
+            id,
+            shared,
+            ty: base,
+            protocol,
+        }),
+    ))
+}
+
+enum Kind {
+    Tcp,
+    Udp,
+    Ping,
+}
+
+impl Socket {
+    fn kind(&self) -> Kind {
+        match self.protocol {
+            ipproto::TCP => Kind::Tcp,
+            ipproto::UDP => Kind::Udp,
+            _ => Kind::Ping,
+        }
+    }
+
+    /// `SOCK_STREAM` or `SOCK_DGRAM`.
+    pub fn socket_type(&self) -> i32 {
+        self.ty
+    }
+
+    fn pool(&self) -> &crate::pool::FramePool {
+        &self.stack.pool
+    }
+
+    fn check(&self) -> Result<(), Errno> {
+        if self.stack.is_halted() {
+            Err(Errno::ESHUTDOWN)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Runs `attempt` until it yields a value: at once, then spinning,
+    /// then sleeping on the socket's queue. Errors of `attempt` pass
+    /// through; `EAGAIN` when non-blocking, `on_timeout` when `timeout_ns`
+    /// passes first, `ESHUTDOWN` at halt.
+    fn block<R>(
+        &self,
+        k: &Kernel,
+        nonblock: bool,
+        timeout_ns: Option<u64>,
+        on_timeout: Errno,
+        mut attempt: impl FnMut(&mut Core, &mut Effects) -> Result<Option<R>, Errno>,
+    ) -> Result<R, Errno> {
+        // Protocol errors travel inside `Some` so that `Kernel::wait`'s own
+        // ETIMEDOUT (the deadline) cannot be confused with a connection's.
+        let mut once = || {
+            self.stack.with_core(|c, fx| match attempt(c, fx) {
+                Ok(Some(r)) => Some(Ok(r)),
+                Ok(None) => None,
+                Err(e) => Some(Err(e)),
+            })
+        };
+        if let Some(r) = once() {
+            return r;
+        }
+        if nonblock {
+            return Err(Errno::EAGAIN);
+        }
+        k.check()?;
+        let start = k.now();
+        let deadline = timeout_ns.map(|t| start.saturating_add(t));
+        let spin_ns = self.stack.core.lock().params.spin_ns;
+        let spin_end = start
+            .saturating_add(spin_ns)
+            .min(deadline.unwrap_or(u64::MAX));
+        while k.now() < spin_end {
+            for _ in 0..32 {
+                core::hint::spin_loop();
+            }
+            if let Some(r) = once() {
+                return r;
+            }
+        }
+        match k.wait(&[&self.shared.wq], deadline, || Ok(once())) {
+            Ok(r) => r,
+            Err(Errno::ETIMEDOUT) => Err(on_timeout),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `bind`.
+    pub fn bind(&self, addr: SockAddr) -> Result<(), Errno> {
+        self.check()?;
+        let (ip, port) = addr.as_inet()?;
+        let r = self.id;
+        self.stack.with_core(|c, _| match self.kind() {
+            Kind::Tcp => c.tcp_bind(r, ip, port),
+            Kind::Udp => c.udp_bind(r, ip, port),
+            Kind::Ping => {
+                if !ip.is_unspecified() && !c.is_local_addr(ip) {
+                    return Err(Errno::EADDRNOTAVAIL);
+                }
+                c.ping_bind(r, port)
+            }
+        })
+    }
+
+    /// `listen`, with a backlog of at least one connection and at most
+    /// `SOMAXCONN`.
+    pub fn listen(&self, backlog: i32) -> Result<(), Errno> {
+        self.check()?;
+        if !matches!(self.kind(), Kind::Tcp) {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let backlog = (backlog.max(1) as usize).min(kern::consts::SOMAXCONN);
+        self.stack.with_core(|c, _| c.tcp_listen(self.id, backlog))
+    }
+
+    /// `accept4`: the next completed connection and its peer's address.
+    /// `flags` may hold `SOCK_NONBLOCK` (and `SOCK_CLOEXEC`, for the caller).
+    pub fn accept(&self, k: &Kernel, file: &File, flags: i32) -> Result<(File, SockAddr), Errno> {
+        self.check()?;
+        if !matches!(self.kind(), Kind::Tcp) {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        if flags & !(sock::NONBLOCK | sock::CLOEXEC) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let timeout = self
+            .stack
+            .core
+            .lock()
+            .socks
+            .get(self.id)
+            .and_then(|s| s.opts.rcvtimeo);
+        let got = self.block(k, file.is_nonblocking(), timeout, Errno::EAGAIN, |c, _| {
+            let Some(child) = c.tcp_accept(self.id)? else {
+                return Ok(None);
+            };
+            let s = c.socks.get(child).ok_or(Errno::ECONNABORTED)?;
+            let peer = match &s.proto {
+                Proto::Tcp(t) => t.conn().map(|cn| SockAddr::inet(cn.tuple.2, cn.tuple.3)),
+                _ => None,
+            };
+            Ok(Some((child, s.shared.clone(), peer)))
+        });
+        let (child, shared, peer) = got?;
+        let flags = o::RDWR
+            | if flags & sock::NONBLOCK != 0 {
+                o::NONBLOCK
+            } else {
+                0
+            };
+        let f = File::new(
+            flags,
+            Box::new(Socket {
+                stack: self.stack.clone(),
+                id: child,
+                shared,
+                ty: self.ty,
+                protocol: self.protocol,
+            }),
+        );
+        Ok((f, peer.unwrap_or(SockAddr::inet(Ipv4Addr::UNSPECIFIED, 0))))
+    }
+
+    /// `connect`. A stream socket waits for the handshake (or, when
+    /// non-blocking, returns `EINPROGRESS`; the outcome is then in
+    /// `SO_ERROR`). A datagram socket records its peer; `AF_UNSPEC`
+    /// dissolves the association.
+    pub fn connect(&self, k: &Kernel, file: &File, addr: SockAddr) -> Result<(), Errno> {
+        self.check()?;
+        let r = self.id;
+        match self.kind() {
+            Kind::Udp | Kind::Ping => {
+                let target = match addr {
+                    SockAddr::Unspec => None,
+                    a => Some(a.as_inet()?),
+                };
+                self.stack.with_core(|c, _| {
+                    let bound = match c.socks.get(r).map(|s| &s.proto) {
+                        Some(Proto::Udp(u)) => u.bound.is_some(),
+                        Some(Proto::Ping(p)) => p.ident.is_some(),
+                        _ => return Err(Errno::EBADF),
+                    };
+                    if let Some((ip, _)) = target {
+                        if c.route(ip).is_none() {
+                            return Err(Errno::ENETUNREACH);
+                        }
+                    }
+                    if !bound && target.is_some() {
+                        match self.kind() {
+                            Kind::Udp => c.udp_bind(r, Ipv4Addr::UNSPECIFIED, 0)?,
+                            _ => c.ping_bind(r, 0)?,
+                        }
+                    }
+                    match c.socks.get_mut(r).map(|s| &mut s.proto) {
+                        Some(Proto::Udp(u)) => u.peer = target,
+                        Some(Proto::Ping(p)) => p.peer = target.map(|t| t.0),
+                        _ => {}
+                    }
+                    Ok(())
+                })
+            }
+            Kind::Tcp => {
+                let (ip, port) = addr.as_inet()?;
+                let nonblock = file.is_nonblocking();
+                let pool = self.pool();
+                let timeout = self.stack.with_core(|c, fx| {
+                    let s = c.socks.get_mut(r).ok_or(Errno::EBADF)?;
+                    let timeout = s.opts.sndtimeo;
+                    if let Proto::Tcp(t) = &s.proto {
+                        if let TcpState::Failed = t.state {
+                            return Err(s.error.take().unwrap_or(Errno::ECONNABORTED));
+                        }
+                        if let Some(cn) = t.conn() {
+                            if cn.state() == State::Closed {
+                                return Err(s.error.take().unwrap_or(Errno::ECONNABORTED));
+                            }
+                            if matches!(cn.state(), State::SynSent | State::SynReceived) {
+                                return if nonblock {
+                                    Err(Errno::EALREADY)
+                                } else {
+                                    Ok(timeout)
+                                };
+                            }
+                            return Err(Errno::EISCONN);
+                        }
+                    }
+                    c.tcp_connect(pool, r, ip, port, fx)?;
+                    Ok(timeout)
+                })?;
+                if nonblock {
+                    // As on Linux, even when the handshake already finished
+                    // (it may have, in this very thread, on an in-process
+                    // link): the outcome is in SO_ERROR and poll.
+                    return Err(Errno::EINPROGRESS);
+                }
+                // SO_SNDTIMEO expiring leaves the attempt going (Linux).
+                self.block(k, false, timeout, Errno::EINPROGRESS, |c, _| {
+                    connect_outcome(c, r)
+                })
+            }
+        }
+    }
+
+    /// `sendto`/`send`: returns the bytes taken. A stream socket takes all
+    /// of `data` unless non-blocking or interrupted by an error after
+    /// taking some.
+    pub fn send(
+        &self,
+        k: &Kernel,
+        file: &File,
+        data: &[u8],
+        flags: i32,
+        to: Option<SockAddr>,
+    ) -> Result<usize, Errno> {
+        self.check()?;
+        let nonblock = file.is_nonblocking() || flags & msg::DONTWAIT != 0;
+        let r = self.id;
+        let pool = self.pool();
+        let to = match to {
+            Some(a) => Some(a.as_inet()?),
+            None => None,
+        };
+        match self.kind() {
+            Kind::Udp => self
+                .stack
+                .with_core(|c, fx| c.udp_send(pool, r, data, to, fx)),
+            Kind::Ping => self
+                .stack
+                .with_core(|c, fx| c.ping_send(pool, r, data, to.map(|t| t.0), fx)),
+            Kind::Tcp => {
+                let timeout = self
+                    .stack
+                    .core
+                    .lock()
+                    .socks
+                    .get(r)
+                    .and_then(|s| s.opts.sndtimeo);
+                let mut done = 0;
+                loop {
+                    let res =
+                        self.block(
+                            k,
+                            nonblock,
+                            timeout,
+                            Errno::EAGAIN,
+                            |c, fx| match tcp_send_step(c, pool, r, &data[done..], fx)? {
+                                Some(0) if done < data.len() => Ok(None),
+                                other => Ok(other),
+                            },
+                        );
+                    match res {
+                        Ok(n) => {
+                            done += n;
+                            if done >= data.len() {
+                                return Ok(done);
+                            }
+                        }
+                        Err(Errno::EAGAIN) if done > 0 => return Ok(done),
+                        Err(e) if done > 0 => {
+                            // Report the error on the next call.
+                            self.stack.with_core(|c, _| {
+                                if let Some(s) = c.socks.get_mut(r) {
+                                    if e != Errno::EPIPE {
+                                        s.error.get_or_insert(e);
+                                    }
+                                }
+                            });
+                            return Ok(done);
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+    }
+
+    /// `recvfrom`/`recv`, with `MSG_PEEK`, `MSG_DONTWAIT`, `MSG_WAITALL`
+    /// and `MSG_TRUNC`.
+    pub fn recv(
+        &self,
+        k: &Kernel,
+        file: &File,
+        buf: &mut [u8],
+        flags: i32,
+    ) -> Result<RecvInfo, Errno> {
+        self.check()?;
+        let nonblock = file.is_nonblocking() || flags & msg::DONTWAIT != 0;
+        let peek = flags & msg::PEEK != 0;
+        let r = self.id;
+        let pool = self.pool();
+        let timeout = self
+            .stack
+            .core
+            .lock()
+            .socks
+            .get(r)
+            .and_then(|s| s.opts.rcvtimeo);
+        match self.kind() {
+            Kind::Udp | Kind::Ping => {
+                let is_udp = matches!(self.kind(), Kind::Udp);
+                let got = self.block(k, nonblock, timeout, Errno::EAGAIN, |c, _| {
+                    if is_udp {
+                        c.udp_recv(r, buf, peek)
+                    } else {
+                        c.ping_recv(r, buf, peek)
+                    }
+                });
+                let (n, full, from) = got?;
+                let truncated = full > n;
+                Ok(RecvInfo {
+                    len: if truncated && flags & msg::TRUNC != 0 {
+                        full
+                    } else {
+                        n
+                    },
+                    from: Some(SockAddr::inet(from.0, from.1)),
+                    flags: if truncated { msg::TRUNC } else { 0 },
+                })
+            }
+            Kind::Tcp => {
+                if buf.is_empty() {
+                    return Ok(RecvInfo {
+                        len: 0,
+                        from: None,
+                        flags: 0,
+                    });
+                }
+                let waitall = flags & msg::WAITALL != 0 && !peek;
+                let mut done = 0;
+                loop {
+                    let res = self.block(k, nonblock, timeout, Errno::EAGAIN, |c, fx| {
+                        tcp_recv_step(c, pool, r, &mut buf[done..], peek, fx)
+                    });
+                    match res {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            done += n;
+                            if !waitall || done == buf.len() {
+                                break;
+                            }
+                        }
+                        Err(Errno::EAGAIN) if done > 0 => break,
+                        Err(e) if done > 0 => {
+                            self.stack.with_core(|c, _| {
+                                if let Some(s) = c.socks.get_mut(r) {
+                                    s.error.get_or_insert(e);
+                                }
+                            });
+                            break;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(RecvInfo {
+                    len: done,
+                    from: None,
+                    flags: 0,
+                })
+            }
+        }
+    }
+
+    /// `shutdown`.
+    pub fn shutdown(&self, how: i32) -> Result<(), Errno> {
+        self.check()?;
+        if !matches!(how, shut::RD | shut::WR | shut::RDWR) {
+            return Err(Errno::EINVAL);
+        }
+        let r = self.id;
+        let pool = self.pool();
+        self.stack.with_core(|c, fx| {
+            let s = c.socks.get_mut(r).ok_or(Errno::EBADF)?;
+            let connected = match &s.proto {
+                Proto::Tcp(t) => t
+                    .conn()
+                    .is_some_and(|cn| !matches!(cn.state(), State::SynSent | State::Closed)),
+                Proto::Udp(u) => u.peer.is_some(),
+                Proto::Ping(p) => p.peer.is_some(),
+            };
+            if !connected {
+                return Err(Errno::ENOTCONN);
+            }
+            if how != shut::WR {
+                s.shut_rd = true;
+            }
+            let mut fin = false;
+            if how != shut::RD && !s.shut_wr {
+                s.shut_wr = true;
+                if let Proto::Tcp(t) = &mut s.proto {
+                    if let Some(cn) = t.conn_mut() {
+                        cn.close_send();
+                        fin = true;
+                    }
+                }
+            }
+            let shared = s.shared.clone();
+            fx.wake.push(shared);
+            if fin {
+                c.tcp_output(pool, r, false, fx);
+            }
+            Ok(())
+        })
+    }
+
+    /// `getsockname`.
+    pub fn local_addr(&self) -> Result<SockAddr, Errno> {
+        self.check()?;
+        self.stack.with_core(|c, _| {
+            let s = c.socks.get(self.id).ok_or(Errno::EBADF)?;
+            let (a, p) = match &s.proto {
+                Proto::Tcp(t) => match t.conn() {
+                    Some(cn) => (cn.tuple.0, cn.tuple.1),
+                    None => t.bound.unwrap_or((Ipv4Addr::UNSPECIFIED, 0)),
+                },
+                Proto::Udp(u) => u.bound.unwrap_or((Ipv4Addr::UNSPECIFIED, 0)),
+                Proto::Ping(p) => (Ipv4Addr::UNSPECIFIED, p.ident.unwrap_or(0)),
+            };
+            Ok(SockAddr::inet(a, p))
+        })
+    }
+
+    /// `getpeername`.
+    pub fn peer_addr(&self) -> Result<SockAddr, Errno> {
+        self.check()?;
+        self.stack.with_core(|c, _| {
+            let s = c.socks.get(self.id).ok_or(Errno::EBADF)?;
+            let (a, p) = match &s.proto {
+                Proto::Tcp(t) => match t.conn() {
+                    Some(cn) if !matches!(cn.state(), State::SynSent | State::Closed) => {
+                        (cn.tuple.2, cn.tuple.3)
+                    }
+                    _ => return Err(Errno::ENOTCONN),
+                },
+                Proto::Udp(u) => u.peer.ok_or(Errno::ENOTCONN)?,
+                Proto::Ping(p) => (p.peer.ok_or(Errno::ENOTCONN)?, 0),
+            };
+            Ok(SockAddr::inet(a, p))
+        })
+    }
+
+    /// `setsockopt`.
+    pub fn set_option(&self, opt: SockOpt) -> Result<(), Errno> {
+        self.check()?;
+        let is_tcp = matches!(self.kind(), Kind::Tcp);
+        self.stack.with_core(|c, _| {
+            let params = c.params;
+            let s = c.socks.get_mut(self.id).ok_or(Errno::EBADF)?;
+            let buf = |n: u32| {
+                (n as usize)
+                    .saturating_mul(2)
+                    .clamp(MIN_SOCKBUF, MAX_SOCKBUF)
+            };
+            match opt {
+                SockOpt::ReuseAddr(b) => s.opts.reuse_addr = b,
+                SockOpt::KeepAlive(b) => s.opts.keepalive = b,
+                SockOpt::Broadcast(b) => s.opts.broadcast = b,
+                SockOpt::RcvBuf(n) => s.opts.rcvbuf = buf(n),
+                SockOpt::SndBuf(n) => s.opts.sndbuf = buf(n),
+                SockOpt::Linger(l) => s.opts.linger = l,
+                SockOpt::RcvTimeo(t) => s.opts.rcvtimeo = t,
+                SockOpt::SndTimeo(t) => s.opts.sndtimeo = t,
+                SockOpt::NoDelay(b) if is_tcp => s.opts.nodelay = b,
+                SockOpt::NoDelay(_) => return Err(Errno::ENOPROTOOPT),
+                SockOpt::Ttl(t) => s.opts.ttl = t.max(1),
+                SockOpt::Error(_)
+                | SockOpt::Type(_)
+                | SockOpt::AcceptConn(_)
+                | SockOpt::Domain(_)
+                | SockOpt::Protocol(_) => return Err(Errno::ENOPROTOOPT),
+            }
+            let opts = s.opts;
+            if let Proto::Tcp(t) = &mut s.proto {
+                if let Some(cn) = t.conn_mut() {
+                    if cn.state() != State::Closed {
+                        apply_opts(cn.sock_mut(), &opts, &params);
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// `getsockopt` by Linux `(level, name)`.
+    pub fn option(&self, level: i32, name: i32) -> Result<SockOpt, Errno> {
+        self.check()?;
+        let is_tcp = matches!(self.kind(), Kind::Tcp);
+        self.stack.with_core(|c, _| {
+            let s = c.socks.get_mut(self.id).ok_or(Errno::EBADF)?;
+            let o = &s.opts;
+            Ok(match (level, name) {
+                (so::SOL_SOCKET, so::REUSEADDR) => SockOpt::ReuseAddr(o.reuse_addr),
+                (so::SOL_SOCKET, so::KEEPALIVE) => SockOpt::KeepAlive(o.keepalive),
+                (so::SOL_SOCKET, so::BROADCAST) => SockOpt::Broadcast(o.broadcast),
+                (so::SOL_SOCKET, so::RCVBUF) => SockOpt::RcvBuf(o.rcvbuf as u32),
+                (so::SOL_SOCKET, so::SNDBUF) => SockOpt::SndBuf(o.sndbuf as u32),
+                (so::SOL_SOCKET, so::LINGER) => SockOpt::Linger(o.linger),
+                (so::SOL_SOCKET, so::RCVTIMEO) => SockOpt::RcvTimeo(o.rcvtimeo),
+                (so::SOL_SOCKET, so::SNDTIMEO) => SockOpt::SndTimeo(o.sndtimeo),
+                (so::SOL_SOCKET, so::ERROR) => SockOpt::Error(s.error.take().map_or(0, |e| e.0)),
+                (so::SOL_SOCKET, so::TYPE) => SockOpt::Type(self.ty),
+                (so::SOL_SOCKET, so::DOMAIN) => SockOpt::Domain(af::INET),
+                (so::SOL_SOCKET, so::PROTOCOL) => SockOpt::Protocol(self.protocol),
+                (so::SOL_SOCKET, so::ACCEPTCONN) => {
+                    SockOpt::AcceptConn(matches!(&s.proto, Proto::Tcp(t) if t.is_listening()))
+                }
+                (ipproto::TCP, tcpopt::NODELAY) if is_tcp => SockOpt::NoDelay(o.nodelay),
+                (ipproto::IP, ipopt::TTL) => SockOpt::Ttl(o.ttl),
+                _ => return Err(Errno::ENOPROTOOPT),
+            })
+        })
+    }
+
+    fn poll_events(&self, events: i16) -> i16 {
+        if self.stack.is_halted() {
+            return poll::HUP | poll::ERR;
+        }
+        let mut c = self.stack.core.lock();
+        let Some(s) = c.socks.get_mut(self.id) else {
+            return poll::HUP;
+        };
+        let mut r = 0;
+        if s.error.is_some() {
+            r |= poll::ERR;
+        }
+        let inb = poll::IN | poll::RDNORM;
+        let out = poll::OUT | poll::WRNORM;
+        match &s.proto {
+            Proto::Tcp(t) => match &t.state {
+                TcpState::Idle => r |= poll::HUP,
+                TcpState::Failed => r |= poll::HUP | out,
+                TcpState::Listening(l) => {
+                    if !l.ready.is_empty() {
+                        r |= inb;
+                    }
+                }
+                TcpState::Conn(cn) => {
+                    let sk = cn.sock();
+                    let st = sk.state();
+                    let connecting = matches!(st, State::SynSent | State::SynReceived);
+                    if !connecting && (sk.can_recv() || !sk.may_recv() || s.shut_rd) {
+                        r |= inb;
+                    }
+                    if sk.may_send() && !s.shut_wr && sk.send_queue() < sk.send_capacity() {
+                        r |= out;
+                    }
+                    if !connecting && !sk.may_recv() {
+                        r |= poll::RDHUP;
+                    }
+                    if st == State::Closed {
+                        r |= poll::HUP | out;
+                    } else if s.shut_wr && !sk.may_recv() {
+                        r |= poll::HUP;
+                    }
+                }
+            },
+            Proto::Udp(u) => {
+                if !u.rxq.is_empty() || s.shut_rd {
+                    r |= inb;
+                }
+                r |= out;
+            }
+            Proto::Ping(p) => {
+                if !p.rxq.is_empty() {
+                    r |= inb;
+                }
+                r |= out;
+            }
+        }
+        r & (events | poll::ERR | poll::HUP | poll::NVAL)
+    }
+}
+
+/// Whether connect of `r` finished: `Some(())` connected, an error if it
+/// failed, `None` still going.
+fn connect_outcome(c: &mut Core, r: SockRef) -> Result<Option<()>, Errno> {
+    let s = c.socks.get_mut(r).ok_or(Errno::EBADF)?;
+    match &s.proto {
+        Proto::Tcp(t) => match &t.state {
+            TcpState::Conn(cn) => match cn.state() {
+                State::SynSent | State::SynReceived => Ok(None),
+                State::Closed => Err(s.error.take().unwrap_or(Errno::ECONNREFUSED)),
+                _ => Ok(Some(())),
+            },
+            TcpState::Failed => Err(s.error.take().unwrap_or(Errno::ECONNREFUSED)),
+            _ => Err(Errno::ENOTCONN),
+        },
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// One step of a stream send: `Some(n)` bytes queued (0: buffer full),
+/// `None` while connecting.
+fn tcp_send_step(
+    c: &mut Core,
+    pool: &crate::pool::FramePool,
+    r: SockRef,
+    data: &[u8],
+    fx: &mut Effects,
+) -> Result<Option<usize>, Errno> {
+    let s = c.socks.get_mut(r).ok_or(Errno::EBADF)?;
+    if let Some(e) = s.error.take() {
+        return Err(e);
+    }
+    if s.shut_wr {
+        return Err(Errno::EPIPE);
+    }
+    let Proto::Tcp(t) = &mut s.proto else {
+        return Err(Errno::EINVAL);
+    };
+    let Some(cn) = t.conn_mut() else {
+        return Err(Errno::EPIPE);
+    };
+    let sk = cn.sock_mut();
+    match sk.state() {
+        State::SynSent | State::SynReceived => return Ok(None),
+        _ if !sk.may_send() => return Err(Errno::EPIPE),
+        _ => {}
+    }
+    if data.is_empty() {
+        return Ok(Some(0));
+    }
+    let n = sk.send_slice(data).map_err(|_| Errno::EPIPE)?;
+    if n > 0 {
+        c.tcp_output(pool, r, false, fx);
+    }
+    Ok(Some(n))
+}
+
+/// One step of a stream receive: `Some(n)` bytes (0: end of stream),
+/// `None` when nothing is there yet.
+fn tcp_recv_step(
+    c: &mut Core,
+    pool: &crate::pool::FramePool,
+    r: SockRef,
+    buf: &mut [u8],
+    peek: bool,
+    fx: &mut Effects,
+) -> Result<Option<usize>, Errno> {
+    let s = c.socks.get_mut(r).ok_or(Errno::EBADF)?;
+    if let Some(e) = s.error.take() {
+        return Err(e);
+    }
+    if s.shut_rd {
+        return Ok(Some(0));
+    }
+    let Proto::Tcp(t) = &mut s.proto else {
+        return Err(Errno::EINVAL);
+    };
+    let Some(cn) = t.conn_mut() else {
+        return Err(Errno::ENOTCONN);
+    };
+    let sk = cn.sock_mut();
+    if matches!(sk.state(), State::SynSent | State::SynReceived) {
+        return Ok(None);
+    }
+    if sk.can_recv() {
+        let n = if peek {
+            sk.peek_slice(buf)
+        } else {
+            sk.recv_slice(buf)
+        }
+        .unwrap_or(0);
+        if !peek && n > 0 {
+            // The window opened: smoltcp may owe the peer an update.
+            c.tcp_output(pool, r, false, fx);
+        }
+        return Ok(Some(n));
+    }
+    if !sk.may_recv() {
+        return Ok(Some(0));
+    }
+    Ok(None)
+}
+
+impl FileOps for Socket {
+    fn read(&self, k: &Kernel, file: &File, buf: &mut [u8], pos: Pos) -> Result<usize, Errno> {
+        if pos != Pos::Current {
+            return Err(Errno::ESPIPE);
+        }
+        self.recv(k, file, buf, 0).map(|i| i.len)
+    }
+
+    fn write(&self, k: &Kernel, file: &File, buf: &[u8], pos: Pos) -> Result<usize, Errno> {
+        if pos != Pos::Current {
+            return Err(Errno::ESPIPE);
+        }
+        self.send(k, file, buf, 0, None)
+    }
+
+    fn stat(&self, _k: &Kernel) -> Result<Stat, Errno> {
+        Ok(Stat {
+            ino: ((self.id.gen as u64) << 32) | self.id.idx as u64,
+            mode: mode::IFSOCK | 0o777,
+            nlink: 1,
+            blksize: 4096,
+            ..Stat::default()
+        })
+    }
+
+    fn poll(&self, _k: &Kernel, events: i16) -> i16 {
+        self.poll_events(events)
+    }
+
+    fn wait_queue(&self) -> Option<&kern::sync::WaitQueue> {
+        Some(&self.shared.wq)
+    }
+
+    fn as_any(&self) -> &dyn core::any::Any {
+        self
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        let r = self.id;
+        let pool = &self.stack.pool;
+        let linger = self.stack.with_core(|c, fx| {
+            let linger = c.socks.get(r).and_then(|s| s.opts.linger);
+            match c.socks.get(r).map(|s| &s.proto) {
+                Some(Proto::Tcp(_)) => c.tcp_close(pool, r, fx),
+                Some(_) => c.free_sock(r, fx),
+                None => {}
+            }
+            linger
+        });
+        // SO_LINGER with a time: wait (bounded) until the data went out.
+        if let (Some(secs), Some(k)) = (linger.filter(|s| *s > 0), self.stack.kernel.upgrade()) {
+            let deadline = k.now().saturating_add(secs as u64 * 1_000_000_000);
+            let _ = k.wait(&[&self.shared.wq], Some(deadline), || {
+                let c = self.stack.core.lock();
+                let done = match c.socks.get(r).map(|s| &s.proto) {
+                    Some(Proto::Tcp(t)) => t.conn().is_none_or(|cn| cn.sock().send_queue() == 0),
+                    _ => true,
+                };
+                Ok(done.then_some(()))
+            });
+        }
+    }
+}

@@ -1,0 +1,756 @@
+//! [`Stack`]: one kernel's network stack, and [`Core`], the state it keeps
+//! under its lock.
+//!
+//! # Threads and locks
+//!
+//! Protocol work runs in the thread that causes it: a `send` builds and
+//! routes its segments, and an in-process bus delivers them straight into
+//! the receiving kernel's stack (see `pump.rs`); only timers, and frames
+//! arriving from outside the process (shmif, tap), run on kernel threads.
+//! One spin lock guards [`Core`]. Work done under it collects
+//! [`Effects`]: frames to transmit and sockets to wake, which
+//! [`Stack::run_effects`] carries out after the lock is released, so no
+//! lock is ever held across a link (which may call into another kernel) or
+//! a hypercall that may block.
+//!
+//! # Sockets
+//!
+//! Sockets live in a slab ([`Slab`]) named by [`SockRef`] (index and
+//! generation). Received segments find their socket through hash tables
+//! (connections by 4-tuple, listeners by address and port), never by
+//! walking the sockets, so the cost of a segment does not grow with the
+//! number of sockets. Each TCP connection has its own one-element smoltcp
+//! `SocketSet`, so smoltcp's per-poll walk is over one socket.
+//!
+//! Neighbours: `ip.rs` (IPv4, ARP, ICMP, forwarding), `tcp.rs`, `udp.rs`,
+//! `ping.rs` (protocols), `socket.rs` (the BSD socket API on top),
+//! `config.rs` (interfaces and routes as system calls).
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeSet;
+use alloc::sync::{Arc, Weak};
+use alloc::vec::Vec;
+use core::net::Ipv4Addr;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use hashbrown::HashMap;
+use hyper::{Hyper, MonoNs, Parker, ThreadHandle};
+use kern::sync::{Mutex, WaitQueue};
+use kern::{Errno, Kernel, WeakKernel};
+
+use crate::addr::NetStats;
+use crate::iface::{IfShared, Iface, Link};
+use crate::ping::PingSock;
+use crate::pool::FramePool;
+use crate::pump::Pump;
+use crate::route::RouteTable;
+use crate::tcp::TcpSock;
+use crate::udp::UdpSock;
+
+/// Segments of a burst a connection takes in before it answers.
+const ACK_EVERY: usize = 4;
+
+/// Names a socket in the slab. The generation makes a stale reference
+/// (to a slot reused by a newer socket) miss instead of alias.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct SockRef {
+    pub idx: u32,
+    pub gen: u32,
+}
+
+/// A slab of sockets.
+pub(crate) struct Slab<T> {
+    slots: Vec<(u32, Option<T>)>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+impl<T> Slab<T> {
+    pub fn new() -> Self {
+        Slab {
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+        }
+    }
+
+    pub fn insert(&mut self, v: T) -> SockRef {
+        self.live += 1;
+        match self.free.pop() {
+            Some(i) => {
+                let s = &mut self.slots[i as usize];
+                s.0 = s.0.wrapping_add(1);
+                s.1 = Some(v);
+                SockRef { idx: i, gen: s.0 }
+            }
+            None => {
+                self.slots.push((0, Some(v)));
+                SockRef {
+                    idx: (self.slots.len() - 1) as u32,
+                    gen: 0,
+                }
+            }
+        }
+    }
+
+    pub fn get(&self, r: SockRef) -> Option<&T> {
+        match self.slots.get(r.idx as usize) {
+            Some((g, Some(v))) if *g == r.gen => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn get_mut(&mut self, r: SockRef) -> Option<&mut T> {
+        match self.slots.get_mut(r.idx as usize) {
+            Some((g, Some(v))) if *g == r.gen => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn remove(&mut self, r: SockRef) -> Option<T> {
+        match self.slots.get_mut(r.idx as usize) {
+            Some((g, slot @ Some(_))) if *g == r.gen => {
+                self.free.push(r.idx);
+                self.live -= 1;
+                slot.take()
+            }
+            _ => None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    pub fn refs(&self) -> Vec<SockRef> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.1.is_some())
+            .map(|(i, s)| SockRef {
+                idx: i as u32,
+                gen: s.0,
+            })
+            .collect()
+    }
+}
+
+/// What a socket shares with its file object outside the stack lock.
+pub(crate) struct SockShared {
+    pub wq: WaitQueue,
+}
+
+/// Options common to all sockets (`SOL_SOCKET`, `IP_TTL`, `TCP_NODELAY`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SockOpts {
+    pub reuse_addr: bool,
+    pub keepalive: bool,
+    pub broadcast: bool,
+    pub nodelay: bool,
+    pub rcvbuf: usize,
+    pub sndbuf: usize,
+    /// `SO_LINGER`: `Some(seconds)` when on.
+    pub linger: Option<u32>,
+    pub rcvtimeo: Option<u64>,
+    pub sndtimeo: Option<u64>,
+    pub ttl: u8,
+}
+
+/// The protocol part of a socket.
+pub(crate) enum Proto {
+    Tcp(TcpSock),
+    Udp(UdpSock),
+    Ping(PingSock),
+}
+
+/// A socket as the stack keeps it.
+pub(crate) struct Sock {
+    pub shared: Arc<SockShared>,
+    pub opts: SockOpts,
+    /// The pending error `SO_ERROR` reports (and the next call returns,
+    /// for datagram sockets and failed connects).
+    pub error: Option<Errno>,
+    pub shut_rd: bool,
+    pub shut_wr: bool,
+    /// The user closed it; it lives on only to finish its protocol.
+    pub orphan: bool,
+    /// The deadline it holds in [`Core::timers`].
+    pub timer_at: Option<MonoNs>,
+    pub proto: Proto,
+}
+
+impl Sock {
+    pub fn new(opts: SockOpts, proto: Proto) -> Sock {
+        Sock {
+            shared: Arc::new(SockShared {
+                wq: WaitQueue::new(),
+            }),
+            opts,
+            error: None,
+            shut_rd: false,
+            shut_wr: false,
+            orphan: false,
+            timer_at: None,
+            proto,
+        }
+    }
+}
+
+/// What to do once the stack lock is released.
+#[derive(Default)]
+pub(crate) struct Effects {
+    /// Frames to send: link, interface, frame.
+    pub frames: Vec<(Arc<dyn Link>, Arc<IfShared>, Vec<u8>)>,
+    /// Sockets whose waiters must wake.
+    pub wake: Vec<Arc<SockShared>>,
+    /// The timer thread must look at an earlier deadline.
+    pub kick_timer: bool,
+}
+
+impl Effects {
+    pub fn wake(&mut self, s: &Arc<SockShared>) {
+        if s.wq.has_waiters() && !self.wake.iter().any(|w| Arc::ptr_eq(w, s)) {
+            self.wake.push(s.clone());
+        }
+    }
+}
+
+/// A connection's 4-tuple: local address and port, remote address and port.
+pub(crate) type Tuple4 = (Ipv4Addr, u16, Ipv4Addr, u16);
+
+/// Kernel parameters the stack reads (sysctl values, cached at boot and
+/// refreshed when a socket is made).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Params {
+    pub ttl: u8,
+    pub sendspace: usize,
+    pub recvspace: usize,
+    pub connect_timeout_ms: u64,
+    pub timeout_ms: u64,
+    pub keepidle_ms: u64,
+    pub port_first: u16,
+    pub port_last: u16,
+    pub spin_ns: u64,
+}
+
+/// Everything the stack lock guards.
+pub(crate) struct Core {
+    /// Monotonic time, set each time the lock is taken.
+    pub now: MonoNs,
+    /// The kernel, for the parameters read per packet (forwarding).
+    pub kernel: WeakKernel,
+    pub params: Params,
+    pub ifs: Vec<Option<Iface>>,
+    pub routes: RouteTable,
+    pub socks: Slab<Sock>,
+    pub tcp_conns: HashMap<Tuple4, SockRef>,
+    pub tcp_listeners: HashMap<(Ipv4Addr, u16), SockRef>,
+    /// Sockets bound to each TCP port (for `bind`'s conflict rules).
+    pub tcp_ports: HashMap<u16, Vec<SockRef>>,
+    pub udp_binds: HashMap<(Ipv4Addr, u16), SockRef>,
+    pub ping_ids: HashMap<u16, SockRef>,
+    /// Pending protocol timers by deadline.
+    pub timers: BTreeSet<(MonoNs, SockRef)>,
+    /// When the timer thread will next look (`MonoNs::MAX`: not at all).
+    pub timer_next: MonoNs,
+    pub stats: NetStats,
+    pub ip_id: u16,
+    pub next_port: u16,
+    pub seed: u64,
+    pub empty_set: smoltcp::iface::SocketSet<'static>,
+    /// While a burst is processed, connections only take segments in and
+    /// are listed here to answer once at the end.
+    pub defer_egress: bool,
+    pub deferred: Vec<SockRef>,
+}
+
+/// One kernel's network stack (the `"net"` kernel extension).
+pub struct Stack {
+    pub(crate) core: Mutex<Core>,
+    pub(crate) pool: FramePool,
+    pub(crate) hyper: Arc<dyn Hyper>,
+    pub(crate) kernel: WeakKernel,
+    pub(crate) registry: Option<Arc<crate::bus::BusRegistry>>,
+    pub(crate) this: Weak<Stack>,
+    /// Frames waiting to be transmitted, in the order the stack made
+    /// them (several threads may produce; one at a time transmits).
+    txq: Pump<(Arc<dyn Link>, Arc<IfShared>, Vec<u8>)>,
+    halted: AtomicBool,
+    timer: Mutex<Option<TimerThread>>,
+    timer_starting: AtomicBool,
+}
+
+struct TimerThread {
+    parker: Arc<dyn Parker>,
+    handle: Option<Box<dyn ThreadHandle>>,
+}
+
+impl Stack {
+    pub(crate) fn new(
+        k: &Kernel,
+        params: Params,
+        registry: Option<Arc<crate::bus::BusRegistry>>,
+    ) -> Arc<Stack> {
+        let mut seed = [0u8; 8];
+        k.hyper().random_fill(&mut seed);
+        let seed = u64::from_le_bytes(seed);
+        let next_port =
+            params.port_first + (seed % (params.port_last - params.port_first + 1) as u64) as u16;
+        Arc::new_cyclic(|this| Stack {
+            core: Mutex::new(Core {
+                now: 0,
+                kernel: k.downgrade(),
+                params,
+                ifs: Vec::new(),
+                routes: RouteTable::new(),
+                socks: Slab::new(),
+                tcp_conns: HashMap::new(),
+                tcp_listeners: HashMap::new(),
+                tcp_ports: HashMap::new(),
+                udp_binds: HashMap::new(),
+                ping_ids: HashMap::new(),
+                timers: BTreeSet::new(),
+                timer_next: MonoNs::MAX,
+                stats: NetStats::default(),
+                ip_id: seed as u16,
+                next_port,
+                seed,
+                empty_set: smoltcp::iface::SocketSet::new(Vec::new()),
+                defer_egress: false,
+                deferred: Vec::new(),
+            }),
+            pool: FramePool::new(),
+            hyper: k.hyper().clone(),
+            kernel: k.downgrade(),
+            registry,
+            this: this.clone(),
+            txq: Pump::new(),
+            halted: AtomicBool::new(false),
+            timer: Mutex::new(None),
+            timer_starting: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether the stack has been shut down with its kernel.
+    pub fn is_halted(&self) -> bool {
+        self.halted.load(Ordering::Acquire)
+    }
+
+    /// Runs `f` with the stack lock held, then carries out its effects.
+    pub(crate) fn with_core<R>(&self, f: impl FnOnce(&mut Core, &mut Effects) -> R) -> R {
+        let mut fx = Effects::default();
+        let r = {
+            let mut c = self.core.lock();
+            c.now = self.hyper.clock_monotonic();
+            let r = f(&mut c, &mut fx);
+            // Queued under the lock: the order of the wire is the order in
+            // which the protocol made the frames.
+            for item in fx.frames.drain(..) {
+                self.txq.enqueue(item);
+            }
+            r
+        };
+        self.run_effects(fx);
+        r
+    }
+
+    /// Carries out what work under the lock decided: wakes sockets,
+    /// transmits frames (capturing them first), pokes the timer thread.
+    pub(crate) fn run_effects(&self, fx: Effects) {
+        for w in &fx.wake {
+            w.wq.wake_all();
+        }
+        for item in fx.frames {
+            self.txq.enqueue(item);
+        }
+        self.txq.drain_batches(|items| {
+            // Consecutive frames for one link go as one batch.
+            let mut run: Vec<Vec<u8>> = Vec::new();
+            let mut run_link: Option<Arc<dyn Link>> = None;
+            for (link, ifs, frame) in items {
+                if ifs.has_pcap.load(Ordering::Relaxed) {
+                    ifs.capture(self.hyper.clock_wall(), &frame);
+                }
+                ifs.stats.tx_packets.fetch_add(1, Ordering::Relaxed);
+                ifs.stats
+                    .tx_bytes
+                    .fetch_add(frame.len() as u64, Ordering::Relaxed);
+                if let Some(l) = &run_link {
+                    if !Arc::ptr_eq(l, &link) {
+                        for b in l.transmit_batch(core::mem::take(&mut run)) {
+                            self.pool.put(b);
+                        }
+                    }
+                }
+                run_link = Some(link);
+                run.push(frame);
+            }
+            if let Some(l) = run_link {
+                for b in l.transmit_batch(run) {
+                    self.pool.put(b);
+                }
+            }
+        });
+        if fx.kick_timer {
+            self.kick_timer();
+        }
+    }
+
+    /// Processes one Ethernet frame that arrived on interface `ifindex`.
+    /// Called by links, in whatever thread delivers the frame.
+    pub(crate) fn input(&self, ifindex: usize, frame: Vec<u8>) {
+        if self.is_halted() {
+            return;
+        }
+        let ifs = {
+            let c = self.core.lock();
+            match c.ifs.get(ifindex).and_then(|i| i.as_ref()) {
+                Some(i) => i.shared.clone(),
+                None => return,
+            }
+        };
+        ifs.stats.rx_packets.fetch_add(1, Ordering::Relaxed);
+        ifs.stats
+            .rx_bytes
+            .fetch_add(frame.len() as u64, Ordering::Relaxed);
+        if ifs.has_pcap.load(Ordering::Relaxed) {
+            ifs.capture(self.hyper.clock_wall(), &frame);
+        }
+        self.with_core(|c, fx| c.ether_input(&self.pool, ifindex, &frame, fx));
+        self.pool.put(frame);
+    }
+
+    /// Processes a burst of frames that arrived together on `ifindex`:
+    /// one lock, and each connection answers once for the whole burst
+    /// (one ACK for many segments), as interrupt coalescing does.
+    pub(crate) fn input_batch(&self, ifindex: usize, frames: Vec<Vec<u8>>) {
+        if frames.len() == 1 {
+            for f in frames {
+                self.input(ifindex, f);
+            }
+            return;
+        }
+        if self.is_halted() {
+            return;
+        }
+        let ifs = {
+            let c = self.core.lock();
+            match c.ifs.get(ifindex).and_then(|i| i.as_ref()) {
+                Some(i) => i.shared.clone(),
+                None => return,
+            }
+        };
+        for f in &frames {
+            ifs.stats.rx_packets.fetch_add(1, Ordering::Relaxed);
+            ifs.stats
+                .rx_bytes
+                .fetch_add(f.len() as u64, Ordering::Relaxed);
+            if ifs.has_pcap.load(Ordering::Relaxed) {
+                ifs.capture(self.hyper.clock_wall(), f);
+            }
+        }
+        self.with_core(|c, fx| {
+            // Answer every few segments, not once per burst: the sender
+            // refills its window while the rest of the burst is processed.
+            for group in frames.chunks(ACK_EVERY) {
+                c.defer_egress = true;
+                for f in group {
+                    c.ether_input(&self.pool, ifindex, f, fx);
+                }
+                c.defer_egress = false;
+                let touched = core::mem::take(&mut c.deferred);
+                for r in touched {
+                    c.tcp_output(&self.pool, r, true, fx);
+                }
+            }
+        });
+        for f in frames {
+            self.pool.put(f);
+        }
+    }
+
+    fn kick_timer(&self) {
+        {
+            let t = self.timer.lock();
+            if let Some(t) = t.as_ref() {
+                t.parker.unpark();
+                return;
+            }
+        }
+        if self.is_halted() || self.timer_starting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Some(k) = self.kernel.upgrade() else {
+            return;
+        };
+        let weak = self.this.clone();
+        let hyper = self.hyper.clone();
+        let slot: Arc<Mutex<Option<Arc<dyn Parker>>>> = Arc::new(Mutex::new(None));
+        let slot2 = slot.clone();
+        let spawned = k.spawn_thread(
+            "net.timer",
+            Box::new(move || {
+                let parker = hyper.current_parker();
+                *slot2.lock() = Some(parker.clone());
+                timer_loop(&weak, &*parker);
+            }),
+        );
+        match spawned {
+            Ok(h) => {
+                let parker = loop {
+                    if let Some(p) = slot.lock().clone() {
+                        break p;
+                    }
+                    self.hyper.yield_now();
+                };
+                parker.unpark();
+                *self.timer.lock() = Some(TimerThread {
+                    parker,
+                    handle: Some(h),
+                });
+            }
+            Err(_) => self.timer_starting.store(false, Ordering::Release),
+        }
+    }
+
+    /// Shuts the stack down (kernel halt): stops the timer and the links'
+    /// threads, aborts every socket and wakes every waiter.
+    pub(crate) fn halt(&self) {
+        if self.halted.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let t = self.timer.lock().take();
+        if let Some(mut t) = t {
+            t.parker.unpark();
+            if let Some(h) = t.handle.take() {
+                let _ = h.join();
+            }
+        }
+        let (links, socks) = {
+            let mut c = self.core.lock();
+            let links: Vec<Arc<dyn Link>> = c
+                .ifs
+                .iter_mut()
+                .flatten()
+                .filter_map(|i| i.link.take())
+                .collect();
+            let refs = c.socks.refs();
+            let mut socks = Vec::new();
+            for r in refs {
+                if let Some(s) = c.socks.remove(r) {
+                    socks.push(s);
+                }
+            }
+            c.tcp_conns.clear();
+            c.tcp_listeners.clear();
+            c.tcp_ports.clear();
+            c.udp_binds.clear();
+            c.ping_ids.clear();
+            c.timers.clear();
+            for i in c.ifs.iter_mut().flatten() {
+                i.arp.clear();
+                if let Some(p) = i.shared.pcap.lock().take() {
+                    p.flush();
+                }
+            }
+            (links, socks)
+        };
+        self.txq.clear();
+        for l in links {
+            l.detach();
+        }
+        for s in &socks {
+            s.shared.wq.wake_all();
+        }
+        drop(socks);
+    }
+}
+
+fn timer_loop(weak: &Weak<Stack>, parker: &dyn Parker) {
+    loop {
+        let next = {
+            let Some(stack) = weak.upgrade() else {
+                return;
+            };
+            if stack.is_halted() {
+                return;
+            }
+            stack.with_core(|c, fx| {
+                c.run_timers(&stack.pool, fx);
+                let next = c.timers.first().map(|t| t.0);
+                c.timer_next = next.unwrap_or(MonoNs::MAX);
+                next
+            })
+        };
+        parker.park_until(next);
+    }
+}
+
+impl Core {
+    /// The interface at `index`.
+    pub fn iface(&self, index: usize) -> Option<&Iface> {
+        self.ifs.get(index).and_then(|i| i.as_ref())
+    }
+
+    pub fn iface_mut(&mut self, index: usize) -> Option<&mut Iface> {
+        self.ifs.get_mut(index).and_then(|i| i.as_mut())
+    }
+
+    /// The interface named `name`.
+    pub fn iface_by_name(&self, name: &str) -> Option<&Iface> {
+        self.ifs.iter().flatten().find(|i| i.name() == name)
+    }
+
+    pub fn index_of(&self, name: &str) -> Result<usize, Errno> {
+        self.iface_by_name(name)
+            .map(|i| i.index())
+            .ok_or(Errno::ENXIO)
+    }
+
+    /// Whether `ip` is an address of this host: one of an interface's
+    /// addresses, or anything in a loopback interface's network.
+    pub fn is_local_addr(&self, ip: Ipv4Addr) -> bool {
+        self.ifs.iter().flatten().any(|i| {
+            i.has_addr(ip)
+                || (i.kind == crate::iface::IfKind::Loopback
+                    && i.addrs
+                        .iter()
+                        .any(|&(a, p)| crate::iface::in_subnet(ip, a, p)))
+        })
+    }
+
+    /// (Re)arms the protocol timer of `r` at `at`.
+    pub fn set_timer(&mut self, r: SockRef, at: Option<MonoNs>, fx: &mut Effects) {
+        let Some(s) = self.socks.get_mut(r) else {
+            return;
+        };
+        if s.timer_at == at {
+            return;
+        }
+        if let Some(old) = s.timer_at.take() {
+            self.timers.remove(&(old, r));
+        }
+        if let Some(t) = at {
+            s.timer_at = Some(t);
+            self.timers.insert((t, r));
+            if t < self.timer_next {
+                self.timer_next = t;
+                fx.kick_timer = true;
+            }
+        }
+    }
+
+    /// Runs the protocol timers that are due.
+    pub fn run_timers(&mut self, pool: &FramePool, fx: &mut Effects) {
+        let now = self.now;
+        let mut due = Vec::new();
+        while let Some(&(t, r)) = self.timers.first() {
+            if t > now {
+                break;
+            }
+            self.timers.pop_first();
+            if let Some(s) = self.socks.get_mut(r) {
+                s.timer_at = None;
+            }
+            due.push(r);
+        }
+        for r in due {
+            self.tcp_output(pool, r, false, fx);
+        }
+    }
+
+    /// A fresh IPv4 identification.
+    pub fn next_ip_id(&mut self) -> u16 {
+        self.ip_id = self.ip_id.wrapping_add(1);
+        self.ip_id
+    }
+
+    /// A seed for a new smoltcp interface.
+    pub fn next_seed(&mut self) -> u64 {
+        // splitmix64: distinct, well-mixed seeds from one random start.
+        self.seed = self.seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.seed;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Frees a socket and every table entry naming it.
+    pub fn free_sock(&mut self, r: SockRef, fx: &mut Effects) {
+        self.set_timer(r, None, fx);
+        let Some(s) = self.socks.remove(r) else {
+            return;
+        };
+        match &s.proto {
+            Proto::Tcp(t) => {
+                if let Some(tuple) = t.tuple() {
+                    if self.tcp_conns.get(&tuple) == Some(&r) {
+                        self.tcp_conns.remove(&tuple);
+                    }
+                }
+                if let Some((addr, port)) = t.bound {
+                    if self.tcp_listeners.get(&(addr, port)) == Some(&r) {
+                        self.tcp_listeners.remove(&(addr, port));
+                    }
+                    if let Some(v) = self.tcp_ports.get_mut(&port) {
+                        v.retain(|x| *x != r);
+                        if v.is_empty() {
+                            self.tcp_ports.remove(&port);
+                        }
+                    }
+                }
+            }
+            Proto::Udp(u) => {
+                if let Some(b) = u.bound {
+                    if self.udp_binds.get(&b) == Some(&r) {
+                        self.udp_binds.remove(&b);
+                    }
+                }
+            }
+            Proto::Ping(p) => {
+                if let Some(id) = p.ident {
+                    if self.ping_ids.get(&id) == Some(&r) {
+                        self.ping_ids.remove(&id);
+                    }
+                }
+            }
+        }
+        fx.wake(&s.shared);
+    }
+
+    /// Finds a free ephemeral port for which `in_use` is false.
+    pub fn ephemeral_port(&mut self, in_use: impl Fn(&Core, u16) -> bool) -> Result<u16, Errno> {
+        let (first, last) = (self.params.port_first, self.params.port_last);
+        let span = (last - first) as u32 + 1;
+        for _ in 0..span {
+            let p = self.next_port;
+            self.next_port = if p >= last { first } else { p + 1 };
+            if !in_use(self, p) {
+                return Ok(p);
+            }
+        }
+        Err(Errno::EADDRNOTAVAIL)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slab_generations() {
+        let mut s = Slab::new();
+        let a = s.insert(1);
+        let b = s.insert(2);
+        assert_eq!(s.get(a), Some(&1));
+        assert_eq!(s.remove(a), Some(1));
+        assert_eq!(s.get(a), None);
+        let c = s.insert(3);
+        assert_eq!(c.idx, a.idx);
+        assert_ne!(c.gen, a.gen);
+        assert_eq!(s.get(a), None);
+        assert_eq!(s.get(c), Some(&3));
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.refs(), alloc::vec![c, b]);
+    }
+}

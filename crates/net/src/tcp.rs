@@ -1,0 +1,813 @@
+//! TCP: smoltcp's protocol engine under BSD socket semantics.
+//!
+//! Each connection is a smoltcp `tcp::Socket` in a `SocketSet` of its own
+//! ([`Conn`]), processed with the smoltcp `Interface` of the interface its
+//! route uses. The stack finds a segment's connection by its 4-tuple in a
+//! hash table, so smoltcp never walks other sockets.
+//!
+//! What smoltcp does not do, this module does:
+//! - a listen **backlog**: a SYN for a listener makes a new smoltcp socket
+//!   in LISTEN (an *embryo*) that handles the handshake; once synchronized
+//!   it moves to the accept queue. SYNs beyond the backlog of completed
+//!   connections are dropped, as BSD does; when the embryos alone fill the
+//!   backlog, the oldest is dropped (a SYN flood cannot lock the listener);
+//! - **errors**: the state a connection dies from tells `ECONNREFUSED`
+//!   (RST to a SYN), `ECONNRESET` (RST later), `ETIMEDOUT` (smoltcp's
+//!   timeout), or an ICMP error (`tcp_icmp_error`) during connect;
+//! - **timers**: each connection's next deadline (`poll_at`) is kept in the
+//!   stack's timer set, so the timer thread touches only due connections;
+//! - no delayed ACK (`set_ack_delay(None)`): on links with no latency a
+//!   delayed ACK only stalls the sender at connection start.
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::net::Ipv4Addr;
+
+use smoltcp::iface::{PollResult, SocketHandle, SocketSet};
+use smoltcp::socket::tcp::{self, State};
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{IpEndpoint, IpListenEndpoint, Ipv4Packet, TcpPacket};
+
+use kern::Errno;
+
+use crate::iface::SmolDev;
+use crate::pool::FramePool;
+use crate::stack::{Core, Effects, Params, Proto, SockOpts, SockRef, Tuple4};
+
+/// A TCP socket.
+pub(crate) struct TcpSock {
+    /// Local address and port once bound (`0.0.0.0` for any address).
+    pub bound: Option<(Ipv4Addr, u16)>,
+    /// Made by `accept` (shares its listener's port).
+    pub accepted: bool,
+    pub state: TcpState,
+}
+
+pub(crate) enum TcpState {
+    /// Made, perhaps bound.
+    Idle,
+    Listening(Listener),
+    Conn(Box<Conn>),
+    /// A connection attempt died before smoltcp had a connection (an ICMP
+    /// error); the error is in the socket.
+    Failed,
+}
+
+pub(crate) struct Listener {
+    pub backlog: usize,
+    /// Handshakes in progress, oldest first.
+    pub embryos: VecDeque<SockRef>,
+    /// Completed connections waiting for `accept`, in order.
+    pub ready: VecDeque<SockRef>,
+}
+
+/// A connection.
+pub(crate) struct Conn {
+    pub set: SocketSet<'static>,
+    pub handle: SocketHandle,
+    pub ifindex: usize,
+    pub tuple: Tuple4,
+    /// Whether `tuple` is in the stack's connection table.
+    pub registered: bool,
+    /// The listener, until `accept` takes the connection.
+    pub parent: Option<SockRef>,
+    /// The user closed the sending side while data was still queued: the
+    /// FIN goes out once the queue has drained (see [`Conn::close_send`]).
+    pub fin_pending: bool,
+}
+
+impl Conn {
+    pub fn sock(&self) -> &tcp::Socket<'static> {
+        self.set.get::<tcp::Socket>(self.handle)
+    }
+
+    pub fn sock_mut(&mut self) -> &mut tcp::Socket<'static> {
+        self.set.get_mut::<tcp::Socket>(self.handle)
+    }
+
+    pub fn state(&self) -> State {
+        self.sock().state()
+    }
+
+    /// Closes the sending side: FIN now if nothing is queued, else once
+    /// the queue drains. smoltcp in LAST-ACK (and FIN-WAIT-1) with data
+    /// still queued treats a pure window update as a duplicate ACK and
+    /// drops it, so a sender that closes while its peer's window is shut
+    /// would stall until its zero-window probe (a second or more); the
+    /// deferred FIN never enters those states with data queued.
+    pub fn close_send(&mut self) {
+        let sk = self.sock_mut();
+        if sk.send_queue() == 0 || !matches!(sk.state(), State::Established | State::CloseWait) {
+            sk.close();
+            self.fin_pending = false;
+        } else {
+            self.fin_pending = true;
+        }
+    }
+}
+
+impl TcpSock {
+    pub fn new() -> Self {
+        TcpSock {
+            bound: None,
+            accepted: false,
+            state: TcpState::Idle,
+        }
+    }
+
+    /// The 4-tuple this socket holds in the connection table.
+    pub fn tuple(&self) -> Option<Tuple4> {
+        match &self.state {
+            TcpState::Conn(c) if c.registered => Some(c.tuple),
+            _ => None,
+        }
+    }
+
+    pub fn conn(&self) -> Option<&Conn> {
+        match &self.state {
+            TcpState::Conn(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub fn conn_mut(&mut self) -> Option<&mut Conn> {
+        match &mut self.state {
+            TcpState::Conn(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub fn is_listening(&self) -> bool {
+        matches!(self.state, TcpState::Listening(_))
+    }
+}
+
+/// smoltcp's clock from ours.
+pub(crate) fn instant(ns: u64) -> Instant {
+    Instant::from_micros((ns / 1000) as i64)
+}
+
+/// A new smoltcp socket with the socket's options applied.
+pub(crate) fn new_smol_socket(opts: &SockOpts, params: &Params) -> tcp::Socket<'static> {
+    let mut s = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0u8; opts.rcvbuf]),
+        tcp::SocketBuffer::new(vec![0u8; opts.sndbuf]),
+    );
+    s.set_ack_delay(None);
+    apply_opts(&mut s, opts, params);
+    s
+}
+
+/// Applies the options that can change on a live connection.
+pub(crate) fn apply_opts(s: &mut tcp::Socket<'static>, opts: &SockOpts, params: &Params) {
+    s.set_nagle_enabled(!opts.nodelay);
+    s.set_hop_limit(Some(opts.ttl.max(1)));
+    if opts.keepalive {
+        let idle = params.keepidle_ms.max(1);
+        s.set_keep_alive(Some(Duration::from_millis(idle)));
+        // Three unanswered probes end the connection.
+        s.set_timeout(Some(Duration::from_millis(idle.saturating_mul(4))));
+    } else {
+        s.set_keep_alive(None);
+        if !matches!(s.state(), State::SynSent) {
+            s.set_timeout(Some(Duration::from_millis(params.timeout_ms.max(1))));
+        }
+    }
+}
+
+impl Core {
+    /// A received TCP segment (`pkt` is the whole IP packet).
+    pub fn tcp_input(&mut self, pool: &FramePool, ifindex: usize, pkt: &[u8], fx: &mut Effects) {
+        let Ok(ip) = Ipv4Packet::new_checked(pkt) else {
+            return;
+        };
+        let Ok(tcp) = TcpPacket::new_checked(ip.payload()) else {
+            self.stats.bad_frames += 1;
+            return;
+        };
+        self.stats.tcp_segments_in += 1;
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        let (sport, dport) = (tcp.src_port(), tcp.dst_port());
+        if sport == 0 || dport == 0 || src.is_unspecified() {
+            return;
+        }
+        let tuple = (dst, dport, src, sport);
+        if let Some(&r) = self.tcp_conns.get(&tuple) {
+            self.tcp_deliver(pool, r, Some(pkt), true, fx);
+            return;
+        }
+        let listener = self
+            .tcp_listeners
+            .get(&(dst, dport))
+            .or_else(|| self.tcp_listeners.get(&(Ipv4Addr::UNSPECIFIED, dport)))
+            .copied();
+        if let Some(l) = listener {
+            if tcp.syn() && !tcp.ack() && !tcp.rst() {
+                self.tcp_syn(pool, ifindex, l, tuple, pkt, fx);
+                return;
+            }
+        }
+        self.tcp_reset_reply(pool, ifindex, pkt, fx);
+    }
+
+    /// No socket wants the segment: smoltcp answers with a RST (RFC 793
+    /// "reset generation"), unless it is one.
+    fn tcp_reset_reply(&mut self, pool: &FramePool, ifindex: usize, pkt: &[u8], fx: &mut Effects) {
+        let now = instant(self.now);
+        let Core { ifs, empty_set, .. } = self;
+        let Some(iface) = ifs.get_mut(ifindex).and_then(|i| i.as_mut()) else {
+            return;
+        };
+        let csum_ok = !iface.offload;
+        let mut out = Vec::new();
+        {
+            let mut dev = SmolDev::new(Some(pkt), &mut out, pool, iface.caps());
+            iface.smol.poll_ingress_single(now, &mut dev, empty_set);
+        }
+        for f in out {
+            self.stats.tcp_resets_sent += 1;
+            self.ip_output(pool, f, csum_ok, fx);
+        }
+    }
+
+    /// A SYN for listener `l`: a new embryo takes it, if the backlog has room.
+    fn tcp_syn(
+        &mut self,
+        pool: &FramePool,
+        ifindex: usize,
+        l: SockRef,
+        tuple: Tuple4,
+        pkt: &[u8],
+        fx: &mut Effects,
+    ) {
+        let Some(ls) = self.socks.get(l) else {
+            return;
+        };
+        let opts = ls.opts;
+        let Proto::Tcp(TcpSock {
+            state: TcpState::Listening(lst),
+            ..
+        }) = &ls.proto
+        else {
+            return;
+        };
+        if lst.ready.len() >= lst.backlog {
+            self.stats.tcp_listen_drops += 1;
+            return;
+        }
+        let evict = if lst.embryos.len() >= lst.backlog {
+            lst.embryos.front().copied()
+        } else {
+            None
+        };
+        if let Some(old) = evict {
+            self.stats.tcp_listen_drops += 1;
+            self.unlink_embryo(l, old);
+            self.free_sock(old, fx);
+        }
+        let (dst, dport, _, _) = tuple;
+        let mut s = new_smol_socket(&opts, &self.params);
+        if s.listen(IpListenEndpoint {
+            addr: Some(dst.into()),
+            port: dport,
+        })
+        .is_err()
+        {
+            return;
+        }
+        let mut set = SocketSet::new(Vec::with_capacity(1));
+        let handle = set.add(s);
+        let conn = Conn {
+            set,
+            handle,
+            ifindex,
+            tuple,
+            registered: true,
+            parent: Some(l),
+            fin_pending: false,
+        };
+        let r = self.socks.insert(crate::stack::Sock::new(
+            opts,
+            Proto::Tcp(TcpSock {
+                bound: Some((dst, dport)),
+                accepted: true,
+                state: TcpState::Conn(Box::new(conn)),
+            }),
+        ));
+        self.tcp_conns.insert(tuple, r);
+        self.tcp_ports.entry(dport).or_default().push(r);
+        if let Some(Proto::Tcp(TcpSock {
+            state: TcpState::Listening(lst),
+            ..
+        })) = self.socks.get_mut(l).map(|s| &mut s.proto)
+        {
+            lst.embryos.push_back(r);
+        }
+        self.tcp_deliver(pool, r, Some(pkt), true, fx);
+    }
+
+    fn unlink_embryo(&mut self, l: SockRef, r: SockRef) {
+        if let Some(Proto::Tcp(TcpSock {
+            state: TcpState::Listening(lst),
+            ..
+        })) = self.socks.get_mut(l).map(|s| &mut s.proto)
+        {
+            lst.embryos.retain(|x| *x != r);
+            lst.ready.retain(|x| *x != r);
+        }
+    }
+
+    /// Runs connection `r`: feeds it `pkt` if there is one, sends whatever
+    /// it has to send, then updates tables, timers and waiters.
+    pub fn tcp_deliver(
+        &mut self,
+        pool: &FramePool,
+        r: SockRef,
+        pkt: Option<&[u8]>,
+        ingress: bool,
+        fx: &mut Effects,
+    ) {
+        let now = instant(self.now);
+        let Core { socks, ifs, .. } = self;
+        let Some(sock) = socks.get_mut(r) else {
+            return;
+        };
+        let Proto::Tcp(t) = &mut sock.proto else {
+            return;
+        };
+        let Some(c) = t.conn_mut() else {
+            return;
+        };
+        let Some(iface) = ifs.get_mut(c.ifindex).and_then(|i| i.as_mut()) else {
+            return;
+        };
+        let csum_ok = !iface.offload;
+        let prev = c.state();
+        let mut out = Vec::new();
+        let poll_at;
+        let defer = self.defer_egress && pkt.is_some();
+        {
+            let mut dev = SmolDev::new(pkt, &mut out, pool, iface.caps());
+            if pkt.is_some() {
+                iface.smol.poll_ingress_single(now, &mut dev, &mut c.set);
+            }
+            // A second round sends a FIN deferred until the queue drained.
+            for round in 0..if defer { 0 } else { 2 } {
+                // Each call sends at most one segment; a window's worth is
+                // bounded, the cap guards against an engine that never settles.
+                for _ in 0..65536 {
+                    if iface.smol.poll_egress(now, &mut dev, &mut c.set) == PollResult::None {
+                        break;
+                    }
+                }
+                if round == 0 && c.fin_pending && c.sock().send_queue() == 0 {
+                    c.close_send();
+                } else {
+                    break;
+                }
+            }
+            poll_at = iface.smol.poll_at(now, &c.set);
+        }
+        for f in out {
+            self.ip_output(pool, f, csum_ok, fx);
+        }
+        if defer && !self.deferred.contains(&r) {
+            self.deferred.push(r);
+        }
+        self.tcp_after(r, prev, ingress, poll_at, fx);
+    }
+
+    /// Sends what connection `r` has to send (after a user call or a timer).
+    pub fn tcp_output(&mut self, pool: &FramePool, r: SockRef, ingress: bool, fx: &mut Effects) {
+        self.tcp_deliver(pool, r, None, ingress, fx);
+    }
+
+    /// Bookkeeping after smoltcp ran connection `r`.
+    fn tcp_after(
+        &mut self,
+        r: SockRef,
+        prev: State,
+        ingress: bool,
+        poll_at: Option<Instant>,
+        fx: &mut Effects,
+    ) {
+        let now = self.now;
+        let at = poll_at.map(|i| {
+            let t = i.total_micros().max(0) as u64 * 1000;
+            // Work that is due now was done above; what remains waits.
+            if t <= now {
+                now + 200_000
+            } else {
+                t
+            }
+        });
+        self.set_timer(r, at, fx);
+        let params = self.params;
+        let Some(sock) = self.socks.get_mut(r) else {
+            return;
+        };
+        fx.wake(&sock.shared);
+        let orphan = sock.orphan;
+        let Proto::Tcp(t) = &mut sock.proto else {
+            return;
+        };
+        let Some(c) = t.conn_mut() else {
+            return;
+        };
+        let st = c.state();
+        let parent = c.parent;
+        let tuple = c.tuple;
+        if st != prev && prev == State::SynSent && st != State::Closed {
+            // Connected: from the connect timeout to the idle timeout.
+            let opts = sock.opts;
+            if let Proto::Tcp(t) = &mut sock.proto {
+                if let Some(c) = t.conn_mut() {
+                    apply_opts(c.sock_mut(), &opts, &params);
+                }
+            }
+        }
+        if let Some(l) = parent {
+            match st {
+                State::Listen | State::Closed => {
+                    // The handshake failed (a RST in SYN-RECEIVED returns
+                    // smoltcp to LISTEN): forget the embryo.
+                    self.unlink_embryo(l, r);
+                    self.free_sock(r, fx);
+                    return;
+                }
+                State::SynReceived => {}
+                _ => {
+                    if let Some(ls) = self.socks.get_mut(l) {
+                        let shared = ls.shared.clone();
+                        if let Proto::Tcp(TcpSock {
+                            state: TcpState::Listening(lst),
+                            ..
+                        }) = &mut ls.proto
+                        {
+                            if let Some(pos) = lst.embryos.iter().position(|x| *x == r) {
+                                lst.embryos.remove(pos);
+                                lst.ready.push_back(r);
+                                self.stats.tcp_passive_opens += 1;
+                                fx.wake(&shared);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if st == prev {
+            return;
+        }
+        if st == State::Closed {
+            if self.tcp_conns.get(&tuple) == Some(&r) {
+                self.tcp_conns.remove(&tuple);
+            }
+            let Some(sock) = self.socks.get_mut(r) else {
+                return;
+            };
+            if let Proto::Tcp(t) = &mut sock.proto {
+                if let Some(c) = t.conn_mut() {
+                    c.registered = false;
+                }
+            }
+            if orphan {
+                self.free_sock(r, fx);
+                return;
+            }
+            let err = match prev {
+                State::SynSent if ingress => Some(Errno::ECONNREFUSED),
+                State::SynSent => Some(Errno::ETIMEDOUT),
+                State::LastAck | State::TimeWait | State::Closing => None,
+                _ if ingress => Some(Errno::ECONNRESET),
+                _ => Some(Errno::ETIMEDOUT),
+            };
+            if sock.error.is_none() {
+                sock.error = err;
+            }
+        } else if st == State::TimeWait && orphan {
+            // Nobody will read; the peer has our final ACK. Keeping TIME-WAIT
+            // for orphans would pin their buffers for smoltcp's 10 s.
+            self.free_sock(r, fx);
+        }
+    }
+
+    /// An ICMP error about connection `r` (RFC 1122 §4.2.3.9): during the
+    /// handshake it ends the attempt with `err`; later it is only advice.
+    pub fn tcp_icmp_error(&mut self, _pool: &FramePool, r: SockRef, err: Errno, fx: &mut Effects) {
+        let Some(sock) = self.socks.get_mut(r) else {
+            return;
+        };
+        let orphan = sock.orphan;
+        let Proto::Tcp(t) = &mut sock.proto else {
+            return;
+        };
+        let Some(c) = t.conn() else {
+            return;
+        };
+        if c.state() != State::SynSent {
+            return;
+        }
+        let tuple = c.tuple;
+        t.state = TcpState::Failed;
+        sock.error = Some(err);
+        fx.wake(&sock.shared);
+        if self.tcp_conns.get(&tuple) == Some(&r) {
+            self.tcp_conns.remove(&tuple);
+        }
+        self.set_timer(r, None, fx);
+        if orphan {
+            self.free_sock(r, fx);
+        }
+    }
+
+    /// Whether binding `(addr, port)` with `reuse` conflicts with a socket
+    /// already bound (Linux's rules: overlapping addresses conflict unless
+    /// the new socket sets `SO_REUSEADDR` and the old one is not listening
+    /// and either set it too, was accepted, or is closing).
+    pub fn tcp_bind_conflict(&self, addr: Ipv4Addr, port: u16, reuse: bool, me: SockRef) -> bool {
+        let Some(v) = self.tcp_ports.get(&port) else {
+            return false;
+        };
+        v.iter().any(|&o| {
+            if o == me {
+                return false;
+            }
+            let Some(s) = self.socks.get(o) else {
+                return false;
+            };
+            let Proto::Tcp(t) = &s.proto else {
+                return false;
+            };
+            let Some((oaddr, _)) = t.bound else {
+                return false;
+            };
+            let overlap = oaddr == addr || oaddr.is_unspecified() || addr.is_unspecified();
+            if !overlap {
+                return false;
+            }
+            let tolerant = s.opts.reuse_addr || t.accepted || s.orphan;
+            !(reuse && tolerant && !t.is_listening())
+        })
+    }
+
+    /// Binds TCP socket `r`; port 0 picks an ephemeral port.
+    pub fn tcp_bind(&mut self, r: SockRef, addr: Ipv4Addr, port: u16) -> Result<(), Errno> {
+        let s = self.socks.get(r).ok_or(Errno::EBADF)?;
+        let reuse = s.opts.reuse_addr;
+        let Proto::Tcp(t) = &s.proto else {
+            return Err(Errno::EINVAL);
+        };
+        if t.bound.is_some() || !matches!(t.state, TcpState::Idle) {
+            return Err(Errno::EINVAL);
+        }
+        if !addr.is_unspecified() && !self.is_local_addr(addr) {
+            return Err(Errno::EADDRNOTAVAIL);
+        }
+        let port = if port == 0 {
+            self.ephemeral_port(|c, p| c.tcp_ports.contains_key(&p))?
+        } else {
+            if self.tcp_bind_conflict(addr, port, reuse, r) {
+                return Err(Errno::EADDRINUSE);
+            }
+            port
+        };
+        if let Some(Proto::Tcp(t)) = self.socks.get_mut(r).map(|s| &mut s.proto) {
+            t.bound = Some((addr, port));
+        }
+        self.tcp_ports.entry(port).or_default().push(r);
+        Ok(())
+    }
+
+    /// `listen`: binds to an ephemeral port if needed, and enters the
+    /// listener table. Calling it again changes the backlog.
+    pub fn tcp_listen(&mut self, r: SockRef, backlog: usize) -> Result<(), Errno> {
+        let bound = match self.socks.get(r).map(|s| &s.proto) {
+            Some(Proto::Tcp(t)) => {
+                if let TcpState::Listening(_) = t.state {
+                    if let Some(Proto::Tcp(TcpSock {
+                        state: TcpState::Listening(l),
+                        ..
+                    })) = self.socks.get_mut(r).map(|s| &mut s.proto)
+                    {
+                        l.backlog = backlog;
+                    }
+                    return Ok(());
+                }
+                if !matches!(t.state, TcpState::Idle) {
+                    return Err(Errno::EINVAL);
+                }
+                t.bound
+            }
+            _ => return Err(Errno::EOPNOTSUPP),
+        };
+        let (addr, port) = match bound {
+            Some(b) => b,
+            None => {
+                self.tcp_bind(r, Ipv4Addr::UNSPECIFIED, 0)?;
+                match self.socks.get(r).map(|s| &s.proto) {
+                    Some(Proto::Tcp(t)) => t.bound.ok_or(Errno::EINVAL)?,
+                    _ => return Err(Errno::EINVAL),
+                }
+            }
+        };
+        if self.tcp_listeners.contains_key(&(addr, port)) {
+            return Err(Errno::EADDRINUSE);
+        }
+        // Another listener on an overlapping address also conflicts.
+        let overlapping = self.tcp_ports.get(&port).is_some_and(|v| {
+            v.iter().any(|&o| {
+                o != r
+                    && matches!(self.socks.get(o).map(|s| &s.proto),
+                        Some(Proto::Tcp(t)) if t.is_listening()
+                            && t.bound.is_some_and(|(a, _)| a == addr || a.is_unspecified() || addr.is_unspecified()))
+            })
+        });
+        if overlapping {
+            return Err(Errno::EADDRINUSE);
+        }
+        if let Some(Proto::Tcp(t)) = self.socks.get_mut(r).map(|s| &mut s.proto) {
+            t.state = TcpState::Listening(Listener {
+                backlog,
+                embryos: VecDeque::new(),
+                ready: VecDeque::new(),
+            });
+        }
+        self.tcp_listeners.insert((addr, port), r);
+        Ok(())
+    }
+
+    /// Starts connecting `r` to `dst:port` (sends the SYN).
+    pub fn tcp_connect(
+        &mut self,
+        pool: &FramePool,
+        r: SockRef,
+        dst: Ipv4Addr,
+        port: u16,
+        fx: &mut Effects,
+    ) -> Result<(), Errno> {
+        let s = self.socks.get(r).ok_or(Errno::EBADF)?;
+        let opts = s.opts;
+        let Proto::Tcp(t) = &s.proto else {
+            return Err(Errno::EINVAL);
+        };
+        match &t.state {
+            TcpState::Idle => {}
+            TcpState::Listening(_) => return Err(Errno::EISCONN),
+            TcpState::Conn(c) => {
+                return Err(match c.state() {
+                    State::SynSent | State::SynReceived => Errno::EALREADY,
+                    _ => Errno::EISCONN,
+                })
+            }
+            TcpState::Failed => return Err(Errno::ECONNABORTED),
+        }
+        if port == 0 || dst.is_unspecified() || dst.is_broadcast() || dst.is_multicast() {
+            return Err(if port == 0 {
+                Errno::ECONNREFUSED
+            } else {
+                Errno::ENETUNREACH
+            });
+        }
+        let rt = self.route(dst).ok_or(Errno::ENETUNREACH)?;
+        let bound = t.bound;
+        let local_addr = match bound {
+            Some((a, _)) if !a.is_unspecified() => a,
+            _ => rt.src,
+        };
+        let local_port = match bound {
+            Some((_, p)) => p,
+            None => {
+                let p = self.ephemeral_port(|c, p| c.tcp_ports.contains_key(&p))?;
+                if let Some(Proto::Tcp(t)) = self.socks.get_mut(r).map(|s| &mut s.proto) {
+                    t.bound = Some((Ipv4Addr::UNSPECIFIED, p));
+                }
+                self.tcp_ports.entry(p).or_default().push(r);
+                p
+            }
+        };
+        let tuple = (local_addr, local_port, dst, port);
+        if self.tcp_conns.contains_key(&tuple) {
+            return Err(Errno::EADDRNOTAVAIL);
+        }
+        let params = self.params;
+        let iface = self.iface_mut(rt.ifindex).ok_or(Errno::ENETUNREACH)?;
+        let mut s = new_smol_socket(&opts, &params);
+        s.set_timeout(Some(Duration::from_millis(
+            params.connect_timeout_ms.max(1),
+        )));
+        s.connect(
+            iface.smol.context(),
+            IpEndpoint::new(dst.into(), port),
+            IpListenEndpoint {
+                addr: Some(local_addr.into()),
+                port: local_port,
+            },
+        )
+        .map_err(|_| Errno::EADDRNOTAVAIL)?;
+        let mut set = SocketSet::new(Vec::with_capacity(1));
+        let handle = set.add(s);
+        if let Some(Proto::Tcp(t)) = self.socks.get_mut(r).map(|s| &mut s.proto) {
+            t.state = TcpState::Conn(Box::new(Conn {
+                set,
+                handle,
+                ifindex: rt.ifindex,
+                tuple,
+                registered: true,
+                parent: None,
+                fin_pending: false,
+            }));
+        }
+        self.tcp_conns.insert(tuple, r);
+        self.stats.tcp_active_opens += 1;
+        self.tcp_output(pool, r, false, fx);
+        Ok(())
+    }
+
+    /// Closes TCP socket `r` for its last user: a listener resets its
+    /// pending connections; a connection sends FIN, or RST when unread data
+    /// would be lost or `SO_LINGER` is on with a zero time (RFC 2525 §2.17).
+    pub fn tcp_close(&mut self, pool: &FramePool, r: SockRef, fx: &mut Effects) {
+        let Some(s) = self.socks.get_mut(r) else {
+            return;
+        };
+        s.orphan = true;
+        let linger_zero = s.opts.linger == Some(0);
+        let Proto::Tcp(t) = &mut s.proto else {
+            return;
+        };
+        match &mut t.state {
+            TcpState::Listening(l) => {
+                let children: Vec<SockRef> = l.embryos.drain(..).chain(l.ready.drain(..)).collect();
+                for c in children {
+                    self.tcp_abort(pool, c, fx);
+                }
+                self.free_sock(r, fx);
+            }
+            TcpState::Conn(c) => {
+                let st = c.state();
+                if st == State::Closed {
+                    self.free_sock(r, fx);
+                    return;
+                }
+                if linger_zero || c.sock().recv_queue() > 0 {
+                    c.sock_mut().abort();
+                    c.fin_pending = false;
+                    self.stats.tcp_resets_sent += 1;
+                } else {
+                    c.close_send();
+                }
+                self.tcp_output(pool, r, false, fx);
+                // Still waiting for its FIN handshake: tcp_after frees it
+                // when smoltcp reaches CLOSED (or TIME-WAIT).
+                if let Some(Proto::Tcp(t)) = self.socks.get(r).map(|s| &s.proto) {
+                    if t.conn().is_some_and(|c| c.state() == State::Closed) {
+                        self.free_sock(r, fx);
+                    }
+                }
+            }
+            TcpState::Idle | TcpState::Failed => self.free_sock(r, fx),
+        }
+    }
+
+    /// Resets connection `r` and frees it.
+    pub fn tcp_abort(&mut self, pool: &FramePool, r: SockRef, fx: &mut Effects) {
+        if let Some(s) = self.socks.get_mut(r) {
+            s.orphan = true;
+            if let Proto::Tcp(t) = &mut s.proto {
+                if let Some(c) = t.conn_mut() {
+                    c.parent = None;
+                    if c.state() != State::Closed {
+                        c.sock_mut().abort();
+                        self.stats.tcp_resets_sent += 1;
+                    }
+                }
+            }
+        }
+        self.tcp_output(pool, r, false, fx);
+        if self.socks.get(r).is_some() {
+            self.free_sock(r, fx);
+        }
+    }
+
+    /// Takes the oldest completed connection of listener `r`.
+    pub fn tcp_accept(&mut self, r: SockRef) -> Result<Option<SockRef>, Errno> {
+        let s = self.socks.get_mut(r).ok_or(Errno::EBADF)?;
+        let Proto::Tcp(t) = &mut s.proto else {
+            return Err(Errno::EOPNOTSUPP);
+        };
+        let TcpState::Listening(l) = &mut t.state else {
+            return Err(Errno::EINVAL);
+        };
+        let Some(c) = l.ready.pop_front() else {
+            return Ok(None);
+        };
+        if let Some(Proto::Tcp(t)) = self.socks.get_mut(c).map(|s| &mut s.proto) {
+            if let Some(conn) = t.conn_mut() {
+                conn.parent = None;
+            }
+        }
+        Ok(Some(c))
+    }
+}

@@ -1,0 +1,271 @@
+//! UDP (RFC 768), implemented here rather than in smoltcp: datagrams are
+//! routed one by one (a socket may send to destinations behind different
+//! interfaces), connected sockets filter their peer and learn of ICMP port
+//! unreachable (`ECONNREFUSED`), and received datagrams queue up to the
+//! socket's `SO_RCVBUF` bytes; beyond that they are dropped and counted.
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use core::net::Ipv4Addr;
+
+use smoltcp::wire::{IpAddress, IpProtocol, Ipv4Packet, UdpPacket};
+
+use kern::Errno;
+
+use crate::iface::ETH_HDR;
+use crate::ip::{emit_ipv4, IcmpError};
+use crate::pool::FramePool;
+use crate::stack::{Core, Effects, Proto, SockRef};
+
+const UDP_HDR: usize = 8;
+/// Bookkeeping charged per queued datagram, so a flood of empty
+/// datagrams is bounded too (Linux charges its skb overhead).
+const DATAGRAM_OVERHEAD: usize = 256;
+
+pub(crate) struct Datagram {
+    pub from: (Ipv4Addr, u16),
+    pub data: Vec<u8>,
+}
+
+pub(crate) struct UdpSock {
+    pub bound: Option<(Ipv4Addr, u16)>,
+    pub peer: Option<(Ipv4Addr, u16)>,
+    pub rxq: VecDeque<Datagram>,
+    pub rx_bytes: usize,
+}
+
+impl UdpSock {
+    pub fn new() -> Self {
+        UdpSock {
+            bound: None,
+            peer: None,
+            rxq: VecDeque::new(),
+            rx_bytes: 0,
+        }
+    }
+}
+
+impl Core {
+    /// Binds UDP socket `r` (port 0: an ephemeral port).
+    pub fn udp_bind(&mut self, r: SockRef, addr: Ipv4Addr, port: u16) -> Result<(), Errno> {
+        let s = self.socks.get(r).ok_or(Errno::EBADF)?;
+        let Proto::Udp(u) = &s.proto else {
+            return Err(Errno::EINVAL);
+        };
+        if u.bound.is_some() {
+            return Err(Errno::EINVAL);
+        }
+        if !addr.is_unspecified() && !self.is_local_addr(addr) && !addr.is_broadcast() {
+            return Err(Errno::EADDRNOTAVAIL);
+        }
+        let conflict = |c: &Core, a: Ipv4Addr, p: u16| {
+            c.udp_binds.contains_key(&(a, p))
+                || (a.is_unspecified() && c.udp_binds.keys().any(|k| k.1 == p))
+                || c.udp_binds.contains_key(&(Ipv4Addr::UNSPECIFIED, p))
+        };
+        let port = if port == 0 {
+            self.ephemeral_port(|c, p| conflict(c, addr, p))?
+        } else {
+            if conflict(self, addr, port) {
+                return Err(Errno::EADDRINUSE);
+            }
+            port
+        };
+        self.udp_binds.insert((addr, port), r);
+        if let Some(Proto::Udp(u)) = self.socks.get_mut(r).map(|s| &mut s.proto) {
+            u.bound = Some((addr, port));
+        }
+        Ok(())
+    }
+
+    /// Sends one datagram from `r` to `to`.
+    pub fn udp_send(
+        &mut self,
+        pool: &FramePool,
+        r: SockRef,
+        data: &[u8],
+        to: Option<(Ipv4Addr, u16)>,
+        fx: &mut Effects,
+    ) -> Result<usize, Errno> {
+        let s = self.socks.get_mut(r).ok_or(Errno::EBADF)?;
+        if let Some(e) = s.error.take() {
+            return Err(e);
+        }
+        if s.shut_wr {
+            return Err(Errno::EPIPE);
+        }
+        let (ttl, broadcast) = (s.opts.ttl, s.opts.broadcast);
+        let Proto::Udp(u) = &s.proto else {
+            return Err(Errno::EINVAL);
+        };
+        let (dst, dport) = to.or(u.peer).ok_or(Errno::EDESTADDRREQ)?;
+        if dport == 0 {
+            return Err(Errno::EINVAL);
+        }
+        if dst.is_broadcast() && !broadcast {
+            return Err(Errno::EACCES);
+        }
+        if u.bound.is_none() {
+            self.udp_bind(r, Ipv4Addr::UNSPECIFIED, 0)?;
+        }
+        let (baddr, sport) = match self.socks.get(r).map(|s| &s.proto) {
+            Some(Proto::Udp(u)) => u.bound.ok_or(Errno::EINVAL)?,
+            _ => return Err(Errno::EINVAL),
+        };
+        let rt = self.route(dst).ok_or(Errno::ENETUNREACH)?;
+        let src = if baddr.is_unspecified() || baddr.is_broadcast() {
+            rt.src
+        } else {
+            baddr
+        };
+        let mtu = self.iface(rt.ifindex).map(|i| i.mtu).unwrap_or(0);
+        let len = UDP_HDR + data.len();
+        if 20 + len > mtu || len > u16::MAX as usize {
+            return Err(Errno::EMSGSIZE);
+        }
+        let mut f = pool.get(ETH_HDR + 20 + len);
+        {
+            let mut p = UdpPacket::new_unchecked(&mut f[ETH_HDR + 20..]);
+            p.set_src_port(sport);
+            p.set_dst_port(dport);
+            p.set_len(len as u16);
+            p.payload_mut()[..data.len()].copy_from_slice(data);
+            p.fill_checksum(&IpAddress::Ipv4(src), &IpAddress::Ipv4(dst));
+        }
+        let id = self.next_ip_id();
+        emit_ipv4(&mut f, src, dst, IpProtocol::Udp, ttl, id, len);
+        self.stats.udp_out += 1;
+        self.stats.ip_sent += 1;
+        self.send_via(pool, rt.ifindex, rt.next_hop, f, true, fx);
+        Ok(data.len())
+    }
+
+    /// A received datagram.
+    pub fn udp_input(
+        &mut self,
+        pool: &FramePool,
+        ifindex: usize,
+        pkt: &[u8],
+        is_bcast: bool,
+        fx: &mut Effects,
+    ) {
+        let offload = self.iface(ifindex).is_some_and(|i| i.offload);
+        let Ok(ip) = Ipv4Packet::new_checked(pkt) else {
+            return;
+        };
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        let Ok(u) = UdpPacket::new_checked(ip.payload()) else {
+            self.stats.bad_frames += 1;
+            return;
+        };
+        // A zero checksum means the sender computed none (RFC 768).
+        if !offload
+            && u.checksum() != 0
+            && !u.verify_checksum(&IpAddress::Ipv4(src), &IpAddress::Ipv4(dst))
+        {
+            self.stats.bad_frames += 1;
+            return;
+        }
+        let (sport, dport) = (u.src_port(), u.dst_port());
+        let target = self
+            .udp_binds
+            .get(&(dst, dport))
+            .or_else(|| self.udp_binds.get(&(Ipv4Addr::UNSPECIFIED, dport)))
+            .copied();
+        let Some(r) = target else {
+            self.stats.udp_no_port += 1;
+            if !is_bcast {
+                self.icmp_error(pool, pkt, IcmpError::PortUnreachable, fx);
+            }
+            return;
+        };
+        let payload = u.payload();
+        let Some(s) = self.socks.get_mut(r) else {
+            return;
+        };
+        let rcvbuf = s.opts.rcvbuf;
+        let shut_rd = s.shut_rd;
+        let Proto::Udp(us) = &mut s.proto else {
+            return;
+        };
+        if let Some(peer) = us.peer {
+            if peer != (src, sport) {
+                return;
+            }
+        }
+        let cost = payload.len() + DATAGRAM_OVERHEAD;
+        // One datagram always fits, however large; beyond that, SO_RCVBUF.
+        if shut_rd || (us.rx_bytes + cost > rcvbuf && !us.rxq.is_empty()) {
+            self.stats.udp_rcvbuf_errors += 1;
+            return;
+        }
+        us.rx_bytes += cost;
+        us.rxq.push_back(Datagram {
+            from: (src, sport),
+            data: payload.to_vec(),
+        });
+        self.stats.udp_in += 1;
+        fx.wake(&s.shared);
+    }
+
+    /// Takes (or peeks at) the next datagram of `r`: bytes copied, the
+    /// datagram's full length, and its sender. `None` when the queue is empty.
+    pub fn udp_recv(
+        &mut self,
+        r: SockRef,
+        buf: &mut [u8],
+        peek: bool,
+    ) -> Result<Option<(usize, usize, (Ipv4Addr, u16))>, Errno> {
+        let s = self.socks.get_mut(r).ok_or(Errno::EBADF)?;
+        if let Some(e) = s.error.take() {
+            return Err(e);
+        }
+        let shut_rd = s.shut_rd;
+        let Proto::Udp(u) = &mut s.proto else {
+            return Err(Errno::EINVAL);
+        };
+        let Some(d) = u.rxq.front() else {
+            if shut_rd {
+                return Ok(Some((0, 0, (Ipv4Addr::UNSPECIFIED, 0))));
+            }
+            return Ok(None);
+        };
+        let n = buf.len().min(d.data.len());
+        buf[..n].copy_from_slice(&d.data[..n]);
+        let out = (n, d.data.len(), d.from);
+        if !peek {
+            if let Some(d) = u.rxq.pop_front() {
+                u.rx_bytes -= d.data.len() + DATAGRAM_OVERHEAD;
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// An ICMP error about a datagram we sent from `src:sport` to
+    /// `dst:dport`: a connected socket hears of it (as on Linux without
+    /// `IP_RECVERR`).
+    pub fn udp_icmp_error(
+        &mut self,
+        src: Ipv4Addr,
+        sport: u16,
+        dst: Ipv4Addr,
+        dport: u16,
+        err: Errno,
+        fx: &mut Effects,
+    ) {
+        let r = self
+            .udp_binds
+            .get(&(src, sport))
+            .or_else(|| self.udp_binds.get(&(Ipv4Addr::UNSPECIFIED, sport)))
+            .copied();
+        let Some(s) = r.and_then(|r| self.socks.get_mut(r)) else {
+            return;
+        };
+        if let Proto::Udp(u) = &s.proto {
+            if u.peer == Some((dst, dport)) {
+                s.error = Some(err);
+                fx.wake(&s.shared);
+            }
+        }
+    }
+}

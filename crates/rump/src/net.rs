@@ -1,0 +1,326 @@
+//! Networking inside rump kernels: boot kernels with the network stack
+//! ([`crate::KernelBuilder::net`]), wire them together, and use std-like
+//! sockets ([`TcpListener`], [`TcpStream`], [`UdpSocket`]) that go through
+//! the system-call layer. Errors are `std::io::Error`s carrying the
+//! kernel's errno.
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use std::net::{Ipv4Addr, SocketAddrV4};
+//! use rump::net::{TcpListener, TcpStream};
+//!
+//! // Two kernels on one in-process bus.
+//! let a = rump::Kernel::builder().net().boot()?;
+//! let b = rump::Kernel::builder().net().boot()?;
+//! let (pa, pb) = (a.process()?, b.process()?);
+//! let bus = rump::net::unique_bus_name("doc");
+//! rump::net::ifup(&pa, "bus0", &bus, Ipv4Addr::new(192, 0, 2, 1), 24)?;
+//! rump::net::ifup(&pb, "bus0", &bus, Ipv4Addr::new(192, 0, 2, 2), 24)?;
+//! let l = TcpListener::bind(&pb, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 80))?;
+//! let mut c = TcpStream::connect(&pa, SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 2), 80))?;
+//! c.write_all(b"hello")?;
+//! let (mut s, _) = l.accept()?;
+//! let mut buf = [0u8; 5];
+//! s.read_exact(&mut buf)?;
+//! assert_eq!(&buf, b"hello");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+pub use ::net::{
+    ArpInfo, BusRegistry, IfInfo, IfStats, NetComponent, NetStats, RecvInfo, RouteInfo, RouteSpec,
+    SockAddr, SockOpt, Stack,
+};
+
+use kern::consts::{af, shut, sock};
+
+use crate::{io_error, Component, Errno, Process};
+
+/// The bus registry of this process: every kernel booted with
+/// [`crate::KernelBuilder::net`] finds `busN` links here by name.
+pub fn registry() -> Arc<BusRegistry> {
+    static REGISTRY: OnceLock<Arc<BusRegistry>> = OnceLock::new();
+    REGISTRY.get_or_init(BusRegistry::new).clone()
+}
+
+/// The network component, sharing [`registry`].
+pub fn component() -> Arc<dyn Component> {
+    Arc::new(NetComponent::new(registry()))
+}
+
+/// A bus name no other caller in this process gets (tests running in
+/// parallel each wire their own network).
+pub fn unique_bus_name(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The network stack of a kernel (for what is not a system call: frame
+/// injection for fuzzing, socket counts); `EAFNOSUPPORT` without one.
+pub fn stack(k: &crate::Kernel) -> Result<Arc<Stack>, Errno> {
+    ::net::stack_of(k.raw())
+}
+
+/// `ifconfig NAME create linkstr LINK inet ADDR/PREFIX up` in one call.
+pub fn ifup(p: &Process, name: &str, link: &str, addr: Ipv4Addr, prefix: u8) -> Result<(), Errno> {
+    sys::if_create(p, name)?;
+    sys::if_set_link(p, name, link)?;
+    sys::if_add_addr(p, name, addr.octets(), prefix)?;
+    sys::if_set_up(p, name, true)
+}
+
+/// A typed socket address from std's.
+pub fn sockaddr(a: SocketAddrV4) -> SockAddr {
+    SockAddr::inet(*a.ip(), a.port())
+}
+
+/// std's socket address from a typed one (`EAFNOSUPPORT` for others).
+pub fn std_addr(a: SockAddr) -> io::Result<SocketAddrV4> {
+    let (ip, port) = a.as_inet().map_err(io_error)?;
+    Ok(SocketAddrV4::new(ip, port))
+}
+
+fn io<T>(r: Result<T, Errno>) -> io::Result<T> {
+    r.map_err(io_error)
+}
+
+/// A descriptor closed on drop.
+struct Fd {
+    proc: Process,
+    fd: i32,
+}
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        let _ = sys::close(&self.proc, self.fd);
+    }
+}
+
+/// A listening TCP socket.
+pub struct TcpListener {
+    fd: Fd,
+}
+
+impl TcpListener {
+    /// Binds (with `SO_REUSEADDR`) and listens with a backlog of 128.
+    pub fn bind(p: &Process, addr: SocketAddrV4) -> io::Result<TcpListener> {
+        Self::bind_with_backlog(p, addr, 128)
+    }
+
+    /// Binds and listens with `backlog`.
+    pub fn bind_with_backlog(
+        p: &Process,
+        addr: SocketAddrV4,
+        backlog: i32,
+    ) -> io::Result<TcpListener> {
+        let fd = Fd {
+            proc: p.clone(),
+            fd: io(sys::socket(p, af::INET, sock::STREAM | sock::CLOEXEC, 0))?,
+        };
+        io(sys::setsockopt(p, fd.fd, SockOpt::ReuseAddr(true)))?;
+        io(sys::bind(p, fd.fd, sockaddr(addr)))?;
+        io(sys::listen(p, fd.fd, backlog))?;
+        Ok(TcpListener { fd })
+    }
+
+    /// Waits for a connection.
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddrV4)> {
+        let (fd, peer) = io(sys::accept4(&self.fd.proc, self.fd.fd, sock::CLOEXEC))?;
+        let s = TcpStream {
+            fd: Fd {
+                proc: self.fd.proc.clone(),
+                fd,
+            },
+        };
+        Ok((s, std_addr(peer)?))
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> io::Result<SocketAddrV4> {
+        std_addr(io(sys::getsockname(&self.fd.proc, self.fd.fd))?)
+    }
+
+    /// The descriptor, for raw calls.
+    pub fn fd(&self) -> i32 {
+        self.fd.fd
+    }
+}
+
+/// A TCP connection. `Read` and `Write` are implemented for `&TcpStream`
+/// too, so one thread may read while another writes.
+pub struct TcpStream {
+    fd: Fd,
+}
+
+impl TcpStream {
+    /// Connects (blocking).
+    pub fn connect(p: &Process, addr: SocketAddrV4) -> io::Result<TcpStream> {
+        let fd = Fd {
+            proc: p.clone(),
+            fd: io(sys::socket(p, af::INET, sock::STREAM | sock::CLOEXEC, 0))?,
+        };
+        io(sys::connect(p, fd.fd, sockaddr(addr)))?;
+        Ok(TcpStream { fd })
+    }
+
+    /// The peer.
+    pub fn peer_addr(&self) -> io::Result<SocketAddrV4> {
+        std_addr(io(sys::getpeername(&self.fd.proc, self.fd.fd))?)
+    }
+
+    /// The local end.
+    pub fn local_addr(&self) -> io::Result<SocketAddrV4> {
+        std_addr(io(sys::getsockname(&self.fd.proc, self.fd.fd))?)
+    }
+
+    /// Shuts down writing (sends FIN), reading, or both.
+    pub fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
+        let how = match how {
+            std::net::Shutdown::Read => shut::RD,
+            std::net::Shutdown::Write => shut::WR,
+            std::net::Shutdown::Both => shut::RDWR,
+        };
+        io(sys::shutdown(&self.fd.proc, self.fd.fd, how))
+    }
+
+    /// `TCP_NODELAY`.
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        io(sys::setsockopt(
+            &self.fd.proc,
+            self.fd.fd,
+            SockOpt::NoDelay(on),
+        ))
+    }
+
+    /// `SO_RCVTIMEO` (`None`: wait forever). A read that times out fails
+    /// with `WouldBlock`, as on Linux.
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        let ns = t.map(|d| d.as_nanos().min(u64::MAX as u128) as u64);
+        io(sys::setsockopt(
+            &self.fd.proc,
+            self.fd.fd,
+            SockOpt::RcvTimeo(ns),
+        ))
+    }
+
+    /// The descriptor, for raw calls.
+    pub fn fd(&self) -> i32 {
+        self.fd.fd
+    }
+
+    /// The process the descriptor belongs to.
+    pub fn process(&self) -> &Process {
+        &self.fd.proc
+    }
+}
+
+impl Read for &TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        io(sys::recv(&self.fd.proc, self.fd.fd, buf, 0))
+    }
+}
+
+impl Write for &TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        io(sys::send(&self.fd.proc, self.fd.fd, buf, 0))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+}
+
+impl Write for TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A UDP socket.
+pub struct UdpSocket {
+    fd: Fd,
+}
+
+impl UdpSocket {
+    /// Binds to `addr` (port 0: an ephemeral port).
+    pub fn bind(p: &Process, addr: SocketAddrV4) -> io::Result<UdpSocket> {
+        let fd = Fd {
+            proc: p.clone(),
+            fd: io(sys::socket(p, af::INET, sock::DGRAM | sock::CLOEXEC, 0))?,
+        };
+        io(sys::bind(p, fd.fd, sockaddr(addr)))?;
+        Ok(UdpSocket { fd })
+    }
+
+    /// Sends one datagram to `to`.
+    pub fn send_to(&self, data: &[u8], to: SocketAddrV4) -> io::Result<usize> {
+        io(sys::sendto(
+            &self.fd.proc,
+            self.fd.fd,
+            data,
+            0,
+            Some(sockaddr(to)),
+        ))
+    }
+
+    /// Receives one datagram.
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddrV4)> {
+        let info = io(sys::recvfrom(&self.fd.proc, self.fd.fd, buf, 0))?;
+        let from = info.from.ok_or_else(|| io_error(Errno::EINVAL))?;
+        Ok((info.len, std_addr(from)?))
+    }
+
+    /// Sets the peer.
+    pub fn connect(&self, to: SocketAddrV4) -> io::Result<()> {
+        io(sys::connect(&self.fd.proc, self.fd.fd, sockaddr(to)))
+    }
+
+    /// Sends to the peer.
+    pub fn send(&self, data: &[u8]) -> io::Result<usize> {
+        io(sys::send(&self.fd.proc, self.fd.fd, data, 0))
+    }
+
+    /// Receives from the peer.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        io(sys::recv(&self.fd.proc, self.fd.fd, buf, 0))
+    }
+
+    /// `SO_RCVTIMEO`.
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        let ns = t.map(|d| d.as_nanos().min(u64::MAX as u128) as u64);
+        io(sys::setsockopt(
+            &self.fd.proc,
+            self.fd.fd,
+            SockOpt::RcvTimeo(ns),
+        ))
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddrV4> {
+        std_addr(io(sys::getsockname(&self.fd.proc, self.fd.fd))?)
+    }
+
+    /// The descriptor.
+    pub fn fd(&self) -> i32 {
+        self.fd.fd
+    }
+}

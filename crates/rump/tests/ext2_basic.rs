@@ -1,0 +1,83 @@
+//! ext2 through the facade: our mkfs, basic operations, persistence
+//! across remounts, and e2fsck's verdict after each write workload.
+
+mod ext2_util;
+
+use ext2_util::*;
+use rump::sys;
+use rump::sys::consts::o;
+
+#[test]
+fn ext2_newfs_is_clean_and_mountable() {
+    require!(have_e2fsprogs(), "e2fsprogs (mke2fs, e2fsck) not installed");
+    let dir = tempfile::tempdir().unwrap();
+    for bs in [1024, 2048, 4096] {
+        let img = dir.path().join(format!("new{bs}.img"));
+        let s = newfs(&img, 64 << 20, bs);
+        assert_eq!(s.block_size, bs);
+        assert_clean(&img);
+        let (k, p) = mount_rw(&img);
+        let names: Vec<_> = rump::fs::read_dir(&p, "/mnt")
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["lost+found"]);
+        let st = sys::statvfs(&p, b"/mnt").unwrap();
+        assert_eq!(st.bsize, bs as u64);
+        assert_eq!(st.fs_type, 0xEF53);
+        assert_eq!(st.bfree, s.free_blocks as u64);
+        unmount(k, p);
+        assert_clean(&img);
+    }
+}
+
+#[test]
+fn ext2_files_dirs_links_persist() {
+    require!(have_e2fsprogs(), "e2fsprogs (mke2fs, e2fsck) not installed");
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("a.img");
+    mke2fs(&img, 32 << 20, &["-b", "1024"]);
+    let (k, p) = mount_rw(&img);
+    rump::fs::create_dir_all(&p, "/mnt/a/b/c").unwrap();
+    rump::fs::write(&p, "/mnt/a/b/c/file", b"hello ext2").unwrap();
+    rump::fs::write(&p, "/mnt/a/big", vec![7u8; 300_000]).unwrap();
+    rump::fs::symlink(&p, "b/c/file", "/mnt/a/fast").unwrap();
+    let long = "x/".repeat(100);
+    rump::fs::symlink(&p, &long, "/mnt/a/slow").unwrap();
+    rump::fs::hard_link(&p, "/mnt/a/b/c/file", "/mnt/a/hard").unwrap();
+    sys::mknod(&p, b"/mnt/a/fifo", 0o010644, 0).unwrap();
+    sys::mknod(&p, b"/mnt/a/chr", 0o020600, (1 << 8) | 3).unwrap();
+    assert_eq!(sys::mkdir(&p, b"/mnt/a/b", 0o755), Err(rump::Errno::EEXIST));
+    assert_eq!(sys::rmdir(&p, b"/mnt/a/b"), Err(rump::Errno::ENOTEMPTY));
+    unmount(k, p);
+    assert_clean(&img);
+
+    let (k, p) = mount_rw(&img);
+    assert_eq!(rump::fs::read(&p, "/mnt/a/fast").unwrap(), b"hello ext2");
+    assert_eq!(rump::fs::read(&p, "/mnt/a/hard").unwrap(), b"hello ext2");
+    assert_eq!(
+        rump::fs::read_link(&p, "/mnt/a/slow")
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        long
+    );
+    assert_eq!(
+        rump::fs::read(&p, "/mnt/a/big").unwrap(),
+        vec![7u8; 300_000]
+    );
+    let st = sys::stat(&p, b"/mnt/a/hard").unwrap();
+    assert_eq!(st.nlink, 2);
+    let st = sys::lstat(&p, b"/mnt/a/chr").unwrap();
+    assert_eq!(st.rdev, (1 << 8) | 3);
+    assert_eq!(sys::stat(&p, b"/mnt/a").unwrap().nlink, 3);
+    rump::fs::remove_file(&p, "/mnt/a/hard").unwrap();
+    rump::fs::remove_dir_all(&p, "/mnt/a").unwrap();
+    let fd = sys::open(&p, b"/mnt/gone", o::RDWR | o::CREAT, 0o600).unwrap();
+    sys::unlink(&p, b"/mnt/gone").unwrap();
+    assert_eq!(sys::write(&p, fd, b"still here"), Ok(10));
+    assert_eq!(sys::pread(&p, fd, &mut [0u8; 5], 0), Ok(5));
+    sys::close(&p, fd).unwrap();
+    unmount(k, p);
+    assert_clean(&img);
+}
