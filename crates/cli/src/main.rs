@@ -38,7 +38,7 @@ enum Cmd {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(find_compat(std::env::args_os()));
     let result = match cli.cmd {
         Cmd::Demo => demo::run(),
         Cmd::Bench { which } => bench::run(which),
@@ -49,4 +49,20 @@ fn main() {
         eprintln!("rump: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// `find` takes its predicates with one dash (`-name`, `-type`), which
+/// clap reads as short-option clusters: spell them the long way.
+fn find_compat(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<_> = args.collect();
+    if args.get(1).is_some_and(|a| a == "find") {
+        for a in args.iter_mut().skip(2) {
+            if a == "-name" || a == "-type" {
+                let mut long = std::ffi::OsString::from("-");
+                long.push(&*a);
+                *a = long;
+            }
+        }
+    }
+    args
 }

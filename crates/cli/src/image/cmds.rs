@@ -506,15 +506,113 @@ fn touch(paths: Vec<String>) -> i32 {
 
 fn chmod(mode: &str, paths: Vec<String>) -> i32 {
     let mut c = Ctx::new("chmod", true);
-    let Some(m) = parse_octal(&mut c, mode) else {
+    let octal = u32::from_str_radix(mode, 8).ok().filter(|m| *m <= 0o7777);
+    if octal.is_none() && symbolic_mode(mode, 0, false).is_none() {
+        c.fail(format_args!("invalid mode: '{mode}'"));
         return c.finish();
-    };
+    }
     each(&mut c, &paths, |errs, s, kpath, arg, _| {
-        if let Err(e) = sys::chmod(&s.p, kpath.as_bytes(), m) {
+        let new = match octal {
+            Some(m) => Ok(m),
+            None => sys::stat(&s.p, kpath.as_bytes()).map(|st| {
+                let is_dir = st.mode & 0o170000 == 0o040000;
+                symbolic_mode(mode, st.mode & 0o7777, is_dir).unwrap_or(st.mode & 0o7777)
+            }),
+        };
+        if let Err(e) = new.and_then(|m| sys::chmod(&s.p, kpath.as_bytes(), m)) {
             errs.push(format!("changing permissions of '{arg}': {}", err(e)));
         }
     });
     c.finish()
+}
+
+/// Applies a symbolic mode of chmod(1) (`u+x,go-w`, `a=rX`, `+t`) to the
+/// permission bits `cur`. Without a `who`, the bits the usual umask (022)
+/// would clear are left alone, as chmod(1) does. `None` if it does not
+/// parse.
+pub(crate) fn symbolic_mode(spec: &str, cur: u32, is_dir: bool) -> Option<u32> {
+    const UMASK: u32 = 0o022;
+    let mut mode = cur;
+    for clause in spec.split(',') {
+        let b = clause.as_bytes();
+        let mut i = 0;
+        let mut who = 0u32;
+        while i < b.len() && b"ugoa".contains(&b[i]) {
+            who |= match b[i] {
+                b'u' => 0o4700,
+                b'g' => 0o2070,
+                b'o' => 0o1007,
+                _ => 0o7777,
+            };
+            i += 1;
+        }
+        let masked = who == 0;
+        if masked {
+            who = 0o7777;
+        }
+        if i == b.len() {
+            return None;
+        }
+        while i < b.len() {
+            let op = b[i];
+            if !b"+-=".contains(&op) {
+                return None;
+            }
+            i += 1;
+            let mut bits = 0u32;
+            while i < b.len() && !b"+-=".contains(&b[i]) {
+                bits |= match b[i] {
+                    b'r' => 0o444,
+                    b'w' => 0o222,
+                    b'x' => 0o111,
+                    b'X' if is_dir || mode & 0o111 != 0 => 0o111,
+                    b'X' => 0,
+                    b's' => 0o6000,
+                    b't' => 0o1000,
+                    // Copy another class's bits to every class.
+                    b'u' => ((mode >> 6) & 7) * 0o111,
+                    b'g' => ((mode >> 3) & 7) * 0o111,
+                    b'o' => (mode & 7) * 0o111,
+                    _ => return None,
+                };
+                i += 1;
+            }
+            let mut affected = bits & who;
+            if masked {
+                affected &= !UMASK;
+            }
+            match op {
+                b'+' => mode |= affected,
+                b'-' => mode &= !affected,
+                _ => {
+                    let clear = if masked { who & !UMASK } else { who };
+                    mode = (mode & !clear) | affected;
+                }
+            }
+        }
+    }
+    Some(mode & 0o7777)
+}
+
+#[cfg(test)]
+mod mode_tests {
+    use super::symbolic_mode;
+
+    #[test]
+    fn symbolic_modes_like_chmod() {
+        assert_eq!(symbolic_mode("u+x", 0o644, false), Some(0o744));
+        assert_eq!(symbolic_mode("go-w", 0o666, false), Some(0o644));
+        assert_eq!(symbolic_mode("a=r", 0o755, false), Some(0o444));
+        assert_eq!(symbolic_mode("+w", 0o444, false), Some(0o644));
+        assert_eq!(symbolic_mode("a+X", 0o644, true), Some(0o755));
+        assert_eq!(symbolic_mode("a+X", 0o644, false), Some(0o644));
+        assert_eq!(symbolic_mode("u+s,+t", 0o755, false), Some(0o5755));
+        assert_eq!(symbolic_mode("g=u", 0o740, false), Some(0o770));
+        assert_eq!(symbolic_mode("u=rw,go=", 0o777, false), Some(0o600));
+        assert_eq!(symbolic_mode("q+x", 0o644, false), None);
+        assert_eq!(symbolic_mode("u", 0o644, false), None);
+        assert_eq!(symbolic_mode("u+z", 0o644, false), None);
+    }
 }
 
 fn chown(owner: &str, paths: Vec<String>) -> i32 {

@@ -125,8 +125,9 @@ pub enum ImageCmd {
         #[arg(required = true)]
         images: Vec<String>,
     },
-    /// Change permission bits (octal MODE, IMAGE:PATH).
+    /// Change permission bits (MODE, IMAGE:PATH).
     Chmod {
+        /// Octal (`644`) or symbolic (`u+x,go-w`) mode.
         mode: String,
         #[arg(required = true)]
         paths: Vec<String>,
