@@ -3,8 +3,9 @@
 //! Threads are `std::thread`s, sleeping is `std::thread::park` (a futex on
 //! Linux), clocks are `clock_gettime` through `std::time`, randomness is
 //! `getrandom(2)`, parameters are environment variables, and block I/O is
-//! `pread`/`pwrite`/`fdatasync` on host files. Host errors become [`Errno`]
-//! in [`errno_from_io`], the one translation point.
+//! `pread`/`pwrite`/`fdatasync` on host files; network I/O (shared-memory
+//! bus files and tap devices) is in the `net` module. Host errors become
+//! [`Errno`] in [`errno_from_io`], the one translation point.
 //!
 //! Key type: [`PosixHyper`]. Neighbours: the `rump` facade boots kernels on
 //! it by default; kernel crates never see it.

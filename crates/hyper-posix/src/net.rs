@@ -414,14 +414,27 @@ impl FrameIo for Tap {
     }
 }
 
-/// Whether process `pid` exists (`kill(pid, 0)` does not fail with ESRCH).
+/// Whether process `pid` exists (`kill(pid, 0)` does not fail with ESRCH)
+/// and is not a zombie (a killed process whose parent has not reaped it
+/// yet holds nothing any more).
 pub(crate) fn pid_alive(pid: u32) -> bool {
     if pid == 0 || pid > i32::MAX as u32 {
         return false;
     }
     // SAFETY: signal 0 only checks for existence and permission.
     let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    if r != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+        return false;
+    }
+    // /proc/PID/stat: "pid (comm) S ...", the state after the last ')'.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !matches!(
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next()),
+            Some('Z') | Some('X')
+        ),
+        Err(_) => true,
+    }
 }
 
 #[cfg(test)]
@@ -457,5 +470,12 @@ mod tests {
     fn pid_liveness() {
         assert!(pid_alive(std::process::id()));
         assert!(!pid_alive(0));
+        // A child that exited but is not reaped yet is a zombie: dead.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(!pid_alive(pid));
+        child.wait().unwrap();
+        assert!(!pid_alive(pid));
     }
 }

@@ -89,10 +89,13 @@ impl IfKind {
         }
     }
 
-    /// Links in this process's memory skip checksums (frames cannot be
-    /// corrupted there); links that leave the process carry real ones.
+    /// Links in memory skip checksums, as Linux's veth and loopback do
+    /// (frames cannot be corrupted there: this process's memory, or the
+    /// shared memory of a shmif bus, which only our kernels attach to);
+    /// a tap leads to the host kernel and carries real ones. Forwarding
+    /// onto a link that needs checksums fills them in.
     pub fn offloads_checksums(self) -> bool {
-        matches!(self, IfKind::Loopback | IfKind::Bus)
+        matches!(self, IfKind::Loopback | IfKind::Bus | IfKind::Shmif)
     }
 
     pub fn default_mtu(self) -> usize {

@@ -63,12 +63,12 @@ const PARAMS: &[(&str, i64, (i64, i64))] = &[
     ("net.inet.ip.ttl", 64, (1, 255)),
     ("net.inet.ip.portrange.first", 49152, (1024, 65535)),
     ("net.inet.ip.portrange.last", 65535, (1024, 65535)),
-    ("net.inet.tcp.sendspace", 262144, (4096, 16 << 20)),
-    ("net.inet.tcp.recvspace", 262144, (4096, 16 << 20)),
+    ("net.inet.tcp.sendspace", 1 << 20, (4096, 16 << 20)),
+    ("net.inet.tcp.recvspace", 1 << 20, (4096, 16 << 20)),
     ("net.inet.tcp.connect_timeout_ms", 75_000, (1, 3_600_000)),
     ("net.inet.tcp.timeout_ms", 300_000, (1, 86_400_000)),
     ("net.inet.tcp.keepidle_ms", 7_200_000, (1, 86_400_000)),
-    ("net.inet.tcp.spin_ns", 50_000, (0, 10_000_000)),
+    ("net.inet.tcp.spin_ns", 200_000, (0, 10_000_000)),
 ];
 
 /// The network component. Give every kernel that should share in-process
@@ -138,13 +138,13 @@ pub(crate) fn read_params(k: &Kernel) -> stack::Params {
     let last = (get("net.inet.ip.portrange.last", 65535) as u16).max(first);
     stack::Params {
         ttl: get("net.inet.ip.ttl", 64) as u8,
-        sendspace: get("net.inet.tcp.sendspace", 262144) as usize,
-        recvspace: get("net.inet.tcp.recvspace", 262144) as usize,
+        sendspace: get("net.inet.tcp.sendspace", 1 << 20) as usize,
+        recvspace: get("net.inet.tcp.recvspace", 1 << 20) as usize,
         connect_timeout_ms: get("net.inet.tcp.connect_timeout_ms", 75_000) as u64,
         timeout_ms: get("net.inet.tcp.timeout_ms", 300_000) as u64,
         keepidle_ms: get("net.inet.tcp.keepidle_ms", 7_200_000) as u64,
         port_first: first,
         port_last: last,
-        spin_ns: get("net.inet.tcp.spin_ns", 50_000) as u64,
+        spin_ns: get("net.inet.tcp.spin_ns", 200_000) as u64,
     }
 }

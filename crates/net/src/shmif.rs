@@ -200,24 +200,41 @@ impl ShmBus {
 
     /// Publishes one frame from `sender`.
     pub fn send(&self, sender: u64, stamp_ns: u64, frame: &[u8]) -> Result<(), Errno> {
-        let rec = REC_HDR + pad8(frame.len());
-        if frame.len() > MAX_FRAME || rec as u64 > self.data_size / 2 {
+        self.send_batch(sender, stamp_ns, &[frame])
+    }
+
+    /// Publishes several frames under one lock and one wake-up. Frames too
+    /// large for the bus are skipped (`EMSGSIZE` if all were).
+    pub fn send_batch(&self, sender: u64, stamp_ns: u64, frames: &[&[u8]]) -> Result<(), Errno> {
+        let fits = |f: &&[u8]| {
+            f.len() <= MAX_FRAME && (REC_HDR + pad8(f.len())) as u64 <= self.data_size / 4
+        };
+        // Keep a batch within a quarter of the ring, so readers that keep
+        // up are never lapped by one batch.
+        let mut start = 0;
+        let mut sent = false;
+        while start < frames.len() {
+            let mut end = start;
+            let mut total = 0u64;
+            while end < frames.len() {
+                if fits(&frames[end]) {
+                    let rec = (REC_HDR + pad8(frames[end].len())) as u64;
+                    if total + rec > self.data_size / 4 && end > start {
+                        break;
+                    }
+                    total += rec;
+                }
+                end += 1;
+            }
+            if total > 0 {
+                self.publish(sender, stamp_ns, &frames[start..end], total, &fits)?;
+                sent = true;
+            }
+            start = end;
+        }
+        if !sent && !frames.is_empty() {
             return Err(Errno::EMSGSIZE);
         }
-        let mut hdr = [0u8; REC_HDR];
-        hdr[0..4].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
-        hdr[8..16].copy_from_slice(&sender.to_ne_bytes());
-        hdr[16..24].copy_from_slice(&stamp_ns.to_ne_bytes());
-        self.lock()?;
-        let r = (|| {
-            let head = self.mem.load_u64(OFF_HEAD)?;
-            self.mem.store_u64(OFF_RESERVE, head + rec as u64)?;
-            self.ring_write(head, &hdr)?;
-            self.ring_write(head + REC_HDR as u64, frame)?;
-            self.mem.store_u64(OFF_HEAD, head + rec as u64)
-        })();
-        self.unlock();
-        r?;
         self.mem.fetch_add_u32(OFF_GEN, 1)?;
         if self.mem.load_u32(OFF_WAITERS)? != 0 {
             self.mem.wake_all(OFF_GEN)?;
@@ -225,52 +242,97 @@ impl ShmBus {
         Ok(())
     }
 
-    /// Reads the record at `*pos` into `buf` (which must hold
-    /// [`MAX_FRAME`] bytes) and advances `*pos`.
-    pub fn recv(&self, pos: &mut u64, me: u64, buf: &mut [u8]) -> ReadOutcome {
+    fn publish(
+        &self,
+        sender: u64,
+        stamp_ns: u64,
+        frames: &[&[u8]],
+        total: u64,
+        fits: &dyn Fn(&&[u8]) -> bool,
+    ) -> Result<(), Errno> {
+        self.lock()?;
+        let r = (|| {
+            let head = self.mem.load_u64(OFF_HEAD)?;
+            self.mem.store_u64(OFF_RESERVE, head + total)?;
+            let mut at = head;
+            for f in frames.iter().filter(|f| fits(f)) {
+                let mut hdr = [0u8; REC_HDR];
+                hdr[0..4].copy_from_slice(&(f.len() as u32).to_ne_bytes());
+                hdr[8..16].copy_from_slice(&sender.to_ne_bytes());
+                hdr[16..24].copy_from_slice(&stamp_ns.to_ne_bytes());
+                self.ring_write(at, &hdr)?;
+                self.ring_write(at + REC_HDR as u64, f)?;
+                at += (REC_HDR + pad8(f.len())) as u64;
+            }
+            self.mem.store_u64(OFF_HEAD, head + total)
+        })();
+        self.unlock();
+        r
+    }
+
+    /// Reads the record at `*pos` into a buffer from `alloc` (given the
+    /// frame's length) and advances `*pos`.
+    pub fn recv_into(
+        &self,
+        pos: &mut u64,
+        me: u64,
+        alloc: &mut dyn FnMut(usize) -> Vec<u8>,
+    ) -> (ReadOutcome, Option<Vec<u8>>) {
         let head = self.head();
         if *pos == head {
-            return ReadOutcome::Empty;
+            return (ReadOutcome::Empty, None);
         }
         if head < *pos || head - *pos > self.data_size {
             *pos = head;
-            return ReadOutcome::Resync;
+            return (ReadOutcome::Resync, None);
         }
         let mut hdr = [0u8; REC_HDR];
         if self.ring_read(*pos, &mut hdr).is_err() {
             *pos = head;
-            return ReadOutcome::Resync;
+            return (ReadOutcome::Resync, None);
         }
         let len = u32::from_ne_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) as usize;
-        let mut s = [0u8; 8];
-        s.copy_from_slice(&hdr[8..16]);
-        let sender = u64::from_ne_bytes(s);
+        let mut sb = [0u8; 8];
+        sb.copy_from_slice(&hdr[8..16]);
+        let sender = u64::from_ne_bytes(sb);
         let rec = (REC_HDR + pad8(len)) as u64;
-        if len > MAX_FRAME || len > buf.len() || rec > head - *pos {
+        if len > MAX_FRAME || rec > head - *pos {
             *pos = head;
-            return ReadOutcome::Resync;
+            return (ReadOutcome::Resync, None);
         }
-        let own = sender == me;
-        if !own
-            && self
-                .ring_read(*pos + REC_HDR as u64, &mut buf[..len])
+        let mut frame = None;
+        if sender != me {
+            let mut b = alloc(len);
+            if self
+                .ring_read(*pos + REC_HDR as u64, &mut b[..len])
                 .is_err()
-        {
-            *pos = head;
-            return ReadOutcome::Resync;
+            {
+                *pos = head;
+                return (ReadOutcome::Resync, None);
+            }
+            frame = Some(b);
         }
         // Seqlock check: had a writer begun to overwrite what we read?
         let reserve = self.mem.load_u64(OFF_RESERVE).unwrap_or(u64::MAX);
         if reserve.saturating_sub(*pos) > self.data_size {
             *pos = self.head();
-            return ReadOutcome::Resync;
+            return (ReadOutcome::Resync, None);
         }
         *pos += rec;
-        if own {
-            ReadOutcome::Own
-        } else {
-            ReadOutcome::Frame(len)
+        match frame {
+            Some(f) => (ReadOutcome::Frame(len), Some(f)),
+            None => (ReadOutcome::Own, None),
         }
+    }
+
+    /// Reads the record at `*pos` into `buf` (which must hold
+    /// [`MAX_FRAME`] bytes) and advances `*pos`.
+    pub fn recv(&self, pos: &mut u64, me: u64, buf: &mut [u8]) -> ReadOutcome {
+        let (out, frame) = self.recv_into(pos, me, &mut |len| alloc::vec![0u8; len]);
+        if let Some(f) = frame {
+            buf[..f.len()].copy_from_slice(&f);
+        }
+        out
     }
 
     /// Sleeps until the bus may have a frame past `pos`, or `deadline`.
@@ -340,46 +402,58 @@ fn reader(
     stop: &AtomicBool,
     hyper: &dyn Hyper,
 ) {
-    let mut scratch = alloc::vec![0u8; MAX_FRAME];
     let mut idle_since = None;
     while !stop.load(Ordering::Acquire) {
-        match bus.recv(&mut pos, me, &mut scratch) {
-            ReadOutcome::Frame(n) => {
-                idle_since = None;
-                let Some(s) = stack.upgrade() else {
-                    return;
-                };
-                let mut f = s.pool.get(n);
-                f.copy_from_slice(&scratch[..n]);
-                s.input(ifindex, f);
-            }
-            ReadOutcome::Own | ReadOutcome::Resync => idle_since = None,
-            ReadOutcome::Empty => {
-                // Spin a little (a frame is often microseconds away), then
-                // sleep on the bus's futex.
-                let now = hyper.clock_monotonic();
-                let since = *idle_since.get_or_insert(now);
-                if now - since < 50_000 {
-                    core::hint::spin_loop();
-                    continue;
-                }
-                bus.wait(pos, Some(now + 100_000_000));
-                idle_since = None;
+        let Some(s) = stack.upgrade() else {
+            return;
+        };
+        // Take what is there (up to a burst) and hand it over at once.
+        let mut burst = Vec::new();
+        while burst.len() < 64 {
+            match bus.recv_into(&mut pos, me, &mut |len| s.pool.get(len)) {
+                (ReadOutcome::Frame(_), Some(f)) => burst.push(f),
+                (ReadOutcome::Empty, _) => break,
+                _ => {}
             }
         }
+        if !burst.is_empty() {
+            idle_since = None;
+            s.input_batch(ifindex, burst);
+            continue;
+        }
+        drop(s);
+        // Spin a little (a frame is often microseconds away), then sleep
+        // on the bus's futex.
+        let now = hyper.clock_monotonic();
+        let since = *idle_since.get_or_insert(now);
+        if now - since < 50_000 {
+            core::hint::spin_loop();
+            continue;
+        }
+        bus.wait(pos, Some(now + 100_000_000));
+        idle_since = None;
+    }
+}
+
+impl ShmifLink {
+    fn stamp(&self) -> u64 {
+        let w = self.hyper.clock_wall();
+        (w.sec.max(0) as u64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(w.nsec as u64)
     }
 }
 
 impl Link for ShmifLink {
     fn transmit(&self, frame: Vec<u8>) -> Option<Vec<u8>> {
-        let stamp = {
-            let w = self.hyper.clock_wall();
-            (w.sec.max(0) as u64)
-                .saturating_mul(1_000_000_000)
-                .saturating_add(w.nsec as u64)
-        };
-        let _ = self.bus.send(self.me, stamp, &frame);
+        let _ = self.bus.send(self.me, self.stamp(), &frame);
         Some(frame)
+    }
+
+    fn transmit_batch(&self, frames: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        let refs: Vec<&[u8]> = frames.iter().map(|f| &f[..]).collect();
+        let _ = self.bus.send_batch(self.me, self.stamp(), &refs);
+        frames
     }
 
     fn detach(&self) {

@@ -15,6 +15,7 @@ use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::net::Ipv4Addr;
+use core::sync::atomic::Ordering;
 
 use kern::consts::{
     af, ip as ipopt, ipproto, msg, o, poll, s as mode, shut, so, sock, tcp as tcpopt,
@@ -317,6 +318,8 @@ impl Socket {
                 Err(e) => Some(Err(e)),
             })
         };
+        // Read before the attempt: an event between the two is not missed.
+        let mut seen = self.shared.events.load(Ordering::Acquire);
         if let Some(r) = once() {
             return r;
         }
@@ -330,12 +333,21 @@ impl Socket {
         let spin_end = start
             .saturating_add(spin_ns)
             .min(deadline.unwrap_or(u64::MAX));
+        // Spin on the socket's event word, not on the stack lock; offer the
+        // processor now and then in case the thread we wait for needs it.
+        let mut spins = 0u32;
         while k.now() < spin_end {
-            for _ in 0..32 {
-                core::hint::spin_loop();
+            core::hint::spin_loop();
+            let now = self.shared.events.load(Ordering::Acquire);
+            if now != seen {
+                seen = now;
+                if let Some(r) = once() {
+                    return r;
+                }
             }
-            if let Some(r) = once() {
-                return r;
+            spins = spins.wrapping_add(1);
+            if spins.is_multiple_of(256) {
+                self.stack.hyper.yield_now();
             }
         }
         match k.wait(&[&self.shared.wq], deadline, || Ok(once())) {
@@ -694,7 +706,7 @@ impl Socket {
                 }
             }
             let shared = s.shared.clone();
-            fx.wake.push(shared);
+            fx.wake(&shared);
             if fin {
                 c.tcp_output(pool, r, false, fx);
             }

@@ -31,7 +31,7 @@ use alloc::collections::BTreeSet;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::net::Ipv4Addr;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use hashbrown::HashMap;
 use hyper::{Hyper, MonoNs, Parker, ThreadHandle};
@@ -138,6 +138,10 @@ impl<T> Slab<T> {
 /// What a socket shares with its file object outside the stack lock.
 pub(crate) struct SockShared {
     pub wq: WaitQueue,
+    /// Bumped whenever something a caller may wait for changed: a
+    /// spinning caller watches this word instead of taking the stack lock
+    /// (which would slow down the thread doing the work).
+    pub events: AtomicU32,
 }
 
 /// Options common to all sockets (`SOL_SOCKET`, `IP_TTL`, `TCP_NODELAY`).
@@ -184,6 +188,7 @@ impl Sock {
         Sock {
             shared: Arc::new(SockShared {
                 wq: WaitQueue::new(),
+                events: AtomicU32::new(0),
             }),
             opts,
             error: None,
@@ -209,6 +214,7 @@ pub(crate) struct Effects {
 
 impl Effects {
     pub fn wake(&mut self, s: &Arc<SockShared>) {
+        s.events.fetch_add(1, Ordering::Release);
         if s.wq.has_waiters() && !self.wake.iter().any(|w| Arc::ptr_eq(w, s)) {
             self.wake.push(s.clone());
         }

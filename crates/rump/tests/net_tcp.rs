@@ -74,7 +74,9 @@ fn transfer_100_mib_with_checksum() {
 
 #[test]
 fn transfer_both_directions_at_once() {
-    within(120, || {
+    // Segments made by several threads must leave in order: when they did
+    // not, retransmission timeouts stretched this to over a minute.
+    within(30, || {
         let mut ks = bus_kernels(2);
         let (_kb, pb) = ks.pop().unwrap();
         let (_ka, pa) = ks.pop().unwrap();
@@ -243,6 +245,38 @@ fn half_close_keeps_the_other_direction() {
         assert_eq!(fnv(&back), fnv(&reply));
         // Writing after SHUT_WR is EPIPE.
         assert_eq!(sys::send(c.process(), c.fd(), b"x", 0), Err(Errno::EPIPE));
+    });
+}
+
+#[test]
+fn close_with_queued_data_and_a_shut_window_does_not_stall() {
+    // The sender closes while its data waits for the receiver's window:
+    // smoltcp in LAST-ACK with data queued ignored the window update and
+    // waited for its zero-window probe (1 s and more).
+    within(60, || {
+        let mut ks = bus_kernels(2);
+        let (_kb, pb) = ks.pop().unwrap();
+        let (_ka, pa) = ks.pop().unwrap();
+        let l = TcpListener::bind(&pb, addr(2, 5011)).unwrap();
+        let data = pattern(12, 6 << 20);
+        let want = fnv(&data);
+        let w = std::thread::spawn(move || {
+            let mut c = TcpStream::connect(&pa, addr(2, 5011)).unwrap();
+            c.write_all(&data).unwrap();
+            drop(c);
+        });
+        let (mut s, _) = l.accept().unwrap();
+        // The receiver closes its side first, so the sender's close takes
+        // it to LAST-ACK; then the window closes with data queued.
+        s.shutdown(Shutdown::Write).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let t = Instant::now();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        let took = t.elapsed();
+        w.join().unwrap();
+        assert_eq!(fnv(&got), want);
+        assert!(took < Duration::from_millis(900), "draining took {took:?}");
     });
 }
 

@@ -12,6 +12,8 @@
 //!
 //! The shmif peer and the cross-process host baseline run in a child
 //! process: this same binary, started as `rump bench tcp --peer MODE`.
+//! `RUMP_BENCH_VERBOSE=1` prints every round on stderr; `--set NAME=VALUE`
+//! changes a stack parameter (`net.inet.tcp.spin_ns`, `...recvspace`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -40,8 +42,9 @@ pub struct TcpArgs {
     /// Idle connections held open for the idle-connections figure.
     #[arg(long, default_value_t = 1000)]
     idle: usize,
-    /// MTU of the bus and shmif interfaces (the host's loopback uses 65536).
-    #[arg(long, default_value_t = 9000)]
+    /// MTU of the bus and shmif interfaces. In-memory links carry frames
+    /// as large as the host's loopback does (its MTU is 65536).
+    #[arg(long, default_value_t = 65000)]
     mtu: u32,
     /// Overrides of the stack's sysctl parameters (`name=value`), for
     /// experiments (`net.inet.tcp.spin_ns=0`).
@@ -193,6 +196,9 @@ fn alternate(
     let (mut a, mut b) = (Vec::new(), Vec::new());
     for _ in 0..n.max(1) {
         let (x, y) = round()?;
+        if std::env::var_os("RUMP_BENCH_VERBOSE").is_some() {
+            eprintln!("round: ours {x:.2} host {y:.2}");
+        }
         a.push(x);
         b.push(y);
     }
