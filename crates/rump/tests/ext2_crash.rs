@@ -1,5 +1,5 @@
 //! Crash consistency: a child process writes and fsyncs through our
-//! driver and is killed with SIGKILL at varying points. Every record the
+//! driver and is killed with SIGKILL at fixed and at random points. Every record the
 //! child reported as fsync'd must be on the image, `e2fsck -fy` must
 //! repair the rest, and our driver must mount the result.
 //!
@@ -53,7 +53,31 @@ fn ext2_crash_keeps_fsynced_data() {
     }
     require!(have_e2fsprogs(), "e2fsprogs not installed");
     let dir = tempfile::tempdir().unwrap();
-    for (round, kill_after) in [3u64, 20, 57, 130].into_iter().enumerate() {
+    // Four fixed kill points, then four random ones: the seed is printed
+    // and EXT2_CRASH_SEED replays it.
+    let seed = std::env::var("EXT2_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    eprintln!("crash test seed {seed} (EXT2_CRASH_SEED={seed} replays it)");
+    let mut rng = seed;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut plan: Vec<(u64, u64)> = [3u64, 20, 57, 130].iter().map(|&k| (k, 0)).collect();
+    for _ in 0..4 {
+        plan.push((1 + next() % 200, next() % 5000));
+    }
+    for (round, (kill_after, extra_us)) in plan.into_iter().enumerate() {
         let img = dir.path().join(format!("crash{round}.img"));
         mke2fs(
             &img,
@@ -85,6 +109,7 @@ fn ext2_crash_keeps_fsynced_data() {
         }
         // Let it run a little past the last report, then SIGKILL.
         std::thread::sleep(std::time::Duration::from_millis(round as u64 * 3));
+        std::thread::sleep(std::time::Duration::from_micros(extra_us));
         c.kill().unwrap();
         c.wait().unwrap();
         // Anything printed after we stopped reading was synced too.
@@ -94,7 +119,10 @@ fn ext2_crash_keeps_fsynced_data() {
             }
         }
         let last = last.expect("the child synced nothing");
-        eprintln!("round {round}: killed after {} fsync'd records", last + 1);
+        eprintln!(
+            "round {round}: killed after {} fsync'd records (kill point {kill_after}, +{extra_us} µs)",
+            last + 1
+        );
         let out = Command::new("e2fsck")
             .args(["-f", "-y"])
             .arg(&img)
