@@ -19,7 +19,7 @@ impl Steps {
         let t = Instant::now();
         let r = f().with_context(|| format!("demo step failed: {what}"))?;
         self.n += 1;
-        println!("{:>3}. {:<64} {:>10}", self.n, what, fmt(t.elapsed()));
+        println!("{:>3}. {:<72} {:>10}", self.n, what, fmt(t.elapsed()));
         Ok(r)
     }
 }
@@ -145,6 +145,78 @@ pub fn run() -> anyhow::Result<()> {
         other.halt();
         Ok(())
     })?;
+    s.step("ext2: newfs a 64 MiB image, mount it, write a tree, remount read-only", || {
+        let dir = tempfile::tempdir()?;
+        let img = dir.path().join("disk.img");
+        let opts = rump::ext2::MkfsOptions::default();
+        rump::ext2::newfs_image(&img, 64 << 20, &opts)?;
+        let k = Kernel::builder().ext2().boot()?;
+        let q = k.process()?;
+        rump::ext2::mount_image(&q, &img, "/dev/disk0", "/mnt", false)?;
+        fs::create_dir_all(&q, "/mnt/etc/app")?;
+        fs::write(&q, "/mnt/etc/app/config", b"persisted\n")?;
+        fs::symlink(&q, "app/config", "/mnt/etc/link")?;
+        sys::umount2(&q, b"/mnt", 0)?;
+        rump::ext2::mount(&q, "/dev/disk0", "/mnt", true)?;
+        anyhow::ensure!(fs::read(&q, "/mnt/etc/link")? == b"persisted\n");
+        let e = fs::write(&q, "/mnt/x", b"").unwrap_err();
+        let st = sys::statvfs(&q, b"/mnt")?;
+        println!(
+            "       read back through a symlink; write on the read-only mount: {e}; {} of {} blocks free",
+            st.bfree, st.blocks
+        );
+        k.halt();
+        Ok(())
+    })?;
+    s.step(
+        "network: two kernels on an in-process bus, TCP 8 MiB with echo",
+        || {
+            use rump::net::{ifup, unique_bus_name, TcpListener, TcpStream};
+            use std::io::Read;
+            use std::net::{Ipv4Addr, SocketAddrV4};
+            let a = Kernel::builder().net().boot()?;
+            let b = Kernel::builder().net().boot()?;
+            let (pa, pb) = (a.process()?, b.process()?);
+            let bus = unique_bus_name("demo");
+            ifup(&pa, "bus0", &bus, Ipv4Addr::new(10, 9, 0, 1), 24)?;
+            ifup(&pb, "bus0", &bus, Ipv4Addr::new(10, 9, 0, 2), 24)?;
+            let l = TcpListener::bind(&pb, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7))?;
+            let server = std::thread::spawn(move || -> std::io::Result<u64> {
+                let (mut s, _) = l.accept()?;
+                let mut buf = vec![0u8; 65536];
+                let mut n = 0u64;
+                loop {
+                    let got = s.read(&mut buf)?;
+                    if got == 0 {
+                        break;
+                    }
+                    n += got as u64;
+                }
+                s.write_all(&n.to_le_bytes())?;
+                Ok(n)
+            });
+            let t = Instant::now();
+            let mut c = TcpStream::connect(&pa, SocketAddrV4::new(Ipv4Addr::new(10, 9, 0, 2), 7))?;
+            let chunk = vec![0x5au8; 1 << 20];
+            for _ in 0..8 {
+                c.write_all(&chunk)?;
+            }
+            c.shutdown(std::net::Shutdown::Write)?;
+            let mut ack = [0u8; 8];
+            c.read_exact(&mut ack)?;
+            let secs = t.elapsed().as_secs_f64();
+            let n = server
+                .join()
+                .map_err(|_| anyhow::anyhow!("server panicked"))??;
+            anyhow::ensure!(n == 8 << 20 && u64::from_le_bytes(ack) == n);
+            println!(
+                "       {} MiB across the bus at {:.1} Gbit/s",
+                n >> 20,
+                n as f64 * 8.0 / secs / 1e9
+            );
+            Ok(())
+        },
+    )?;
     s.step("boot + halt 1,000 kernels", || {
         for _ in 0..1000 {
             Kernel::boot()?.halt();
@@ -173,7 +245,7 @@ pub fn run() -> anyhow::Result<()> {
         Ok(())
     })?;
     println!(
-        "\n{} steps in {}. `rump bench boot|syscall` measures the numbers.",
+        "\n{} steps in {}. `rump bench boot|syscall|ext2|tcp` measures the numbers.",
         s.n,
         fmt(s.start.elapsed())
     );
