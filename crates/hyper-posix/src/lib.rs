@@ -7,10 +7,12 @@
 //! bus files and tap devices) is in the `net` module. Host errors become
 //! [`Errno`] in [`errno_from_io`], the one translation point.
 //!
-//! Key type: [`PosixHyper`]. Neighbours: the `rump` facade boots kernels on
+//! Key types: [`PosixHyper`], and [`observed::Observed`] for tests that
+//! watch what a kernel asks of its platform. Neighbours: the `rump` facade boots kernels on
 //! it by default; kernel crates never see it.
 
 mod net;
+pub mod observed;
 
 use std::cell::RefCell;
 use std::fs::OpenOptions;

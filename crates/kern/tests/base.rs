@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper::{Errno, Hyper};
+use hyper_posix::observed::Observed;
 use hyper_posix::PosixHyper;
 use kern::sysctl::SysctlValue;
 use kern::{Component, Cred, Kernel, KernelConfig, Lwp, Stage};
@@ -114,61 +115,10 @@ fn root_fs_of_unknown_type_fails_boot() {
     assert_eq!(r.err(), Some(Errno::ENODEV));
 }
 
-struct OldPlatform(PosixHyper);
-
-impl Hyper for OldPlatform {
-    fn version(&self) -> u32 {
-        hyper::HYPER_VERSION + 1
-    }
-    fn thread_spawn(
-        &self,
-        name: &str,
-        body: Box<dyn FnOnce() + Send + 'static>,
-    ) -> Result<Box<dyn hyper::ThreadHandle>, Errno> {
-        self.0.thread_spawn(name, body)
-    }
-    fn current_parker(&self) -> Arc<dyn hyper::Parker> {
-        self.0.current_parker()
-    }
-    fn yield_now(&self) {}
-    fn set_current(&self, c: Option<hyper::CurrentContext>) -> Option<hyper::CurrentContext> {
-        self.0.set_current(c)
-    }
-    fn current(&self) -> Option<hyper::CurrentContext> {
-        self.0.current()
-    }
-    fn clock_monotonic(&self) -> u64 {
-        self.0.clock_monotonic()
-    }
-    fn clock_wall(&self) -> hyper::Timespec {
-        self.0.clock_wall()
-    }
-    fn sleep_until(&self, d: u64) {
-        self.0.sleep_until(d)
-    }
-    fn random_fill(&self, b: &mut [u8]) {
-        self.0.random_fill(b)
-    }
-    fn console_write(&self, b: &[u8]) {
-        self.0.console_write(b)
-    }
-    fn param(&self, n: &str) -> Option<String> {
-        self.0.param(n)
-    }
-    fn panic(&self, m: &str) -> ! {
-        self.0.panic(m)
-    }
-    fn exit(&self, c: i32) -> ! {
-        self.0.exit(c)
-    }
-}
-
 #[test]
 fn platform_of_another_version_is_refused() {
-    let r = Kernel::boot(
-        Arc::new(OldPlatform(PosixHyper::new())),
-        KernelConfig::default(),
-    );
+    let newer = Observed::new().with_version(hyper::HYPER_VERSION + 1);
+    let r = Kernel::boot(Arc::new(newer), KernelConfig::default());
     assert_eq!(r.err(), Some(Errno::ENOSYS));
 }
 

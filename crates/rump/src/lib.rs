@@ -34,7 +34,7 @@ pub mod fs;
 pub mod net;
 
 pub use hyper::{self, Errno, Hyper, Timespec};
-pub use hyper_posix::PosixHyper;
+pub use hyper_posix::{self, PosixHyper};
 pub use kern::{self, Component, Cred, ForkFds, Stage, Stat};
 pub use sys;
 

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use ext2_util::*;
 use rump::ext2::dev_blk::{MemDevice, Registry};
-use rump::hyper::{CurrentContext, MonoNs, Parker, ThreadHandle};
+use rump::hyper_posix::observed::Observed;
 use rump::sys;
 use rump::sys::consts::o;
-use rump::{Errno, Hyper, Process, Timespec};
+use rump::{Errno, Process};
 
 struct Rng(u64);
 
@@ -134,65 +134,6 @@ fn walk(
     }
 }
 
-/// The POSIX platform, with console output captured so the test can
-/// check that every refusal is explained by a log line.
-struct LogHyper {
-    inner: Arc<dyn Hyper>,
-    lines: Mutex<String>,
-}
-
-impl Hyper for LogHyper {
-    fn version(&self) -> u32 {
-        self.inner.version()
-    }
-    fn thread_spawn(
-        &self,
-        name: &str,
-        body: Box<dyn FnOnce() + Send + 'static>,
-    ) -> Result<Box<dyn ThreadHandle>, Errno> {
-        self.inner.thread_spawn(name, body)
-    }
-    fn current_parker(&self) -> Arc<dyn Parker> {
-        self.inner.current_parker()
-    }
-    fn yield_now(&self) {
-        self.inner.yield_now()
-    }
-    fn set_current(&self, ctx: Option<CurrentContext>) -> Option<CurrentContext> {
-        self.inner.set_current(ctx)
-    }
-    fn current(&self) -> Option<CurrentContext> {
-        self.inner.current()
-    }
-    fn clock_monotonic(&self) -> MonoNs {
-        self.inner.clock_monotonic()
-    }
-    fn clock_wall(&self) -> Timespec {
-        self.inner.clock_wall()
-    }
-    fn sleep_until(&self, deadline: MonoNs) {
-        self.inner.sleep_until(deadline)
-    }
-    fn random_fill(&self, buf: &mut [u8]) {
-        self.inner.random_fill(buf)
-    }
-    fn console_write(&self, bytes: &[u8]) {
-        self.lines
-            .lock()
-            .unwrap()
-            .push_str(&String::from_utf8_lossy(bytes));
-    }
-    fn param(&self, name: &str) -> Option<String> {
-        self.inner.param(name)
-    }
-    fn panic(&self, msg: &str) -> ! {
-        self.inner.panic(msg)
-    }
-    fn exit(&self, code: i32) -> ! {
-        self.inner.exit(code)
-    }
-}
-
 fn exercise(image: Vec<u8>, all_errs: &mut BTreeSet<i32>) {
     let mut errs = BTreeSet::new();
     exercise_into(image, &mut errs);
@@ -200,12 +141,14 @@ fn exercise(image: Vec<u8>, all_errs: &mut BTreeSet<i32>) {
 }
 
 fn exercise_into(image: Vec<u8>, errs: &mut BTreeSet<i32>) {
-    let log = Arc::new(LogHyper {
-        inner: rump::PosixHyper::shared(),
-        lines: Mutex::new(String::new()),
-    });
+    // Console output is captured so the test can check that every refusal
+    // is explained by a log line.
+    let lines = Arc::new(Mutex::new(String::new()));
+    let sink = lines.clone();
+    let log = Observed::new()
+        .on_console(move |b| sink.lock().unwrap().push_str(&String::from_utf8_lossy(b)));
     let k = rump::Kernel::builder()
-        .platform(log.clone())
+        .platform(Arc::new(log))
         .ext2()
         .boot()
         .unwrap();
@@ -223,7 +166,7 @@ fn exercise_into(image: Vec<u8>, errs: &mut BTreeSet<i32>) {
                 "mount refused with {e:?}"
             );
             assert!(
-                log.lines.lock().unwrap().contains("ext2: /dev/m: "),
+                lines.lock().unwrap().contains("ext2: /dev/m: "),
                 "mount refused with {e:?} without a log line"
             );
             errs.insert(e.raw());
@@ -255,7 +198,7 @@ fn exercise_into(image: Vec<u8>, errs: &mut BTreeSet<i32>) {
     check(sys::umount2(&p, b"/mnt", 0), "umount", errs);
     if errs.contains(&Errno::EUCLEAN.raw()) {
         assert!(
-            log.lines.lock().unwrap().contains("ext2: /dev/m: "),
+            lines.lock().unwrap().contains("ext2: /dev/m: "),
             "EUCLEAN without a log line"
         );
     }

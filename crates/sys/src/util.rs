@@ -5,7 +5,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use kern::consts::{at, s};
-use kern::vfs::namei::LookupCtx;
+use kern::vfs::namei::{LookupCtx, Parent};
 use kern::vfs::{NodeKind, SetAttr, Vnode};
 use kern::{Cred, Errno, Proc, ProcDirs};
 
@@ -115,6 +115,29 @@ pub(crate) fn path_of(ctx: &LookupCtx<'_>, v: &Vnode) -> Result<Vec<u8>, Errno> 
         out.push(b'/');
     }
     Ok(out)
+}
+
+/// The first steps of every call that makes a new name (`mkdir`,
+/// `mknod`, `symlink`, `link`), in Linux's order: find the parent, refuse
+/// `.`, `..`, `/` and an existing name with `EEXIST`, a trailing slash
+/// (unless `dir_ok`: only `mkdir` makes directories) with `ENOENT`, and a
+/// read-only mount with `EROFS`. Permission on the directory is the
+/// caller's next check.
+pub(crate) fn new_name(ctx: &LookupCtx<'_>, path: &[u8], dir_ok: bool) -> Result<Parent, Errno> {
+    let parent = ctx.lookup_parent(path)?;
+    if is_dot_or_empty(&parent.name) {
+        return Err(Errno::EEXIST);
+    }
+    match ctx.step(&parent.dir, &parent.name) {
+        Ok(_) => return Err(Errno::EEXIST),
+        Err(Errno::ENOENT) => {}
+        Err(e) => return Err(e),
+    }
+    if parent.trailing_slash && !dir_ok {
+        return Err(Errno::ENOENT);
+    }
+    parent.dir.check_writable_mount()?;
+    Ok(parent)
 }
 
 /// Whether `v`, found by looking a name up in `dir`, is the root of a

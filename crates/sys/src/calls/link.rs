@@ -5,7 +5,7 @@ use kern::cred::Access;
 use kern::vfs::{perm, NodeKind};
 use kern::{Errno, Proc};
 
-use crate::util::{at_base, is_dot_or_empty, Env};
+use crate::util::{at_base, new_name, Env};
 
 /// Makes `new` another name for the file `old`.
 pub fn link(p: &Proc, old: &[u8], new: &[u8]) -> Result<(), Errno> {
@@ -36,25 +36,14 @@ pub fn linkat(
         .ctx(p, obase.as_ref())
         .lookup(old, flags & at::SYMLINK_FOLLOW != 0)?;
     let nctx = env.ctx(p, nbase.as_ref());
-    let np = nctx.lookup_parent(new)?;
-    if is_dot_or_empty(&np.name) {
-        return Err(Errno::EEXIST);
-    }
-    match nctx.step(&np.dir, &np.name) {
-        Ok(_) => return Err(Errno::EEXIST),
-        Err(Errno::ENOENT) => {}
-        Err(e) => return Err(e),
-    }
-    if np.trailing_slash {
-        return Err(Errno::ENOENT);
-    }
+    // Linux's order: EEXIST, ENOENT, EROFS, then EXDEV, EACCES, EPERM.
+    let np = new_name(&nctx, new, false)?;
     if np.dir.mnt.id != target.mnt.id {
         return Err(Errno::EXDEV);
     }
+    perm::check(&env.cred, &np.dir, Access::WRITE.union(Access::EXEC))?;
     if target.kind() == NodeKind::Directory {
         return Err(Errno::EPERM);
     }
-    np.dir.check_writable_mount()?;
-    perm::check(&env.cred, &np.dir, Access::WRITE.union(Access::EXEC))?;
     np.dir.node.link(&np.name, &target.node)
 }

@@ -6,7 +6,7 @@ use kern::vfs::{perm, NewNode, NodeKind};
 use kern::{Errno, Proc};
 
 use super::open::new_owner;
-use crate::util::{is_dot_or_empty, with_at};
+use crate::util::{new_name, with_at};
 
 /// Makes a directory.
 pub fn mkdir(p: &Proc, path: &[u8], mode: u32) -> Result<(), Errno> {
@@ -16,17 +16,8 @@ pub fn mkdir(p: &Proc, path: &[u8], mode: u32) -> Result<(), Errno> {
 /// Makes a directory relative to `dirfd`.
 pub fn mkdirat(p: &Proc, dirfd: i32, path: &[u8], mode: u32) -> Result<(), Errno> {
     with_at(p, dirfd, path, |env, ctx| {
-        let parent = ctx.lookup_parent(path)?;
-        if is_dot_or_empty(&parent.name) {
-            return Err(Errno::EEXIST);
-        }
-        match ctx.step(&parent.dir, &parent.name) {
-            Ok(_) => return Err(Errno::EEXIST),
-            Err(Errno::ENOENT) => {}
-            Err(e) => return Err(e),
-        }
+        let parent = new_name(ctx, path, true)?;
         let dir = &parent.dir;
-        dir.check_writable_mount()?;
         perm::check(&env.cred, dir, Access::WRITE.union(Access::EXEC))?;
         let mut bits = mode & (0o777 | s::ISVTX) & !p.umask();
         let (uid, gid, _) = new_owner(env, dir, bits)?;

@@ -5,7 +5,7 @@ use kern::cred::Access;
 use kern::vfs::{perm, NewNode, NodeKind};
 use kern::{Errno, Proc};
 
-use crate::util::{is_dot_or_empty, with_at};
+use crate::util::{new_name, with_at};
 
 /// Makes a special file. Device nodes need root.
 pub fn mknod(p: &Proc, path: &[u8], mode: u32, dev: u64) -> Result<(), Errno> {
@@ -27,17 +27,8 @@ pub fn mknodat(p: &Proc, dirfd: i32, path: &[u8], mode: u32, dev: u64) -> Result
         if matches!(kind, NodeKind::CharDevice | NodeKind::BlockDevice) && !env.cred.is_root() {
             return Err(Errno::EPERM);
         }
-        let parent = ctx.lookup_parent(path)?;
-        if is_dot_or_empty(&parent.name) {
-            return Err(Errno::EEXIST);
-        }
-        match ctx.step(&parent.dir, &parent.name) {
-            Ok(_) => return Err(Errno::EEXIST),
-            Err(Errno::ENOENT) => {}
-            Err(e) => return Err(e),
-        }
+        let parent = new_name(ctx, path, false)?;
         let dir = &parent.dir;
-        dir.check_writable_mount()?;
         perm::check(&env.cred, dir, Access::WRITE.union(Access::EXEC))?;
         let bits = mode & 0o7777 & !p.umask();
         let (uid, gid, _) = super::open::new_owner(env, dir, bits)?;

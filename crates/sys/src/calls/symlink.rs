@@ -5,7 +5,7 @@ use kern::cred::Access;
 use kern::vfs::{perm, NewNode, NodeKind};
 use kern::{Errno, Proc};
 
-use crate::util::{is_dot_or_empty, with_at};
+use crate::util::{new_name, with_at};
 
 /// Makes `linkpath` a symbolic link to `target`.
 pub fn symlink(p: &Proc, target: &[u8], linkpath: &[u8]) -> Result<(), Errno> {
@@ -24,20 +24,8 @@ pub fn symlinkat(p: &Proc, target: &[u8], dirfd: i32, linkpath: &[u8]) -> Result
         return Err(Errno::ENAMETOOLONG);
     }
     with_at(p, dirfd, linkpath, |env, ctx| {
-        let parent = ctx.lookup_parent(linkpath)?;
-        if is_dot_or_empty(&parent.name) {
-            return Err(Errno::EEXIST);
-        }
-        match ctx.step(&parent.dir, &parent.name) {
-            Ok(_) => return Err(Errno::EEXIST),
-            Err(Errno::ENOENT) => {}
-            Err(e) => return Err(e),
-        }
-        if parent.trailing_slash {
-            return Err(Errno::ENOENT);
-        }
+        let parent = new_name(ctx, linkpath, false)?;
         let dir = &parent.dir;
-        dir.check_writable_mount()?;
         perm::check(&env.cred, dir, Access::WRITE.union(Access::EXEC))?;
         let (uid, gid, _) = super::open::new_owner(env, dir, 0o777)?;
         dir.node.create(
