@@ -100,11 +100,47 @@ impl PosixShm {
         Ok(unsafe { &*(p as *const AtomicU64) })
     }
 
-    fn byte(&self, off: usize) -> &AtomicU8 {
-        // SAFETY: callers checked `off < self.len`; a byte is always
-        // aligned, and only ever accessed atomically.
-        unsafe { &*(self.base.add(off) as *const AtomicU8) }
+    /// `[off, off + len)` as bytes.
+    fn bytes(&self, off: usize, len: usize) -> Result<&[AtomicU8], Errno> {
+        let p = self.check(off, len, 1)?;
+        // SAFETY: the range lies inside the live mapping for as long as
+        // `self` lives, a byte is always aligned, and the mapping is only
+        // ever accessed atomically.
+        Ok(unsafe { std::slice::from_raw_parts(p as *const AtomicU8, len) })
     }
+
+    /// `n` words from `off` (8-aligned).
+    fn words(&self, off: usize, n: usize) -> Result<&[AtomicU64], Errno> {
+        if n == 0 {
+            return Ok(&[]);
+        }
+        let p = self.check(off, n.checked_mul(8).ok_or(Errno::EINVAL)?, 8)?;
+        // SAFETY: as in `bytes`, and `p` is 8-aligned: the mapping is
+        // page-aligned and `off` a multiple of 8.
+        Ok(unsafe { std::slice::from_raw_parts(p as *const AtomicU64, n) })
+    }
+
+    /// Splits `[off, off + len)` into the bytes before the first 8-aligned
+    /// offset, whole words, and the bytes after them: frames are copied a
+    /// word at a time, with the bounds checked once per copy.
+    fn split(&self, off: usize, len: usize) -> Result<Split<'_>, Errno> {
+        self.check(off, len, 1)?;
+        let head = (off.wrapping_neg() % 8).min(len);
+        let n = (len - head) / 8;
+        let tail = len - head - 8 * n;
+        Ok(Split {
+            head: self.bytes(off, head)?,
+            words: self.words(off + head, n)?,
+            tail: self.bytes(off + head + 8 * n, tail)?,
+        })
+    }
+}
+
+/// A range of the mapping, for copying (see [`PosixShm::split`]).
+struct Split<'a> {
+    head: &'a [AtomicU8],
+    words: &'a [AtomicU64],
+    tail: &'a [AtomicU8],
 }
 
 impl SharedMem for PosixShm {
@@ -144,39 +180,37 @@ impl SharedMem for PosixShm {
     }
 
     fn read(&self, off: usize, buf: &mut [u8]) -> Result<(), Errno> {
-        self.check(off, buf.len(), 1)?;
-        let mut i = 0;
-        while i < buf.len() {
-            let at = off + i;
-            if at.is_multiple_of(8) && buf.len() - i >= 8 {
-                let w = self.word64(at)?.load(Ordering::Relaxed);
-                buf[i..i + 8].copy_from_slice(&w.to_ne_bytes());
-                i += 8;
-            } else {
-                buf[i] = self.byte(at).load(Ordering::Relaxed);
-                i += 1;
-            }
+        let r = self.split(off, buf.len())?;
+        let (head, rest) = buf.split_at_mut(r.head.len());
+        let (body, tail) = rest.split_at_mut(8 * r.words.len());
+        for (b, m) in head.iter_mut().zip(r.head) {
+            *b = m.load(Ordering::Relaxed);
+        }
+        for (b, m) in body.chunks_exact_mut(8).zip(r.words) {
+            b.copy_from_slice(&m.load(Ordering::Relaxed).to_ne_bytes());
+        }
+        for (b, m) in tail.iter_mut().zip(r.tail) {
+            *b = m.load(Ordering::Relaxed);
         }
         std::sync::atomic::fence(Ordering::Acquire);
         Ok(())
     }
 
     fn write(&self, off: usize, data: &[u8]) -> Result<(), Errno> {
-        self.check(off, data.len(), 1)?;
+        let r = self.split(off, data.len())?;
+        let (head, rest) = data.split_at(r.head.len());
+        let (body, tail) = rest.split_at(8 * r.words.len());
         std::sync::atomic::fence(Ordering::Release);
-        let mut i = 0;
-        while i < data.len() {
-            let at = off + i;
-            if at.is_multiple_of(8) && data.len() - i >= 8 {
-                let mut w = [0u8; 8];
-                w.copy_from_slice(&data[i..i + 8]);
-                self.word64(at)?
-                    .store(u64::from_ne_bytes(w), Ordering::Relaxed);
-                i += 8;
-            } else {
-                self.byte(at).store(data[i], Ordering::Relaxed);
-                i += 1;
-            }
+        for (&b, m) in head.iter().zip(r.head) {
+            m.store(b, Ordering::Relaxed);
+        }
+        for (b, m) in body.chunks_exact(8).zip(r.words) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(b);
+            m.store(u64::from_ne_bytes(w), Ordering::Relaxed);
+        }
+        for (&b, m) in tail.iter().zip(r.tail) {
+            m.store(b, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -456,6 +490,16 @@ mod tests {
         let mut buf = [0u8; 19];
         b.read(13, &mut buf).unwrap();
         assert_eq!(&buf, b"hello, shared world");
+        // Copies of every length at every alignment, bytes and words alike.
+        let data: Vec<u8> = (0..64u8).collect();
+        for off in 64..80 {
+            for len in 0..40 {
+                a.write(off, &data[..len]).unwrap();
+                let mut got = vec![0u8; len];
+                b.read(off, &mut got).unwrap();
+                assert_eq!(got, &data[..len], "{len} bytes at {off}");
+            }
+        }
         assert_eq!(a.load_u32(4094), Err(Errno::EINVAL));
         assert_eq!(a.load_u32(4096), Err(Errno::EINVAL));
         assert_eq!(a.read(4090, &mut buf), Err(Errno::EINVAL));

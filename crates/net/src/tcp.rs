@@ -16,6 +16,8 @@
 //!   timeout), or an ICMP error (`tcp_icmp_error`) during connect;
 //! - **timers**: each connection's next deadline (`poll_at`) is kept in the
 //!   stack's timer set, so the timer thread touches only due connections;
+//! - a receive window that never **shrinks** ([`hold_back_window`]), which
+//!   smoltcp's rounding to the window scale otherwise allows;
 //! - no delayed ACK (`set_ack_delay(None)`): on links with no latency a
 //!   delayed ACK only stalls the sender at connection start.
 
@@ -32,7 +34,7 @@ use smoltcp::wire::{IpEndpoint, IpListenEndpoint, Ipv4Packet, TcpPacket};
 
 use kern::Errno;
 
-use crate::iface::SmolDev;
+use crate::iface::{SmolDev, ETH_HDR};
 use crate::pool::FramePool;
 use crate::stack::{Core, Effects, Params, Proto, SockOpts, SockRef, Tuple4};
 
@@ -141,6 +143,45 @@ impl TcpSock {
 
     pub fn is_listening(&self) -> bool {
         matches!(self.state, TcpState::Listening(_))
+    }
+}
+
+/// Offers the peer one window unit (2^scale bytes) less than smoltcp
+/// computed, in a segment smoltcp made (`pkt` is the IP packet).
+///
+/// smoltcp offers its free buffer space shifted right by the window scale,
+/// rounded down (RFC 7323 §2.3), so the right edge it offers (RCV.NXT +
+/// RCV.WND) moves back by up to 2^scale - 1 bytes whenever a segment of
+/// another length arrives: it shrinks the window, which RFC 9293 §3.8.6
+/// says a receiver should not do, and trims the tail of a segment the peer
+/// sent up to the earlier edge. The peer's SND.NXT then lies past our
+/// RCV.NXT, and once our window is shut smoltcp finds none of the peer's
+/// segments acceptable and drops their ACKs with them (RFC 9293 §3.10.7.4
+/// would make an allowance for valid ACKs): what we send is never
+/// acknowledged, and a connection in which both sides wait to send stalls
+/// for good. Every edge smoltcp offers lies less than one unit below the
+/// end of the buffer as read so far, an end that only moves forward, so an
+/// edge one unit lower is never past a later one and the peer never sends
+/// what we would trim. SYNs carry an unscaled window and are left alone.
+fn hold_back_window(pkt: &mut [u8], csum_ok: bool) {
+    let Ok(mut ip) = Ipv4Packet::new_checked(pkt) else {
+        return;
+    };
+    let Ok(mut tcp) = TcpPacket::new_checked(ip.payload_mut()) else {
+        return;
+    };
+    let old = tcp.window_len();
+    if old == 0 || tcp.syn() || tcp.rst() {
+        return;
+    }
+    let new = old - 1;
+    tcp.set_window_len(new);
+    if csum_ok {
+        // RFC 1624, eqn. 3: HC' = ~(~HC + ~m + m').
+        let mut sum = u32::from(!tcp.checksum()) + u32::from(!old) + u32::from(new);
+        sum = (sum & 0xffff) + (sum >> 16);
+        sum = (sum & 0xffff) + (sum >> 16);
+        tcp.set_checksum(!(sum as u16));
     }
 }
 
@@ -346,7 +387,7 @@ impl Core {
         let csum_ok = !iface.offload;
         let prev = c.state();
         let mut out = Vec::new();
-        let poll_at;
+        let poll_at: Option<Option<Instant>>;
         let defer = self.defer_egress && pkt.is_some();
         {
             let mut dev = SmolDev::new(pkt, &mut out, pool, iface.caps());
@@ -368,9 +409,13 @@ impl Core {
                     break;
                 }
             }
-            poll_at = iface.smol.poll_at(now, &c.set);
+            // A deferred answer comes with its own deadline; until then the
+            // connection is due at once, which is no time to wake the timer
+            // thread.
+            poll_at = (!defer).then(|| iface.smol.poll_at(now, &c.set));
         }
-        for f in out {
+        for mut f in out {
+            hold_back_window(&mut f[ETH_HDR..], csum_ok);
             self.ip_output(pool, f, csum_ok, fx);
         }
         if defer && !self.deferred.contains(&r) {
@@ -384,26 +429,29 @@ impl Core {
         self.tcp_deliver(pool, r, None, ingress, fx);
     }
 
-    /// Bookkeeping after smoltcp ran connection `r`.
+    /// Bookkeeping after smoltcp ran connection `r`; `poll_at` is its
+    /// next deadline, `None` to leave its timer as it is.
     fn tcp_after(
         &mut self,
         r: SockRef,
         prev: State,
         ingress: bool,
-        poll_at: Option<Instant>,
+        poll_at: Option<Option<Instant>>,
         fx: &mut Effects,
     ) {
         let now = self.now;
-        let at = poll_at.map(|i| {
-            let t = i.total_micros().max(0) as u64 * 1000;
-            // Work that is due now was done above; what remains waits.
-            if t <= now {
-                now + 200_000
-            } else {
-                t
-            }
-        });
-        self.set_timer(r, at, fx);
+        if let Some(poll_at) = poll_at {
+            let at = poll_at.map(|i| {
+                let t = i.total_micros().max(0) as u64 * 1000;
+                // Work that is due now was done above; what remains waits.
+                if t <= now {
+                    now + 200_000
+                } else {
+                    t
+                }
+            });
+            self.set_timer(r, at, fx);
+        }
         let params = self.params;
         let Some(sock) = self.socks.get_mut(r) else {
             return;
@@ -809,5 +857,91 @@ impl Core {
             }
         }
         Ok(Some(c))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smoltcp::phy::ChecksumCapabilities;
+    use smoltcp::wire::{IpAddress, IpProtocol, Ipv4Repr, TcpControl, TcpRepr, TcpSeqNumber};
+
+    const SRC: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+    const DST: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+
+    /// An IPv4 packet holding a TCP segment, with valid checksums.
+    fn segment(control: TcpControl, window: u16) -> Vec<u8> {
+        let tcp = TcpRepr {
+            src_port: 7,
+            dst_port: 40000,
+            control,
+            seq_number: TcpSeqNumber(1000),
+            ack_number: Some(TcpSeqNumber(2000)),
+            window_len: window,
+            window_scale: None,
+            max_seg_size: None,
+            sack_permitted: false,
+            sack_ranges: [None; 3],
+            timestamp: None,
+            payload: b"some data",
+        };
+        let ip = Ipv4Repr {
+            src_addr: SRC,
+            dst_addr: DST,
+            next_header: IpProtocol::Tcp,
+            payload_len: tcp.buffer_len(),
+            hop_limit: 64,
+        };
+        let caps = ChecksumCapabilities::default();
+        let mut buf = vec![0u8; ip.buffer_len() + tcp.buffer_len()];
+        let mut p = Ipv4Packet::new_unchecked(&mut buf[..]);
+        ip.emit(&mut p, &caps);
+        let (s, d) = (IpAddress::Ipv4(SRC), IpAddress::Ipv4(DST));
+        tcp.emit(
+            &mut TcpPacket::new_unchecked(p.payload_mut()),
+            &s,
+            &d,
+            &caps,
+        );
+        buf
+    }
+
+    /// The window field, and whether the TCP checksum holds.
+    fn window(pkt: &[u8]) -> (u16, bool) {
+        let ip = Ipv4Packet::new_checked(pkt).unwrap();
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        let ok = tcp.verify_checksum(&IpAddress::Ipv4(SRC), &IpAddress::Ipv4(DST));
+        (tcp.window_len(), ok)
+    }
+
+    #[test]
+    fn the_window_offered_is_held_back_one_unit() {
+        for w in [1, 2, 0x00ff, 0x0100, 0x8000, 0xffff] {
+            let mut p = segment(TcpControl::None, w);
+            hold_back_window(&mut p, true);
+            assert_eq!(window(&p), (w - 1, true), "window {w}");
+            let mut p = segment(TcpControl::Psh, w);
+            hold_back_window(&mut p, false);
+            assert_eq!(window(&p).0, w - 1, "window {w}, no checksum");
+        }
+        // A shut window stays shut; a SYN's window is not scaled and a
+        // RST's means nothing: all left as they are.
+        for (c, w) in [
+            (TcpControl::None, 0),
+            (TcpControl::Syn, 4096),
+            (TcpControl::Rst, 4096),
+        ] {
+            let mut p = segment(c, w);
+            let before = p.clone();
+            hold_back_window(&mut p, true);
+            assert_eq!(p, before);
+        }
+        // Truncated packets are left alone, not misread.
+        let full = segment(TcpControl::None, 100);
+        for len in [0, 19, 20, 39] {
+            let mut p = full[..len].to_vec();
+            hold_back_window(&mut p, true);
+            assert_eq!(p, full[..len]);
+        }
     }
 }

@@ -3,19 +3,24 @@
 //! other members (the `shmif_member` entry, told its role through the
 //! environment): an echo server, clients that check what comes back, and a
 //! sender that is SIGKILLed mid-transfer, after which the others carry on.
+//! Every wait is bounded, so a wedged bus fails the test instead of hanging
+//! it, and a member ends when the test process does (its stdin closes), so
+//! a failed run leaves no process behind.
 
 mod net_util;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use net_util::*;
-use rump::net::{TcpListener, TcpStream};
+use rump::net::{SockOpt, TcpListener, TcpStream};
 use rump::sys;
 
 const PORT: u16 = 7;
+/// The longest an exchange may stall before it counts as failed.
+const STALL: Duration = Duration::from_secs(60);
 
 fn shmif_kernel(bus: &str, host: u8) -> (rump::Kernel, rump::Process) {
     let (k, p) = net_kernel();
@@ -51,6 +56,10 @@ fn echo_server(p: &rump::Process) -> ! {
 /// Sends `len` bytes to the echo server and checks what comes back.
 fn echo_client(p: &rump::Process, seed: u64, len: usize) -> Result<(), String> {
     let c = TcpStream::connect(p, addr(2, PORT)).map_err(|e| format!("connect: {e}"))?;
+    c.set_read_timeout(Some(STALL))
+        .map_err(|e| format!("SO_RCVTIMEO: {e}"))?;
+    sys::setsockopt(p, c.fd(), SockOpt::SndTimeo(Some(STALL.as_nanos() as u64)))
+        .map_err(|e| format!("SO_SNDTIMEO: {e}"))?;
     let data = pattern(seed, len);
     let c = std::sync::Arc::new(c);
     let c2 = c.clone();
@@ -83,6 +92,9 @@ fn shmif_member() {
         .ok()
         .and_then(|h| h.parse().ok())
         .unwrap_or(0);
+    if !role.is_empty() {
+        exit_with_parent();
+    }
     match role.as_str() {
         "server" => {
             let (_k, p) = shmif_kernel(&bus, host);
@@ -143,9 +155,21 @@ fn shmif_member() {
     }
 }
 
+/// Ends this member process when the test process that started it goes
+/// away (its end of our stdin closes), whether it finished, failed or was
+/// killed.
+fn exit_with_parent() {
+    std::thread::spawn(|| {
+        let _ = std::io::stdin().read_to_end(&mut Vec::new());
+        std::process::exit(2);
+    });
+}
+
 struct Member {
     child: Child,
     lines: std::sync::mpsc::Receiver<String>,
+    /// Held open for the member's lifetime (see [`exit_with_parent`]).
+    _stdin: ChildStdin,
 }
 
 impl Member {
@@ -155,10 +179,12 @@ impl Member {
             .env("RUMP_NET_SHMIF_ROLE", role)
             .env("RUMP_NET_SHMIF_BUS", bus)
             .env("RUMP_NET_SHMIF_HOST", host.to_string())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn member");
+        let stdin = child.stdin.take().unwrap();
         let out = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -169,7 +195,11 @@ impl Member {
                 }
             }
         });
-        Member { child, lines: rx }
+        Member {
+            child,
+            lines: rx,
+            _stdin: stdin,
+        }
     }
 
     fn expect(&self, what: &str, secs: u64) -> String {
@@ -179,6 +209,18 @@ impl Member {
             .unwrap_or_else(|_| panic!("member did not say {what} in {secs} s"));
         assert!(l.starts_with(what), "member said {l:?}, expected {what}");
         l
+    }
+
+    /// Waits for the member to exit, at most `secs` seconds.
+    fn wait(&mut self, secs: u64) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(st) = self.child.try_wait().expect("wait for member") {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "member did not exit in {secs} s");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     fn kill(&mut self) {
@@ -204,7 +246,7 @@ fn shmif_across_processes_survives_a_sigkill() {
         // A second process: echo with checksum.
         let mut c1 = Member::spawn("client", &bus, 3);
         c1.expect("OK", 120);
-        assert!(c1.child.wait().unwrap().success());
+        assert!(c1.wait(60).success());
         // A third process joins and streams; it is SIGKILLed mid-transfer.
         let mut streamer = Member::spawn("streamer", &bus, 4);
         streamer.expect("STREAMING", 120);
@@ -212,7 +254,7 @@ fn shmif_across_processes_survives_a_sigkill() {
         // The bus carries on: a fourth process, and this process too.
         let mut c2 = Member::spawn("client", &bus, 5);
         c2.expect("OK", 120);
-        assert!(c2.child.wait().unwrap().success());
+        assert!(c2.wait(60).success());
         let (_k, p) = shmif_kernel(&bus, 6);
         echo_client(&p, 6, 1 << 20).unwrap();
         drop(server);

@@ -281,6 +281,65 @@ fn close_with_queued_data_and_a_shut_window_does_not_stall() {
 }
 
 #[test]
+fn a_receiver_with_a_shut_window_still_takes_acks() {
+    // With window scaling, smoltcp offers its window rounded down to the
+    // scale unit (32 bytes for a 1 MiB buffer), so the right edge it offers
+    // can move back a few bytes as segments arrive, and it trims a segment
+    // sent up to the earlier edge. The sender's next sequence number then
+    // lies past the receiver's, and once the receiver's window is shut
+    // smoltcp drops every segment of that sender, ACKs included: what the
+    // receiver sends goes unacknowledged until a retransmission timeout
+    // happens to rewind the sender, or for good while the sender only
+    // probes the shut window (the shmif echo test hung this way).
+    within(60, || {
+        let mut ks = bus_kernels(2);
+        let (_kb, pb) = ks.pop().unwrap();
+        let (_ka, pa) = ks.pop().unwrap();
+        let l = TcpListener::bind(&pb, addr(2, 5012)).unwrap();
+        let c = std::sync::Arc::new(TcpStream::connect(&pa, addr(2, 5012)).unwrap());
+        let (s, _) = l.accept().unwrap();
+        // The server does not read. The client leaves a gap of eight
+        // segments (1460 bytes each), a whole number of scale units, in its
+        // receive buffer (1 MiB by default), so the edge on offer is the
+        // end of the buffer...
+        const RCVBUF: usize = 1 << 20;
+        const GAP: usize = 8 * 1460;
+        let up = pattern(13, RCVBUF + (256 << 10));
+        (&*c).write_all(&up[..RCVBUF - GAP]).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        // ...then fills it in one burst. The server answers the first four
+        // segments offering an edge 16 bytes short of the end.
+        let c2 = c.clone();
+        let rest = up[RCVBUF - GAP..].to_vec();
+        let w = std::thread::spawn(move || (&*c2).write_all(&rest).unwrap());
+        std::thread::sleep(Duration::from_millis(100));
+        // The server sends more than its send buffer holds, which goes
+        // through only as the client's ACKs do: it stalled until a
+        // retransmission timeout (a second at least, then doubling) sent
+        // the client back to the server's RCV.NXT.
+        let down = pattern(14, 2 << 20);
+        let c3 = c.clone();
+        let r = std::thread::spawn(move || {
+            let mut got = vec![0u8; 2 << 20];
+            (&*c3).read_exact(&mut got).map(|_| fnv(&got))
+        });
+        let t = Instant::now();
+        (&s).write_all(&down).unwrap();
+        assert_eq!(r.join().unwrap().unwrap(), fnv(&down));
+        let took = t.elapsed();
+        assert!(
+            took < Duration::from_millis(900),
+            "the answer took {took:?}"
+        );
+        // And the server still gets all the client sent.
+        let mut got = vec![0u8; up.len()];
+        (&s).read_exact(&mut got).unwrap();
+        w.join().unwrap();
+        assert_eq!(fnv(&got), fnv(&up));
+    });
+}
+
+#[test]
 fn refused_reset_and_broken_pipe() {
     within(60, || {
         let mut ks = bus_kernels(2);
