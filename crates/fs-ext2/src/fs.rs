@@ -1187,33 +1187,9 @@ impl Ext2 {
         dir: &InodeRepr,
         name: &[u8],
     ) -> Result<Option<(u32, u8)>, Errno> {
-        let bs = self.g.bs as usize;
-        let ft = self.g.has_filetype;
-        for lblk in 0..self.dir_blocks(dir) {
-            let pblk = self.bmap(ino, dir, lblk)?;
-            if pblk == 0 {
-                continue;
-            }
-            let data = self.cache.read(pblk as u64)?;
-            let mut off = 0;
-            let mut bad = None;
-            while off < bs {
-                let Ok(p) = DirEntryPacket::new_checked(&data[off..], ft) else {
-                    bad = Some(off);
-                    break;
-                };
-                if p.inode() != 0 && p.name() == name {
-                    return Ok(Some((p.inode(), p.file_type())));
-                }
-                off += p.rec_len() as usize;
-            }
-            if let Some(off) = bad {
-                return Err(self.corrupt(&format!(
-                    "directory inode {ino}: block {lblk}: bad entry at offset {off}"
-                )));
-            }
-        }
-        Ok(None)
+        Ok(self
+            .dir_locate(ino, dir, name)?
+            .map(|slot| (slot.ino, slot.file_type)))
     }
 
     /// Whether a directory has entries besides `.` and `..`.
@@ -1317,14 +1293,13 @@ impl Ext2 {
         Ok(())
     }
 
-    /// Locates `name`: (physical block, offset, previous entry's offset in
-    /// the same block, inode).
+    /// Locates `name` in a directory (see [`DirSlot`]).
     fn dir_locate(
         &mut self,
         ino: u32,
         dir: &InodeRepr,
         name: &[u8],
-    ) -> Result<Option<(u64, usize, Option<usize>, u32)>, Errno> {
+    ) -> Result<Option<DirSlot>, Errno> {
         let bs = self.g.bs as usize;
         let ft = self.g.has_filetype;
         for lblk in 0..self.dir_blocks(dir) {
@@ -1342,7 +1317,13 @@ impl Ext2 {
                     break;
                 };
                 if p.inode() != 0 && p.name() == name {
-                    return Ok(Some((pblk as u64, off, prev, p.inode())));
+                    return Ok(Some(DirSlot {
+                        pblk: pblk as u64,
+                        off,
+                        prev,
+                        ino: p.inode(),
+                        file_type: p.file_type(),
+                    }));
                 }
                 prev = Some(off);
                 off += p.rec_len() as usize;
@@ -1360,7 +1341,13 @@ impl Ext2 {
     pub fn dir_remove(&mut self, ino: u32, dir: &mut InodeRepr, name: &[u8]) -> Result<u32, Errno> {
         self.check_writable()?;
         let ft = self.g.has_filetype;
-        let (pblk, off, prev, target) = self.dir_locate(ino, dir, name)?.ok_or(Errno::ENOENT)?;
+        let DirSlot {
+            pblk,
+            off,
+            prev,
+            ino: target,
+            ..
+        } = self.dir_locate(ino, dir, name)?.ok_or(Errno::ENOENT)?;
         dir.flags &= !iflags::INDEX;
         let data = self.cache.modify(pblk)?;
         match prev {
@@ -1391,7 +1378,7 @@ impl Ext2 {
     ) -> Result<(), Errno> {
         self.check_writable()?;
         let ft = self.g.has_filetype;
-        let (pblk, off, _, _) = self.dir_locate(ino, dir, name)?.ok_or(Errno::ENOENT)?;
+        let DirSlot { pblk, off, .. } = self.dir_locate(ino, dir, name)?.ok_or(Errno::ENOENT)?;
         dir.flags &= !iflags::INDEX;
         let data = self.cache.modify(pblk)?;
         set_dirent_inode(&mut data[off..], target, ft.then_some(ftype)).map_err(|_| Errno::EIO)
@@ -1452,6 +1439,20 @@ impl Ext2 {
         }
         Ok(())
     }
+}
+
+/// Where a directory entry lives, as `dir_locate` finds it.
+struct DirSlot {
+    /// Physical block holding the entry.
+    pblk: u64,
+    /// Offset of the entry in that block.
+    off: usize,
+    /// Offset of the previous entry in the same block, if any.
+    prev: Option<usize>,
+    /// The inode the entry names.
+    ino: u32,
+    /// Its file type (0 without the `filetype` feature).
+    file_type: u8,
 }
 
 #[cfg(test)]

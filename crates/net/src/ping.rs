@@ -155,9 +155,7 @@ impl Core {
         let Some(d) = p.rxq.front() else {
             return Ok(None);
         };
-        let n = buf.len().min(d.data.len());
-        buf[..n].copy_from_slice(&d.data[..n]);
-        let out = (n, d.data.len(), d.from);
+        let out = d.copy_out(buf);
         if !peek {
             let _: Option<Datagram> = p.rxq.pop_front();
         }

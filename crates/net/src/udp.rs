@@ -27,6 +27,16 @@ pub(crate) struct Datagram {
     pub data: Vec<u8>,
 }
 
+impl Datagram {
+    /// Copies as much as fits into `buf`: bytes copied, the datagram's
+    /// full length, and its sender (what `recvfrom` reports).
+    pub fn copy_out(&self, buf: &mut [u8]) -> (usize, usize, (Ipv4Addr, u16)) {
+        let n = buf.len().min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        (n, self.data.len(), self.from)
+    }
+}
+
 pub(crate) struct UdpSock {
     pub bound: Option<(Ipv4Addr, u16)>,
     pub peer: Option<(Ipv4Addr, u16)>,
@@ -230,9 +240,7 @@ impl Core {
             }
             return Ok(None);
         };
-        let n = buf.len().min(d.data.len());
-        buf[..n].copy_from_slice(&d.data[..n]);
-        let out = (n, d.data.len(), d.from);
+        let out = d.copy_out(buf);
         if !peek {
             if let Some(d) = u.rxq.pop_front() {
                 u.rx_bytes -= d.data.len() + DATAGRAM_OVERHEAD;
