@@ -210,6 +210,12 @@ pub mod ip {
     pub const TTL: i32 = 2;
 }
 
+/// `IPPROTO_IPV6` options.
+pub mod ipv6 {
+    pub const UNICAST_HOPS: i32 = 16;
+    pub const V6ONLY: i32 = 26;
+}
+
 /// `IPPROTO_TCP` options.
 pub mod tcp {
     pub const NODELAY: i32 = 1;

@@ -9,7 +9,7 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::net::Ipv4Addr;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use kern::consts::af;
 use kern::Errno;
@@ -21,8 +21,8 @@ pub enum SockAddr {
     Unspec,
     /// `AF_INET`: an IPv4 address (network order bytes) and a port.
     Inet { addr: [u8; 4], port: u16 },
-    /// `AF_INET6`: accepted in the types; the stack answers
-    /// `EAFNOSUPPORT` for now.
+    /// `AF_INET6`: an IPv6 address, port, flow label and scope (the
+    /// interface index, for link-local addresses).
     Inet6 {
         addr: [u8; 16],
         port: u16,
@@ -37,6 +37,55 @@ impl SockAddr {
         SockAddr::Inet {
             addr: addr.octets(),
             port,
+        }
+    }
+
+    /// An IPv6 socket address with no flow label or scope.
+    pub fn inet6(addr: Ipv6Addr, port: u16) -> SockAddr {
+        SockAddr::Inet6 {
+            addr: addr.octets(),
+            port,
+            flowinfo: 0,
+            scope_id: 0,
+        }
+    }
+
+    /// The socket address of `ip:port` as a socket of family `family`
+    /// reports it: an IPv6 socket shows IPv4 peers as IPv4-mapped
+    /// addresses (`::ffff:a.b.c.d`, RFC 4291 §2.5.5.2).
+    pub fn from_ip(family: i32, ip: IpAddr, port: u16) -> SockAddr {
+        match (family, ip) {
+            (af::INET6, IpAddr::V4(a)) => SockAddr::inet6(a.to_ipv6_mapped(), port),
+            (_, IpAddr::V4(a)) => SockAddr::inet(a, port),
+            (_, IpAddr::V6(a)) => SockAddr::inet6(a, port),
+        }
+    }
+
+    /// The address, port and scope this socket address names for a socket
+    /// of family `family`: IPv4 for `AF_INET` sockets; IPv6 (or IPv4, for
+    /// an IPv4-mapped address) for `AF_INET6` ones. `EAFNOSUPPORT` when the
+    /// family does not fit, `EINVAL` for a short or odd address.
+    pub fn to_ip(&self, family: i32) -> Result<(IpAddr, u16, u32), Errno> {
+        match (*self, family) {
+            (SockAddr::Inet { addr, port }, af::INET) => {
+                Ok((IpAddr::V4(Ipv4Addr::from(addr)), port, 0))
+            }
+            (
+                SockAddr::Inet6 {
+                    addr,
+                    port,
+                    scope_id,
+                    ..
+                },
+                af::INET6,
+            ) => {
+                let a = Ipv6Addr::from(addr);
+                match a.to_ipv4_mapped() {
+                    Some(v4) => Ok((IpAddr::V4(v4), port, 0)),
+                    None => Ok((IpAddr::V6(a), port, scope_id)),
+                }
+            }
+            _ => Err(Errno::EAFNOSUPPORT),
         }
     }
 
@@ -120,8 +169,17 @@ impl core::fmt::Display for SockAddr {
         match *self {
             SockAddr::Unspec => f.write_str("(unspec)"),
             SockAddr::Inet { addr, port } => write!(f, "{}:{}", Ipv4Addr::from(addr), port),
-            SockAddr::Inet6 { addr, port, .. } => {
-                write!(f, "[{}]:{}", core::net::Ipv6Addr::from(addr), port)
+            SockAddr::Inet6 {
+                addr,
+                port,
+                scope_id,
+                ..
+            } => {
+                if scope_id != 0 {
+                    write!(f, "[{}%{}]:{}", Ipv6Addr::from(addr), scope_id, port)
+                } else {
+                    write!(f, "[{}]:{}", Ipv6Addr::from(addr), port)
+                }
             }
         }
     }
@@ -139,8 +197,9 @@ pub struct IfInfo {
     pub mac: [u8; 6],
     pub mtu: u32,
     pub up: bool,
-    /// IPv4 addresses with their prefix lengths.
-    pub addrs: Vec<([u8; 4], u8)>,
+    /// Addresses with their prefix lengths: IPv4 first, then IPv6 (the
+    /// link-local one first).
+    pub addrs: Vec<(IpAddr, u8)>,
     /// Whether a capture file is being written.
     pub pcap: bool,
     pub stats: IfStats,
@@ -162,11 +221,12 @@ pub struct IfStats {
 /// One route, as `route show` / `netstat -r` list it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RouteInfo {
-    /// Destination network and prefix length (`0.0.0.0/0` is the default).
-    pub dst: [u8; 4],
+    /// Destination network and prefix length (`0.0.0.0/0` and `::/0` are
+    /// the defaults).
+    pub dst: IpAddr,
     pub prefix: u8,
     /// Next hop; `None` for directly connected networks.
-    pub gateway: Option<[u8; 4]>,
+    pub gateway: Option<IpAddr>,
     /// Outgoing interface name.
     pub ifname: String,
     /// Made from an interface address (not added by hand).
@@ -176,18 +236,20 @@ pub struct RouteInfo {
 /// A route to add with `route add`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RouteSpec {
-    pub dst: [u8; 4],
+    pub dst: IpAddr,
     pub prefix: u8,
-    pub gateway: Option<[u8; 4]>,
+    /// Of the same family as `dst`.
+    pub gateway: Option<IpAddr>,
     /// Outgoing interface; found from the gateway when `None`.
     pub ifname: Option<String>,
 }
 
-/// One entry of the ARP table.
+/// One entry of the neighbour table (ARP for IPv4, neighbour discovery
+/// for IPv6).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ArpInfo {
     pub ifname: String,
-    pub ip: [u8; 4],
+    pub ip: IpAddr,
     /// `None` while the address is being resolved.
     pub mac: Option<[u8; 6]>,
 }
@@ -203,6 +265,16 @@ pub struct NetStats {
     pub ip_ttl_exceeded: u64,
     pub ip_not_forwarded: u64,
     pub ip_fragments_dropped: u64,
+    /// Fragments received (IPv4 and IPv6), datagrams reassembled from
+    /// them, and fragments sent.
+    pub ip_frags_in: u64,
+    pub ip_reassembled: u64,
+    pub ip_frags_out: u64,
+    /// Reassemblies that timed out, are in progress, and the memory they
+    /// hold.
+    pub ip_reasm_timeouts: u64,
+    pub ip_reasm_pending: u64,
+    pub ip_reasm_bytes: u64,
     pub ip_sent: u64,
     pub icmp_in: u64,
     pub icmp_out: u64,
@@ -225,6 +297,17 @@ pub struct NetStats {
     pub arp_requests_sent: u64,
     pub arp_replies_sent: u64,
     pub arp_in: u64,
+    pub ip6_received: u64,
+    pub ip6_bad_header: u64,
+    pub ip6_delivered: u64,
+    pub ip6_forwarded: u64,
+    pub ip6_no_route: u64,
+    pub ip6_sent: u64,
+    pub icmp6_in: u64,
+    pub icmp6_out: u64,
+    pub nd_in: u64,
+    pub nd_solicits_sent: u64,
+    pub nd_adverts_sent: u64,
     pub bad_frames: u64,
 }
 
@@ -253,5 +336,28 @@ mod tests {
             scope_id: 3,
         };
         assert_eq!(SockAddr::from_linux(&six.to_linux()), Ok(six));
+    }
+
+    #[test]
+    fn families_and_mapped_addresses() {
+        let v4 = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+        let mapped = SockAddr::from_ip(af::INET6, v4, 80);
+        assert_eq!(
+            mapped,
+            SockAddr::inet6("::ffff:192.0.2.1".parse().unwrap(), 80)
+        );
+        assert_eq!(mapped.to_ip(af::INET6), Ok((v4, 80, 0)));
+        assert_eq!(mapped.to_ip(af::INET), Err(Errno::EAFNOSUPPORT));
+        let plain = SockAddr::from_ip(af::INET, v4, 80);
+        assert_eq!(plain.to_ip(af::INET), Ok((v4, 80, 0)));
+        assert_eq!(plain.to_ip(af::INET6), Err(Errno::EAFNOSUPPORT));
+        let ll = SockAddr::Inet6 {
+            addr: "fe80::1".parse::<Ipv6Addr>().unwrap().octets(),
+            port: 7,
+            flowinfo: 0,
+            scope_id: 3,
+        };
+        assert_eq!(ll.to_ip(af::INET6), Ok(("fe80::1".parse().unwrap(), 7, 3)));
+        assert_eq!(alloc::format!("{ll}"), "[fe80::1%3]:7");
     }
 }

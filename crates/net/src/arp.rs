@@ -1,5 +1,7 @@
-//! The ARP table of one Ethernet interface (RFC 826): IPv4 address to MAC
-//! address, with packets held while a resolution is pending.
+//! The neighbour table of one Ethernet interface: IP address to MAC
+//! address, with packets held while a resolution is pending. IPv4
+//! entries are resolved by ARP (RFC 826), IPv6 entries by neighbour
+//! discovery (RFC 4861); the table is the same for both.
 //!
 //! There is no timer: a pending entry sends another request when a packet
 //! for it arrives at least [`RETRY_NS`] after the last one, and gives up
@@ -8,7 +10,7 @@
 //! entries expire after [`TTL_NS`].
 
 use alloc::vec::Vec;
-use core::net::Ipv4Addr;
+use core::net::IpAddr;
 
 use hashbrown::HashMap;
 
@@ -55,7 +57,7 @@ pub(crate) enum Resolve {
 }
 
 pub(crate) struct ArpTable {
-    entries: HashMap<Ipv4Addr, ArpEntry>,
+    entries: HashMap<IpAddr, ArpEntry>,
 }
 
 impl ArpTable {
@@ -66,12 +68,7 @@ impl ArpTable {
     }
 
     /// Finds the MAC address for `ip`, holding `frame` if it is not known.
-    pub fn resolve(
-        &mut self,
-        ip: Ipv4Addr,
-        now: u64,
-        frame: Vec<u8>,
-    ) -> (Resolve, Option<Vec<u8>>) {
+    pub fn resolve(&mut self, ip: IpAddr, now: u64, frame: Vec<u8>) -> (Resolve, Option<Vec<u8>>) {
         if let Some(e) = self.entries.get_mut(&ip) {
             match e.mac {
                 Some(mac) if e.expires > now => return (Resolve::Known(mac), Some(frame)),
@@ -121,7 +118,7 @@ impl ArpTable {
 
     /// Records `ip` at `mac` (from a reply, or a request addressed to us)
     /// and returns the frames that were waiting for it.
-    pub fn learn(&mut self, ip: Ipv4Addr, mac: [u8; 6], now: u64, create: bool) -> Vec<Vec<u8>> {
+    pub fn learn(&mut self, ip: IpAddr, mac: [u8; 6], now: u64, create: bool) -> Vec<Vec<u8>> {
         match self.entries.get_mut(&ip) {
             Some(e) => {
                 e.mac = Some(mac);
@@ -154,19 +151,19 @@ impl ArpTable {
 
     /// Whether `ip` has an entry.
     #[cfg(test)]
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+    pub fn contains(&self, ip: IpAddr) -> bool {
         self.entries.contains_key(&ip)
     }
 
     /// Every entry: address and MAC (`None` while pending).
-    pub fn list(&self) -> Vec<(Ipv4Addr, Option<[u8; 6]>)> {
+    pub fn list(&self) -> Vec<(IpAddr, Option<[u8; 6]>)> {
         let mut v: Vec<_> = self.entries.iter().map(|(ip, e)| (*ip, e.mac)).collect();
-        v.sort_by_key(|e| u32::from(e.0));
+        v.sort_by_key(|e| e.0);
         v
     }
 
     /// Removes an entry; returns whether it existed.
-    pub fn remove(&mut self, ip: Ipv4Addr) -> bool {
+    pub fn remove(&mut self, ip: IpAddr) -> bool {
         self.entries.remove(&ip).is_some()
     }
 
@@ -187,11 +184,12 @@ impl ArpTable {
 mod tests {
     use super::*;
     use alloc::vec;
+    use core::net::Ipv4Addr;
 
     #[test]
     fn hold_resolve_release() {
         let mut t = ArpTable::new();
-        let ip = Ipv4Addr::new(192, 0, 2, 7);
+        let ip = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
         assert!(matches!(
             t.resolve(ip, 1, vec![1]),
             (Resolve::Request, None)
@@ -209,7 +207,7 @@ mod tests {
     #[test]
     fn gives_up_after_retries() {
         let mut t = ArpTable::new();
-        let ip = Ipv4Addr::new(192, 0, 2, 8);
+        let ip = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 8));
         let mut now = 1;
         assert!(matches!(t.resolve(ip, now, vec![0]).0, Resolve::Request));
         for _ in 1..MAX_TRIES {
@@ -219,7 +217,7 @@ mod tests {
         now += RETRY_NS;
         assert!(matches!(t.resolve(ip, now, vec![9]).0, Resolve::Failed(_)));
         // Unsolicited information is not cached unless asked to.
-        let other = Ipv4Addr::new(192, 0, 2, 9);
+        let other = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9));
         assert!(t.learn(other, [1; 6], now, false).is_empty());
         assert!(!t.contains(other));
     }

@@ -11,14 +11,14 @@ use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::net::Ipv4Addr;
+use core::net::IpAddr;
 use core::sync::atomic::Ordering;
 
 use hyper::BlockOpenFlags;
 use kern::Errno;
 
 use crate::addr::{ArpInfo, IfInfo, NetStats, RouteInfo, RouteSpec};
-use crate::iface::{in_subnet, prefix_mask, IfKind, Iface, Link, MAX_ADDRS};
+use crate::iface::{in_subnet_ip, network_of, IfKind, Iface, Link, MAX_ADDRS};
 use crate::pcap::Pcap;
 use crate::pump::Pump;
 use crate::route::StaticRoute;
@@ -180,7 +180,8 @@ impl Stack {
         Ok(())
     }
 
-    /// Sets the MAC address of an Ethernet interface (unicast only).
+    /// Sets the MAC address of an Ethernet interface (unicast only); its
+    /// link-local IPv6 address follows.
     pub fn if_set_mac(&self, name: &str, mac: [u8; 6]) -> Result<(), Errno> {
         if mac[0] & 1 != 0 || mac == [0; 6] {
             return Err(Errno::EINVAL);
@@ -191,7 +192,12 @@ impl Stack {
             if i.kind == IfKind::Loopback {
                 return Err(Errno::EINVAL);
             }
+            let old_ll = crate::iface::link_local(i.mac);
+            for a in i.addrs6.iter_mut().filter(|a| a.0 == old_ll) {
+                a.0 = crate::iface::link_local(mac);
+            }
             i.mac = mac;
+            i.arp.clear();
             if let Some(l) = &i.link {
                 l.set_mac(mac);
             }
@@ -213,34 +219,43 @@ impl Stack {
         })
     }
 
-    /// Adds an IPv4 address with its prefix length. `EEXIST` if the
-    /// address is already on some interface.
-    pub fn if_add_addr(&self, name: &str, addr: Ipv4Addr, prefix: u8) -> Result<(), Errno> {
-        if prefix > 32 || addr.is_unspecified() || addr.is_broadcast() || addr.is_multicast() {
+    /// Adds an IPv4 or IPv6 address with its prefix length. `EEXIST` if
+    /// the address is already on some interface; `EINVAL` for a prefix
+    /// too long, or an unspecified, broadcast or multicast address.
+    pub fn if_add_addr(&self, name: &str, addr: IpAddr, prefix: u8) -> Result<(), Errno> {
+        let bad = match addr {
+            IpAddr::V4(a) => prefix > 32 || a.is_broadcast(),
+            IpAddr::V6(_) => prefix > 128,
+        };
+        if bad || addr.is_unspecified() || addr.is_multicast() {
             return Err(Errno::EINVAL);
         }
         self.with_core(|c, _| {
             let idx = c.index_of(name)?;
-            if c.ifs.iter().flatten().any(|i| i.has_addr(addr)) {
+            if c.ifs.iter().flatten().any(|i| i.has_ip(addr)) {
                 return Err(Errno::EEXIST);
             }
             let i = c.iface_mut(idx).ok_or(Errno::ENXIO)?;
-            if i.addrs.len() >= MAX_ADDRS {
+            if i.addrs.len() + i.addrs6.len() >= MAX_ADDRS {
                 return Err(Errno::ENOSPC);
             }
-            i.addrs.push((addr, prefix));
+            match addr {
+                IpAddr::V4(a) => i.addrs.push((a, prefix)),
+                IpAddr::V6(a) => i.addrs6.push((a, prefix)),
+            }
             Ok(())
         })
     }
 
     /// Removes an address. `EADDRNOTAVAIL` if the interface lacks it.
-    pub fn if_del_addr(&self, name: &str, addr: Ipv4Addr) -> Result<(), Errno> {
+    pub fn if_del_addr(&self, name: &str, addr: IpAddr) -> Result<(), Errno> {
         self.with_core(|c, _| {
             let idx = c.index_of(name)?;
             let i = c.iface_mut(idx).ok_or(Errno::ENXIO)?;
-            let before = i.addrs.len();
-            i.addrs.retain(|a| a.0 != addr);
-            if i.addrs.len() == before {
+            let before = i.addrs.len() + i.addrs6.len();
+            i.addrs.retain(|a| IpAddr::V4(a.0) != addr);
+            i.addrs6.retain(|a| IpAddr::V6(a.0) != addr);
+            if i.addrs.len() + i.addrs6.len() == before {
                 return Err(Errno::EADDRNOTAVAIL);
             }
             i.arp.clear();
@@ -305,7 +320,12 @@ impl Stack {
                     mac: i.mac,
                     mtu: i.mtu as u32,
                     up: i.up,
-                    addrs: i.addrs.iter().map(|&(a, p)| (a.octets(), p)).collect(),
+                    addrs: i
+                        .addrs
+                        .iter()
+                        .map(|&(a, p)| (IpAddr::V4(a), p))
+                        .chain(i.addrs6.iter().map(|&(a, p)| (IpAddr::V6(a), p)))
+                        .collect(),
                     pcap: i.shared.has_pcap.load(Ordering::Relaxed),
                     stats: i.shared.stats.snapshot(),
                 })
@@ -316,11 +336,10 @@ impl Stack {
     /// Adds a route. The interface is the named one, or the one whose
     /// network holds the gateway (`ENETUNREACH` if none does).
     pub fn route_add(&self, spec: &RouteSpec) -> Result<(), Errno> {
-        if spec.prefix > 32 {
+        let (dst, gw) = (spec.dst, spec.gateway);
+        if spec.prefix > max_prefix(dst) || gw.is_some_and(|g| g.is_ipv4() != dst.is_ipv4()) {
             return Err(Errno::EINVAL);
         }
-        let dst = Ipv4Addr::from(spec.dst);
-        let gw = spec.gateway.map(Ipv4Addr::from);
         self.with_core(|c, _| {
             let ifindex = match (&spec.ifname, gw) {
                 (Some(n), _) => c.index_of(n)?,
@@ -330,7 +349,8 @@ impl Stack {
                     .flatten()
                     .find(|i| {
                         i.kind != IfKind::Loopback
-                            && i.addrs.iter().any(|&(a, p)| in_subnet(g, a, p))
+                            && (i.addrs.iter().any(|&(a, p)| in_subnet_ip(g, a.into(), p))
+                                || i.addrs6.iter().any(|&(a, p)| in_subnet_ip(g, a.into(), p)))
                     })
                     .map(|i| i.index())
                     .ok_or(Errno::ENETUNREACH)?,
@@ -346,8 +366,8 @@ impl Stack {
     }
 
     /// Deletes the route to `dst/prefix`.
-    pub fn route_delete(&self, dst: Ipv4Addr, prefix: u8) -> Result<(), Errno> {
-        if prefix > 32 {
+    pub fn route_delete(&self, dst: IpAddr, prefix: u8) -> Result<(), Errno> {
+        if prefix > max_prefix(dst) {
             return Err(Errno::EINVAL);
         }
         self.with_core(|c, _| c.routes.delete(dst, prefix))
@@ -359,10 +379,14 @@ impl Stack {
         self.with_core(|c, _| {
             let mut v = Vec::new();
             for i in c.ifs.iter().flatten().filter(|i| i.up) {
-                for &(a, p) in &i.addrs {
-                    let net = Ipv4Addr::from(u32::from(a) & prefix_mask(p));
+                let all = i
+                    .addrs
+                    .iter()
+                    .map(|&(a, p)| (IpAddr::V4(a), p))
+                    .chain(i.addrs6.iter().map(|&(a, p)| (IpAddr::V6(a), p)));
+                for (a, p) in all {
                     v.push(RouteInfo {
-                        dst: net.octets(),
+                        dst: network_of(a, p),
                         prefix: p,
                         gateway: None,
                         ifname: i.name().into(),
@@ -372,9 +396,9 @@ impl Stack {
             }
             for s in &c.routes.statics {
                 v.push(RouteInfo {
-                    dst: s.dst.octets(),
+                    dst: s.dst,
                     prefix: s.prefix,
-                    gateway: s.gateway.map(|g| g.octets()),
+                    gateway: s.gateway,
                     ifname: c
                         .iface(s.ifindex)
                         .map(|i| i.name().into())
@@ -386,7 +410,7 @@ impl Stack {
         })
     }
 
-    /// The ARP tables of all interfaces.
+    /// The neighbour tables (ARP and NDP) of all interfaces.
     pub fn arp_list(&self) -> Vec<ArpInfo> {
         self.with_core(|c, _| {
             let mut v = Vec::new();
@@ -394,7 +418,7 @@ impl Stack {
                 for (ip, mac) in i.arp.list() {
                     v.push(ArpInfo {
                         ifname: i.name().into(),
-                        ip: ip.octets(),
+                        ip,
                         mac,
                     });
                 }
@@ -403,8 +427,8 @@ impl Stack {
         })
     }
 
-    /// Removes an ARP entry. `ENOENT` if there is none.
-    pub fn arp_delete(&self, ip: Ipv4Addr) -> Result<(), Errno> {
+    /// Removes a neighbour (ARP or NDP) entry. `ENOENT` if there is none.
+    pub fn arp_delete(&self, ip: IpAddr) -> Result<(), Errno> {
         self.with_core(|c, _| {
             let mut found = false;
             for i in c.ifs.iter_mut().flatten() {
@@ -423,6 +447,10 @@ impl Stack {
         self.with_core(|c, _| {
             let mut s = c.stats;
             s.tcp_conns = c.tcp_conns.len() as u64;
+            let r = c.reasm.stats();
+            s.ip_reasm_timeouts = r.timeouts;
+            s.ip_reasm_pending = c.reasm.in_progress() as u64;
+            s.ip_reasm_bytes = c.reasm.bytes_held() as u64;
             s
         })
     }
@@ -441,6 +469,15 @@ impl Stack {
         buf.copy_from_slice(frame);
         self.input(idx, buf);
         Ok(())
+    }
+}
+
+/// The longest prefix of `addr`'s family.
+fn max_prefix(addr: IpAddr) -> u8 {
+    if addr.is_ipv4() {
+        32
+    } else {
+        128
     }
 }
 

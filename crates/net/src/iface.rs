@@ -12,7 +12,7 @@
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::net::Ipv4Addr;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use smoltcp::iface::{Config, Interface};
@@ -203,6 +203,9 @@ pub(crate) struct Iface {
     pub mtu: usize,
     pub up: bool,
     pub addrs: Vec<(Ipv4Addr, u8)>,
+    /// IPv6 addresses with their prefix lengths; Ethernet interfaces
+    /// start with a link-local address made from their MAC (RFC 4862 §5.3).
+    pub addrs6: Vec<(Ipv6Addr, u8)>,
     /// Checksums are neither computed nor verified on this link.
     pub offload: bool,
     /// smoltcp's per-interface state for the TCP connections routed here
@@ -223,6 +226,10 @@ impl Iface {
         let mtu = kind.default_mtu();
         let offload = kind.offloads_checksums();
         let smol = new_smol(mtu, offload, seed, pool);
+        let addrs6 = match kind {
+            IfKind::Loopback => alloc::vec![(Ipv6Addr::LOCALHOST, 128)],
+            _ => alloc::vec![(link_local(mac), 64)],
+        };
         Iface {
             shared: Arc::new(IfShared::new(index, name)),
             kind,
@@ -232,6 +239,7 @@ impl Iface {
             mtu,
             up: false,
             addrs: Vec::new(),
+            addrs6,
             offload,
             smol,
             arp: ArpTable::new(),
@@ -261,6 +269,62 @@ impl Iface {
     /// Whether `ip` is one of this interface's addresses.
     pub fn has_addr(&self, ip: Ipv4Addr) -> bool {
         self.addrs.iter().any(|a| a.0 == ip)
+    }
+
+    /// Whether `ip` is one of this interface's IPv6 addresses.
+    pub fn has_addr6(&self, ip: Ipv6Addr) -> bool {
+        self.addrs6.iter().any(|a| a.0 == ip)
+    }
+
+    /// Whether `ip` (either family) is one of this interface's addresses.
+    pub fn has_ip(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(a) => self.has_addr(a),
+            IpAddr::V6(a) => self.has_addr6(a),
+        }
+    }
+
+    /// The interface's link-local IPv6 address, if it has one.
+    pub fn link_local6(&self) -> Option<Ipv6Addr> {
+        self.addrs6
+            .iter()
+            .map(|a| a.0)
+            .find(|a| a.is_unicast_link_local())
+    }
+
+    /// The source address for IPv6 packets to `dst` leaving through this
+    /// interface (RFC 6724, simplified): an address whose network holds
+    /// `dst`, else a global address for a global destination, else the
+    /// link-local one.
+    pub fn source6(&self, dst: Ipv6Addr) -> Option<Ipv6Addr> {
+        if let Some(a) = self
+            .addrs6
+            .iter()
+            .filter(|&&(a, p)| in_subnet6(dst, a, p))
+            .max_by_key(|a| a.1)
+        {
+            return Some(a.0);
+        }
+        let global = self
+            .addrs6
+            .iter()
+            .map(|a| a.0)
+            .find(|a| !a.is_unicast_link_local());
+        if dst.is_unicast_link_local() || dst.is_multicast() {
+            self.link_local6().or(global)
+        } else {
+            global.or_else(|| self.link_local6())
+        }
+    }
+
+    /// Whether a frame for IPv6 destination `ip` concerns this interface:
+    /// one of its addresses, all-nodes, or the solicited-node group of one
+    /// of its addresses (RFC 4291 §2.7.1).
+    pub fn accepts6(&self, ip: Ipv6Addr) -> bool {
+        if self.has_addr6(ip) || ip == ALL_NODES {
+            return true;
+        }
+        ip.is_multicast() && self.addrs6.iter().any(|&(a, _)| solicited_node(a) == ip)
     }
 
     /// Whether `ip` is the broadcast address of one of its networks.
@@ -300,6 +364,76 @@ fn new_smol(mtu: usize, offload: bool, seed: u64, pool: &FramePool) -> Interface
     // and gives every connection an explicit local address.
     i.set_any_ip(true);
     i
+}
+
+/// `ff02::1`, all nodes on the link.
+pub(crate) const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+
+/// The link-local address made from a MAC address (modified EUI-64,
+/// RFC 4291 appendix A).
+pub(crate) fn link_local(mac: [u8; 6]) -> Ipv6Addr {
+    let mut b = [0u8; 16];
+    b[0] = 0xfe;
+    b[1] = 0x80;
+    b[8] = mac[0] ^ 0x02;
+    b[9] = mac[1];
+    b[10] = mac[2];
+    b[11] = 0xff;
+    b[12] = 0xfe;
+    b[13] = mac[3];
+    b[14] = mac[4];
+    b[15] = mac[5];
+    Ipv6Addr::from(b)
+}
+
+/// The solicited-node multicast group of `ip` (RFC 4291 §2.7.1).
+pub(crate) fn solicited_node(ip: Ipv6Addr) -> Ipv6Addr {
+    let o = ip.octets();
+    let mut b = [0u8; 16];
+    b[0] = 0xff;
+    b[1] = 0x02;
+    b[11] = 0x01;
+    b[12] = 0xff;
+    b[13..].copy_from_slice(&o[13..]);
+    Ipv6Addr::from(b)
+}
+
+/// The Ethernet address an IPv6 multicast group maps to (RFC 2464 §7).
+pub(crate) fn multicast_mac(ip: Ipv6Addr) -> [u8; 6] {
+    let o = ip.octets();
+    [0x33, 0x33, o[12], o[13], o[14], o[15]]
+}
+
+/// Whether `ip` lies in `net/prefix` (IPv6).
+pub(crate) fn in_subnet6(ip: Ipv6Addr, net: Ipv6Addr, prefix: u8) -> bool {
+    let p = prefix.min(128) as u32;
+    if p == 0 {
+        return true;
+    }
+    let m = u128::MAX << (128 - p);
+    u128::from(ip) & m == u128::from(net) & m
+}
+
+/// Whether `ip` lies in `net/prefix`, for addresses of either family
+/// (never across families).
+pub(crate) fn in_subnet_ip(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => in_subnet(a, n, prefix),
+        (IpAddr::V6(a), IpAddr::V6(n)) => in_subnet6(a, n, prefix),
+        _ => false,
+    }
+}
+
+/// `addr/prefix` with the host bits cleared.
+pub(crate) fn network_of(addr: IpAddr, prefix: u8) -> IpAddr {
+    match addr {
+        IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(u32::from(a) & prefix_mask(prefix))),
+        IpAddr::V6(a) => {
+            let p = prefix.min(128) as u32;
+            let m = if p == 0 { 0 } else { u128::MAX << (128 - p) };
+            IpAddr::V6(Ipv6Addr::from(u128::from(a) & m))
+        }
+    }
 }
 
 /// The network mask of a prefix length.
@@ -412,6 +546,33 @@ mod tests {
         assert_eq!(IfKind::parse("eth0"), None);
         assert_eq!(IfKind::parse("bus0x"), None);
         assert_eq!(IfKind::parse("bus999999"), None);
+    }
+
+    #[test]
+    fn ipv6_helpers() {
+        let ll = link_local([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
+        assert_eq!(ll, "fe80::5054:ff:fe12:3456".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            solicited_node("2001:db8::1:2:3".parse().unwrap()),
+            "ff02::1:ff02:3".parse::<Ipv6Addr>().unwrap()
+        );
+        assert_eq!(
+            multicast_mac("ff02::1:ff02:3".parse().unwrap()),
+            [0x33, 0x33, 0xff, 0x02, 0x00, 0x03]
+        );
+        let net: Ipv6Addr = "2001:db8::".parse().unwrap();
+        assert!(in_subnet6("2001:db8::77".parse().unwrap(), net, 64));
+        assert!(!in_subnet6("2001:db9::77".parse().unwrap(), net, 64));
+        assert!(in_subnet6("::1".parse().unwrap(), net, 0));
+        assert_eq!(
+            network_of("2001:db8::77".parse().unwrap(), 120),
+            "2001:db8::".parse::<IpAddr>().unwrap()
+        );
+        assert!(!in_subnet_ip(
+            "10.0.0.1".parse().unwrap(),
+            "::".parse().unwrap(),
+            0
+        ));
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! TCP segments (see `tcp.rs`).
 
 use alloc::vec::Vec;
-use core::net::Ipv4Addr;
+use core::net::{IpAddr, Ipv4Addr};
 
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
@@ -46,6 +46,8 @@ pub(crate) enum IcmpError {
     /// Fragmentation needed and DF set, with the next hop's MTU (RFC 1191).
     FragNeeded(u16),
     TimeExceeded,
+    /// Fragment reassembly time exceeded.
+    ReassemblyTimeout,
 }
 
 impl IcmpError {
@@ -57,6 +59,7 @@ impl IcmpError {
             IcmpError::PortUnreachable => (3, 3, 0),
             IcmpError::FragNeeded(mtu) => (3, 4, mtu as u32),
             IcmpError::TimeExceeded => (11, 0, 0),
+            IcmpError::ReassemblyTimeout => (11, 1, 0),
         }
     }
 }
@@ -146,6 +149,10 @@ pub(crate) fn emit_ipv4(
 /// the packet in `ip` (for links that need them, when the packet was made
 /// for one that did not).
 pub(crate) fn fill_checksums(ip: &mut [u8]) {
+    if ip.first().is_some_and(|b| b >> 4 == 6) {
+        crate::ip6::fill_checksums6(ip);
+        return;
+    }
     let Ok(mut p) = Ipv4Packet::new_checked(&mut *ip) else {
         return;
     };
@@ -207,13 +214,17 @@ impl Core {
         let is_lo = iface.kind == IfKind::Loopback;
         if !is_lo {
             let dst = eth.dst_addr();
-            if dst.0 != iface.mac && !dst.is_broadcast() {
+            // IPv6 multicast (33:33:...) is taken in; the IPv6 layer
+            // keeps only the groups the interface belongs to.
+            let v6_group = dst.0[0] == 0x33 && dst.0[1] == 0x33;
+            if dst.0 != iface.mac && !dst.is_broadcast() && !v6_group {
                 return;
             }
         }
         match eth.ethertype() {
             EthernetProtocol::Arp if !is_lo => self.arp_input(pool, ifindex, eth.payload(), fx),
             EthernetProtocol::Ipv4 => self.ip_input(pool, ifindex, eth.payload(), fx),
+            EthernetProtocol::Ipv6 => self.ip6_input(pool, ifindex, eth.payload(), fx),
             _ => {}
         }
     }
@@ -257,7 +268,9 @@ impl Core {
         };
         let for_us = iface.has_addr(target_protocol_addr);
         let mac = source_hardware_addr.0;
-        let held = iface.arp.learn(source_protocol_addr, mac, now, for_us);
+        let held = iface
+            .arp
+            .learn(IpAddr::V4(source_protocol_addr), mac, now, for_us);
         let my_mac = iface.mac;
         let (link, shared) = match &iface.link {
             Some(l) => (l.clone(), iface.shared.clone()),
@@ -319,15 +332,40 @@ impl Core {
             return;
         }
         if p.more_frags() || p.frag_offset() != 0 {
-            // No reassembly: our peers send whole segments (TCP uses the
-            // MSS, and we never fragment).
-            self.stats.ip_fragments_dropped += 1;
+            self.stats.ip_frags_in += 1;
+            let now = self.now;
+            self.reasm_expire(pool, fx);
+            match self.reasm.input_v4(pkt, now) {
+                crate::frag::Reasm::Complete(whole) => {
+                    self.stats.ip_reassembled += 1;
+                    self.ip_deliver(pool, ifindex, &whole, is_bcast, fx);
+                }
+                crate::frag::Reasm::Held | crate::frag::Reasm::NotFragment => {}
+                crate::frag::Reasm::Dropped(_) => self.stats.ip_fragments_dropped += 1,
+            }
             return;
         }
+        self.ip_deliver(pool, ifindex, pkt, is_bcast, fx);
+    }
+
+    /// Hands a whole packet for this host to its protocol.
+    fn ip_deliver(
+        &mut self,
+        pool: &FramePool,
+        ifindex: usize,
+        pkt: &[u8],
+        is_bcast: bool,
+        fx: &mut Effects,
+    ) {
+        let Ok(p) = Ipv4Packet::new_checked(pkt) else {
+            return;
+        };
+        let (src, dst) = (p.src_addr(), p.dst_addr());
         self.stats.ip_delivered += 1;
+        let (s, d) = (IpAddr::V4(src), IpAddr::V4(dst));
         match p.next_header() {
-            IpProtocol::Tcp if !is_bcast => self.tcp_input(pool, ifindex, pkt, fx),
-            IpProtocol::Udp => self.udp_input(pool, ifindex, pkt, is_bcast, fx),
+            IpProtocol::Tcp if !is_bcast => self.tcp_input(pool, ifindex, pkt, s, d, fx),
+            IpProtocol::Udp => self.udp_input(pool, ifindex, pkt, s, d, is_bcast, fx),
             IpProtocol::Icmp => self.icmp_input(pool, ifindex, pkt, is_bcast, fx),
             IpProtocol::Tcp => {}
             _ => {
@@ -371,10 +409,13 @@ impl Core {
                 }
             }
         }
-        if let Some(s) = self.routes.best_static(dst) {
+        if let Some(s) = self.routes.best_static(IpAddr::V4(dst)) {
             if best.is_none_or(|(bp, _)| s.prefix > bp) {
                 let i = self.iface(s.ifindex).filter(|i| i.up)?;
-                let next_hop = s.gateway.unwrap_or(dst);
+                let next_hop = match s.gateway {
+                    Some(IpAddr::V4(g)) => g,
+                    _ => dst,
+                };
                 let src = i
                     .addrs
                     .iter()
@@ -391,9 +432,36 @@ impl Core {
         best.map(|b| b.1)
     }
 
-    /// Routes and sends an IP packet sitting in `frame[ETH_HDR..]`.
-    /// `csum_ok` says its checksums are already filled in.
+    /// The route for `dst` of either family; `scope` names the interface
+    /// for IPv6 link-local destinations.
+    pub fn route_ip(&self, dst: IpAddr, scope: u32) -> Option<RouteHit<IpAddr>> {
+        match dst {
+            IpAddr::V4(d) => self.route(d).map(RouteHit::any),
+            IpAddr::V6(d) => self.route6(d, scope).map(RouteHit::any),
+        }
+    }
+
+    /// Routes and sends an IP packet (either version) sitting in
+    /// `frame[ETH_HDR..]`. `csum_ok` says its checksums are already
+    /// filled in.
     pub fn ip_output(&mut self, pool: &FramePool, frame: Vec<u8>, csum_ok: bool, fx: &mut Effects) {
+        self.ip_output_scoped(pool, frame, csum_ok, 0, fx);
+    }
+
+    /// [`Core::ip_output`] with the zone (interface) for IPv6 link-local
+    /// destinations.
+    pub fn ip_output_scoped(
+        &mut self,
+        pool: &FramePool,
+        frame: Vec<u8>,
+        csum_ok: bool,
+        scope: u32,
+        fx: &mut Effects,
+    ) {
+        if frame.get(ETH_HDR).is_some_and(|b| b >> 4 == 6) {
+            self.ip6_output_scoped(pool, frame, csum_ok, scope, fx);
+            return;
+        }
         let Ok(p) = Ipv4Packet::new_checked(&frame[ETH_HDR..]) else {
             pool.put(frame);
             return;
@@ -402,7 +470,7 @@ impl Core {
         match self.route(dst) {
             Some(rt) => {
                 self.stats.ip_sent += 1;
-                self.send_via(pool, rt.ifindex, rt.next_hop, frame, csum_ok, fx)
+                self.send_via(pool, rt.ifindex, rt.next_hop.into(), frame, csum_ok, fx)
             }
             None => {
                 self.stats.ip_no_route += 1;
@@ -411,13 +479,14 @@ impl Core {
         }
     }
 
-    /// Sends the IP packet in `frame[ETH_HDR..]` out of `ifindex` towards
-    /// `next_hop`.
+    /// Sends the IP packet (either version) in `frame[ETH_HDR..]` out of
+    /// `ifindex` towards `next_hop`, resolving its link address by ARP or
+    /// neighbour discovery.
     pub fn send_via(
         &mut self,
         pool: &FramePool,
         ifindex: usize,
-        next_hop: Ipv4Addr,
+        next_hop: IpAddr,
         mut frame: Vec<u8>,
         csum_ok: bool,
         fx: &mut Effects,
@@ -439,61 +508,161 @@ impl Core {
             (Some(l), true) => l.clone(),
             _ => return drop_frame(iface, frame),
         };
-        if frame.len() - ETH_HDR > iface.mtu {
-            return drop_frame(iface, frame);
-        }
         if !iface.offload && !csum_ok {
             fill_checksums(&mut frame[ETH_HDR..]);
         }
+        if frame.len() - ETH_HDR > iface.mtu {
+            let mtu = iface.mtu;
+            return self.send_fragments(pool, ifindex, next_hop, frame, mtu, fx);
+        }
+        let ethertype = match next_hop {
+            IpAddr::V4(_) => EthernetProtocol::Ipv4,
+            IpAddr::V6(_) => EthernetProtocol::Ipv6,
+        };
         let shared = iface.shared.clone();
         if iface.kind == IfKind::Loopback {
-            write_eth(&mut frame, [0; 6], [0; 6], EthernetProtocol::Ipv4);
+            write_eth(&mut frame, [0; 6], [0; 6], ethertype);
             fx.frames.push((link, shared, frame));
             return;
         }
         let my_mac = iface.mac;
-        if next_hop == BROADCAST || iface.is_subnet_broadcast(next_hop) {
-            write_eth(&mut frame, [0xff; 6], my_mac, EthernetProtocol::Ipv4);
+        let group = match next_hop {
+            IpAddr::V4(h) if h == BROADCAST || iface.is_subnet_broadcast(h) => Some([0xff; 6]),
+            IpAddr::V6(h) if h.is_multicast() => Some(crate::iface::multicast_mac(h)),
+            _ => None,
+        };
+        if let Some(mac) = group {
+            write_eth(&mut frame, mac, my_mac, ethertype);
             fx.frames.push((link, shared, frame));
             return;
         }
         let src = iface.primary_addr().unwrap_or(Ipv4Addr::UNSPECIFIED);
         match iface.arp.resolve(next_hop, now, frame) {
             (crate::arp::Resolve::Known(mac), Some(mut f)) => {
-                write_eth(&mut f, mac, my_mac, EthernetProtocol::Ipv4);
+                write_eth(&mut f, mac, my_mac, ethertype);
                 fx.frames.push((link, shared, f));
             }
-            (crate::arp::Resolve::Request, _) => {
-                let req = ArpRepr::EthernetIpv4 {
-                    operation: ArpOperation::Request,
-                    source_hardware_addr: EthernetAddress(my_mac),
-                    source_protocol_addr: src,
-                    target_hardware_addr: EthernetAddress([0; 6]),
-                    target_protocol_addr: next_hop,
-                };
-                let mut f = pool.get(ETH_HDR + req.buffer_len());
-                req.emit(&mut ArpPacket::new_unchecked(&mut f[ETH_HDR..]));
-                write_eth(&mut f, [0xff; 6], my_mac, EthernetProtocol::Arp);
-                fx.frames.push((link, shared, f));
-                self.stats.arp_requests_sent += 1;
-            }
+            (crate::arp::Resolve::Request, _) => match next_hop {
+                IpAddr::V4(target) => {
+                    let req = ArpRepr::EthernetIpv4 {
+                        operation: ArpOperation::Request,
+                        source_hardware_addr: EthernetAddress(my_mac),
+                        source_protocol_addr: src,
+                        target_hardware_addr: EthernetAddress([0; 6]),
+                        target_protocol_addr: target,
+                    };
+                    let mut f = pool.get(ETH_HDR + req.buffer_len());
+                    req.emit(&mut ArpPacket::new_unchecked(&mut f[ETH_HDR..]));
+                    write_eth(&mut f, [0xff; 6], my_mac, EthernetProtocol::Arp);
+                    fx.frames.push((link, shared, f));
+                    self.stats.arp_requests_sent += 1;
+                }
+                IpAddr::V6(target) => self.nd_solicit(pool, ifindex, target, fx),
+            },
             (crate::arp::Resolve::Failed(f), _) => {
                 shared
                     .stats
                     .tx_dropped
                     .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
                 // A forwarded packet's sender hears that the host is gone.
-                let from_elsewhere = Ipv4Packet::new_checked(&f[ETH_HDR..])
-                    .map(|p| !self.is_local_addr(p.src_addr()))
-                    .unwrap_or(false);
-                if from_elsewhere {
-                    let pkt = f[ETH_HDR..].to_vec();
-                    self.icmp_error(pool, &pkt, IcmpError::HostUnreachable, fx);
-                }
+                self.unreachable_host(pool, &f[ETH_HDR..], fx);
                 pool.put(f);
             }
             (_, Some(f)) => pool.put(f),
             (_, None) => {}
+        }
+    }
+
+    /// Sends a packet too big for the link as fragments (RFC 791 §2.3;
+    /// RFC 8200 §4.5 for packets this host originates), or drops it when
+    /// it may not be fragmented.
+    fn send_fragments(
+        &mut self,
+        pool: &FramePool,
+        ifindex: usize,
+        next_hop: IpAddr,
+        frame: Vec<u8>,
+        mtu: usize,
+        fx: &mut Effects,
+    ) {
+        let frags = match next_hop {
+            IpAddr::V4(_) => {
+                crate::frag::fragment_v4(&frame[ETH_HDR..], mtu, ETH_HDR, |n| pool.get(n))
+            }
+            IpAddr::V6(_) => {
+                self.frag_ident = self.frag_ident.wrapping_add(1);
+                let id = self.frag_ident;
+                crate::frag::fragment_v6(&frame[ETH_HDR..], mtu, id, ETH_HDR, |n| pool.get(n))
+            }
+        };
+        pool.put(frame);
+        match frags {
+            Ok(frags) => {
+                for f in frags {
+                    self.stats.ip_frags_out += 1;
+                    self.send_via(pool, ifindex, next_hop, f, true, fx);
+                }
+            }
+            Err(_) => {
+                if let Some(i) = self.iface(ifindex) {
+                    i.shared
+                        .stats
+                        .tx_dropped
+                        .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Drops reassemblies that ran out of time; their senders hear of it
+    /// (ICMP time exceeded, code 1) when the first fragment had arrived.
+    pub(crate) fn reasm_expire(&mut self, pool: &FramePool, fx: &mut Effects) {
+        let now = self.now;
+        for e in self.reasm.expire(now) {
+            match e {
+                crate::frag::Expired::V4(p) => {
+                    self.icmp_error(pool, &p, IcmpError::ReassemblyTimeout, fx)
+                }
+                crate::frag::Expired::V6(p) => self.icmp6_error(
+                    pool,
+                    &p,
+                    crate::ip6::Icmp6Error::ReassemblyTimeout,
+                    None,
+                    fx,
+                ),
+            }
+        }
+    }
+
+    /// A packet we could not deliver to its next hop: if it came from
+    /// elsewhere, its sender gets an ICMP (or ICMPv6) host unreachable.
+    fn unreachable_host(&mut self, pool: &FramePool, pkt: &[u8], fx: &mut Effects) {
+        match pkt.first().map(|b| b >> 4) {
+            Some(4) => {
+                let from_elsewhere = Ipv4Packet::new_checked(pkt)
+                    .map(|p| !self.is_local_addr(p.src_addr()))
+                    .unwrap_or(false);
+                if from_elsewhere {
+                    let pkt = pkt.to_vec();
+                    self.icmp_error(pool, &pkt, IcmpError::HostUnreachable, fx);
+                }
+            }
+            Some(6) => {
+                let from_elsewhere = smoltcp::wire::Ipv6Packet::new_checked(pkt)
+                    .map(|p| !self.is_local_addr6(p.src_addr()))
+                    .unwrap_or(false);
+                if from_elsewhere {
+                    let pkt = pkt.to_vec();
+                    self.icmp6_error(
+                        pool,
+                        &pkt,
+                        crate::ip6::Icmp6Error::AddrUnreachable,
+                        None,
+                        fx,
+                    );
+                }
+            }
+            _ => {}
         }
     }
 
@@ -526,11 +695,9 @@ impl Core {
         if out.kind == IfKind::Loopback {
             return;
         }
-        if pkt.len() > out.mtu {
-            if p.dont_frag() {
-                let mtu = out.mtu.min(u16::MAX as usize) as u16;
-                self.icmp_error(pool, pkt, IcmpError::FragNeeded(mtu), fx);
-            }
+        if pkt.len() > out.mtu && p.dont_frag() {
+            let mtu = out.mtu.min(u16::MAX as usize) as u16;
+            self.icmp_error(pool, pkt, IcmpError::FragNeeded(mtu), fx);
             self.stats.ip_not_forwarded += 1;
             return;
         }
@@ -543,7 +710,7 @@ impl Core {
             q.fill_checksum();
         }
         self.stats.ip_forwarded += 1;
-        self.send_via(pool, rt.ifindex, rt.next_hop, frame, csum_ok, fx);
+        self.send_via(pool, rt.ifindex, rt.next_hop.into(), frame, csum_ok, fx);
     }
 
     fn forwarding_enabled(&self) -> bool {
@@ -608,7 +775,7 @@ impl Core {
             }
             Icmpv4Message::EchoReply => {
                 let ident = icmp.echo_ident();
-                self.ping_deliver(ident, src, ip.payload(), fx);
+                self.ping_deliver(ident, IpAddr::V4(src), ip.payload(), fx);
             }
             Icmpv4Message::DstUnreachable | Icmpv4Message::TimeExceeded => {
                 let ty: u8 = icmp.msg_type().into();
@@ -633,13 +800,14 @@ impl Core {
         match q.proto {
             6 => {
                 let (sport, dport) = q.ports();
-                if let Some(&r) = self.tcp_conns.get(&(q.src, sport, q.dst, dport)) {
+                let key = (IpAddr::V4(q.src), sport, IpAddr::V4(q.dst), dport);
+                if let Some(&r) = self.tcp_conns.get(&key) {
                     self.tcp_icmp_error(pool, r, err, fx);
                 }
             }
             17 => {
                 let (sport, dport) = q.ports();
-                self.udp_icmp_error(q.src, sport, q.dst, dport, err, fx);
+                self.udp_icmp_error(IpAddr::V4(q.src), sport, IpAddr::V4(q.dst), dport, err, fx);
             }
             // The quoted echo request: type, code, checksum, ident.
             1 if q.l4[0] == 8 => {
@@ -698,7 +866,9 @@ impl Core {
         );
         self.stats.icmp_out += 1;
         match kind {
-            IcmpError::TimeExceeded => self.stats.icmp_out_time_exceeded += 1,
+            IcmpError::TimeExceeded | IcmpError::ReassemblyTimeout => {
+                self.stats.icmp_out_time_exceeded += 1
+            }
             _ => self.stats.icmp_out_unreachable += 1,
         }
         self.ip_output(pool, f, true, fx);

@@ -11,12 +11,14 @@
 //! between kernels of one process (see [`bus`]); `shmifN`, an Ethernet bus
 //! in a shared host file that kernels in any number of processes attach to
 //! (see [`shmif`] for the file format and locking); `virtN`, a host tap
-//! device (see [`virtif`]). The stack routes and forwards IPv4 between
+//! device (see [`virtif`]). The stack routes and forwards IPv4 and IPv6 between
 //! them and can capture any of them to a pcap file.
 //!
 //! smoltcp is the TCP engine; IPv4, ARP, ICMP, UDP and forwarding are
-//! ours (see `ip.rs`, `udp.rs`), so that routing, ICMP errors and
-//! per-datagram decisions follow BSD. IPv6 is not implemented yet.
+//! ours (see `ip.rs`, `ip6.rs`, `udp.rs`), so that routing, ICMP errors
+//! and per-datagram decisions follow BSD. IPv4 and IPv6 both run over
+//! every interface; `lo0` also has `::1`, and Ethernet interfaces have
+//! their link-local IPv6 address from the start.
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -27,8 +29,10 @@ pub mod addr;
 mod arp;
 pub mod bus;
 mod config;
+mod frag;
 pub mod iface;
 mod ip;
+mod ip6;
 pub mod pcap;
 mod ping;
 mod pool;
@@ -57,6 +61,9 @@ pub const EXTENSION: &str = "net";
 /// `net.inet.ip.forwarding`: forward packets between interfaces (0 or 1).
 pub const SYSCTL_FORWARDING: &str = "net.inet.ip.forwarding";
 
+/// `net.inet6.ip6.forwarding`: forward IPv6 packets between interfaces.
+pub const SYSCTL_FORWARDING6: &str = "net.inet6.ip6.forwarding";
+
 /// The sysctl nodes the stack adds: name, default, writable range.
 const PARAMS: &[(&str, i64, (i64, i64))] = &[
     (SYSCTL_FORWARDING, 0, (0, 1)),
@@ -68,6 +75,9 @@ const PARAMS: &[(&str, i64, (i64, i64))] = &[
     ("net.inet.tcp.connect_timeout_ms", 75_000, (1, 3_600_000)),
     ("net.inet.tcp.timeout_ms", 300_000, (1, 86_400_000)),
     ("net.inet.tcp.keepidle_ms", 7_200_000, (1, 86_400_000)),
+    ("net.inet.tcp.keepintvl_ms", 75_000, (1, 86_400_000)),
+    ("net.inet.tcp.keepcnt", 9, (1, 127)),
+    (SYSCTL_FORWARDING6, 0, (0, 1)),
     ("net.inet.tcp.spin_ns", 200_000, (0, 10_000_000)),
 ];
 
@@ -104,7 +114,7 @@ impl Component for NetComponent {
         let stack = Stack::new(k, read_params(k), self.registry.clone());
         k.set_extension(EXTENSION, stack.clone());
         stack.if_create("lo0")?;
-        stack.if_add_addr("lo0", core::net::Ipv4Addr::new(127, 0, 0, 1), 8)?;
+        stack.if_add_addr("lo0", core::net::Ipv4Addr::new(127, 0, 0, 1).into(), 8)?;
         stack.if_set_up("lo0", true)?;
         Ok(())
     }
@@ -143,6 +153,8 @@ pub(crate) fn read_params(k: &Kernel) -> stack::Params {
         connect_timeout_ms: get("net.inet.tcp.connect_timeout_ms", 75_000) as u64,
         timeout_ms: get("net.inet.tcp.timeout_ms", 300_000) as u64,
         keepidle_ms: get("net.inet.tcp.keepidle_ms", 7_200_000) as u64,
+        keepintvl_ms: get("net.inet.tcp.keepintvl_ms", 75_000) as u64,
+        keepcnt: get("net.inet.tcp.keepcnt", 9) as u32,
         port_first: first,
         port_last: last,
         spin_ns: get("net.inet.tcp.spin_ns", 200_000) as u64,

@@ -3,16 +3,19 @@
 //! and payload; the kernel puts the socket's identifier in it and computes
 //! the checksum; echo replies with that identifier come back as datagrams.
 //! ICMP errors about our requests become the socket's pending error.
+//! `socket(AF_INET6, SOCK_DGRAM, IPPROTO_ICMPV6)` is the same for ICMPv6
+//! echo (types 128 and 129).
 
 use alloc::collections::VecDeque;
-use core::net::Ipv4Addr;
+use core::net::IpAddr;
 
-use smoltcp::wire::{Icmpv4Packet, IpProtocol};
+use smoltcp::wire::{Icmpv4Packet, Icmpv6Packet, IpProtocol};
 
 use kern::Errno;
 
 use crate::iface::ETH_HDR;
 use crate::ip::emit_ipv4;
+use crate::ip6::{emit_ipv6, IPV6_HDR};
 use crate::pool::FramePool;
 use crate::stack::{Core, Effects, Proto, SockRef};
 use crate::udp::Datagram;
@@ -23,7 +26,8 @@ const PING_QUEUE: usize = 64;
 pub(crate) struct PingSock {
     /// The echo identifier (the socket's "port").
     pub ident: Option<u16>,
-    pub peer: Option<Ipv4Addr>,
+    /// The connected peer and the zone of a link-local one.
+    pub peer: Option<(IpAddr, u32)>,
     pub rxq: VecDeque<Datagram>,
 }
 
@@ -65,7 +69,7 @@ impl Core {
         pool: &FramePool,
         r: SockRef,
         data: &[u8],
-        to: Option<Ipv4Addr>,
+        to: Option<(IpAddr, u32)>,
         fx: &mut Effects,
     ) -> Result<usize, Errno> {
         let s = self.socks.get_mut(r).ok_or(Errno::EBADF)?;
@@ -76,8 +80,9 @@ impl Core {
         let Proto::Ping(p) = &s.proto else {
             return Err(Errno::EINVAL);
         };
-        let dst = to.or(p.peer).ok_or(Errno::EDESTADDRREQ)?;
-        if data.len() < 8 || data[0] != 8 || data[1] != 0 {
+        let (dst, scope) = to.or(p.peer).ok_or(Errno::EDESTADDRREQ)?;
+        let request = if dst.is_ipv4() { 8 } else { 128 };
+        if data.len() < 8 || data[0] != request || data[1] != 0 {
             return Err(Errno::EINVAL);
         }
         if p.ident.is_none() {
@@ -87,36 +92,53 @@ impl Core {
             Some(Proto::Ping(p)) => p.ident.ok_or(Errno::EINVAL)?,
             _ => return Err(Errno::EINVAL),
         };
-        let rt = self.route(dst).ok_or(Errno::ENETUNREACH)?;
+        let rt = self.route_ip(dst, scope).ok_or(Errno::ENETUNREACH)?;
+        let hdr = if dst.is_ipv4() { 20 } else { IPV6_HDR };
         let mtu = self.iface(rt.ifindex).map(|i| i.mtu).unwrap_or(0);
-        if 20 + data.len() > mtu {
+        if hdr + data.len() > mtu {
             return Err(Errno::EMSGSIZE);
         }
-        let mut f = pool.get(ETH_HDR + 20 + data.len());
-        f[ETH_HDR + 20..].copy_from_slice(data);
-        {
-            let mut icmp = Icmpv4Packet::new_unchecked(&mut f[ETH_HDR + 20..]);
-            icmp.set_echo_ident(ident);
-            icmp.fill_checksum();
+        let mut f = pool.get(ETH_HDR + hdr + data.len());
+        f[ETH_HDR + hdr..].copy_from_slice(data);
+        f[ETH_HDR + hdr + 4..ETH_HDR + hdr + 6].copy_from_slice(&ident.to_be_bytes());
+        match (rt.src, dst) {
+            (IpAddr::V4(src), IpAddr::V4(d)) => {
+                Icmpv4Packet::new_unchecked(&mut f[ETH_HDR + hdr..]).fill_checksum();
+                let id = self.next_ip_id();
+                emit_ipv4(&mut f, src, d, IpProtocol::Icmp, ttl, id, data.len());
+                self.stats.icmp_out += 1;
+                self.stats.ip_sent += 1;
+            }
+            (IpAddr::V6(src), IpAddr::V6(d)) => {
+                Icmpv6Packet::new_unchecked(&mut f[ETH_HDR + hdr..]).fill_checksum(&src, &d);
+                emit_ipv6(&mut f, src, d, IpProtocol::Icmpv6, ttl, data.len());
+                self.stats.icmp6_out += 1;
+                self.stats.ip6_sent += 1;
+            }
+            _ => {
+                pool.put(f);
+                return Err(Errno::ENETUNREACH);
+            }
         }
-        let id = self.next_ip_id();
-        emit_ipv4(&mut f, rt.src, dst, IpProtocol::Icmp, ttl, id, data.len());
-        self.stats.icmp_out += 1;
-        self.stats.ip_sent += 1;
         self.send_via(pool, rt.ifindex, rt.next_hop, f, true, fx);
         Ok(data.len())
     }
 
-    /// An echo reply arrived for identifier `ident`.
-    pub fn ping_deliver(&mut self, ident: u16, from: Ipv4Addr, icmp: &[u8], fx: &mut Effects) {
+    /// An echo reply (ICMP or ICMPv6, by `from`'s family) arrived for
+    /// identifier `ident`.
+    pub fn ping_deliver(&mut self, ident: u16, from: IpAddr, icmp: &[u8], fx: &mut Effects) {
         let Some(&r) = self.ping_ids.get(&ident) else {
             return;
         };
         let Some(s) = self.socks.get_mut(r) else {
             return;
         };
+        // An IPv4 socket hears IPv4 replies, an IPv6 one IPv6 replies.
+        if (s.family == kern::consts::af::INET6) != from.is_ipv6() {
+            return;
+        }
         if let Proto::Ping(p) = &mut s.proto {
-            if p.peer.is_some_and(|peer| peer != from) || p.rxq.len() >= PING_QUEUE {
+            if p.peer.is_some_and(|peer| peer.0 != from) || p.rxq.len() >= PING_QUEUE {
                 return;
             }
             p.rxq.push_back(Datagram {
@@ -144,7 +166,7 @@ impl Core {
         r: SockRef,
         buf: &mut [u8],
         peek: bool,
-    ) -> Result<Option<(usize, usize, (Ipv4Addr, u16))>, Errno> {
+    ) -> Result<Option<(usize, usize, (IpAddr, u16))>, Errno> {
         let s = self.socks.get_mut(r).ok_or(Errno::EBADF)?;
         if let Some(e) = s.error.take() {
             return Err(e);

@@ -14,11 +14,12 @@
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::net::Ipv4Addr;
+use core::net::IpAddr;
 use core::sync::atomic::Ordering;
 
 use kern::consts::{
-    af, ip as ipopt, ipproto, msg, o, poll, s as mode, shut, so, sock, tcp as tcpopt,
+    af, ip as ipopt, ipproto, ipv6 as ip6opt, msg, o, poll, s as mode, shut, so, sock,
+    tcp as tcpopt,
 };
 use kern::{Errno, File, FileOps, Kernel, Pos, Stat};
 use smoltcp::socket::tcp::State;
@@ -62,8 +63,18 @@ pub enum SockOpt {
     Protocol(i32),
     /// `TCP_NODELAY`.
     NoDelay(bool),
+    /// `TCP_KEEPIDLE`: seconds of silence before the first keep-alive probe.
+    KeepIdle(u32),
+    /// `TCP_KEEPINTVL`: seconds between probes.
+    KeepIntvl(u32),
+    /// `TCP_KEEPCNT`: unanswered probes before the connection is dropped.
+    KeepCnt(u32),
     /// `IP_TTL`.
     Ttl(u8),
+    /// `IPV6_UNICAST_HOPS`: the hop limit of an IPv6 socket.
+    HopLimit(u8),
+    /// `IPV6_V6ONLY`: an IPv6 socket takes no IPv4 (settable before bind).
+    V6Only(bool),
 }
 
 impl SockOpt {
@@ -84,7 +95,12 @@ impl SockOpt {
             SockOpt::Domain(_) => (so::SOL_SOCKET, so::DOMAIN),
             SockOpt::Protocol(_) => (so::SOL_SOCKET, so::PROTOCOL),
             SockOpt::NoDelay(_) => (ipproto::TCP, tcpopt::NODELAY),
+            SockOpt::KeepIdle(_) => (ipproto::TCP, tcpopt::KEEPIDLE),
+            SockOpt::KeepIntvl(_) => (ipproto::TCP, tcpopt::KEEPINTVL),
+            SockOpt::KeepCnt(_) => (ipproto::TCP, tcpopt::KEEPCNT),
             SockOpt::Ttl(_) => (ipproto::IP, ipopt::TTL),
+            SockOpt::HopLimit(_) => (ipproto::IPV6, ip6opt::UNICAST_HOPS),
+            SockOpt::V6Only(_) => (ipproto::IPV6, ip6opt::V6ONLY),
         }
     }
 
@@ -126,18 +142,13 @@ impl SockOpt {
             (so::SOL_SOCKET, so::RCVTIMEO) => SockOpt::RcvTimeo(timeval()?),
             (so::SOL_SOCKET, so::SNDTIMEO) => SockOpt::SndTimeo(timeval()?),
             (ipproto::TCP, tcpopt::NODELAY) => SockOpt::NoDelay(int()? != 0),
-            (ipproto::IP, ipopt::TTL) => {
-                let t = int()?;
-                let t = if t == -1 {
-                    crate::ip::DEFAULT_TTL as i32
-                } else {
-                    t
-                };
-                if !(1..=255).contains(&t) {
-                    return Err(Errno::EINVAL);
-                }
-                SockOpt::Ttl(t as u8)
-            }
+            // Linux's bounds: 1..=32767 seconds, 1..=127 probes.
+            (ipproto::TCP, tcpopt::KEEPIDLE) => SockOpt::KeepIdle(ranged(int()?, 1, 32767)?),
+            (ipproto::TCP, tcpopt::KEEPINTVL) => SockOpt::KeepIntvl(ranged(int()?, 1, 32767)?),
+            (ipproto::TCP, tcpopt::KEEPCNT) => SockOpt::KeepCnt(ranged(int()?, 1, 127)?),
+            (ipproto::IP, ipopt::TTL) => SockOpt::Ttl(hops(int()?, 1)?),
+            (ipproto::IPV6, ip6opt::UNICAST_HOPS) => SockOpt::HopLimit(hops(int()?, 0)?),
+            (ipproto::IPV6, ip6opt::V6ONLY) => SockOpt::V6Only(int()? != 0),
             _ => return Err(Errno::ENOPROTOOPT),
         })
     }
@@ -156,7 +167,9 @@ impl SockOpt {
             | SockOpt::KeepAlive(b)
             | SockOpt::Broadcast(b)
             | SockOpt::AcceptConn(b)
+            | SockOpt::V6Only(b)
             | SockOpt::NoDelay(b) => int(b as i32),
+            SockOpt::KeepIdle(n) | SockOpt::KeepIntvl(n) | SockOpt::KeepCnt(n) => int(n as i32),
             SockOpt::RcvBuf(n) | SockOpt::SndBuf(n) => int(n as i32),
             SockOpt::Linger(l) => {
                 let mut v = int(l.is_some() as i32);
@@ -167,9 +180,28 @@ impl SockOpt {
             SockOpt::Error(e) | SockOpt::Type(e) | SockOpt::Domain(e) | SockOpt::Protocol(e) => {
                 int(e)
             }
-            SockOpt::Ttl(t) => int(t as i32),
+            SockOpt::Ttl(t) | SockOpt::HopLimit(t) => int(t as i32),
         }
     }
+}
+
+/// `v` if it lies in `lo..=hi`, else `EINVAL`.
+fn ranged(v: i32, lo: i32, hi: i32) -> Result<u32, Errno> {
+    if (lo..=hi).contains(&v) {
+        Ok(v as u32)
+    } else {
+        Err(Errno::EINVAL)
+    }
+}
+
+/// A TTL or hop limit: `-1` means the default, else `min..=255`.
+fn hops(v: i32, min: i32) -> Result<u8, Errno> {
+    let v = if v == -1 {
+        crate::ip::DEFAULT_TTL as i32
+    } else {
+        v
+    };
+    ranged(v, min, 255).map(|v| v as u8)
 }
 
 /// What `recv` returns besides the bytes.
@@ -189,6 +221,8 @@ pub struct Socket {
     stack: Arc<Stack>,
     id: SockRef,
     shared: Arc<SockShared>,
+    /// `AF_INET` or `AF_INET6`.
+    family: i32,
     ty: i32,
     protocol: i32,
 }
@@ -201,15 +235,15 @@ pub fn socket_of(file: &File) -> Result<&Socket, Errno> {
         .ok_or(Errno::ENOTSOCK)
 }
 
-/// Makes a socket (`socket(2)`): `AF_INET` with `SOCK_STREAM` (TCP),
-/// `SOCK_DGRAM` (UDP) or `SOCK_DGRAM` + `IPPROTO_ICMP` (ping). The type may
-/// carry `SOCK_NONBLOCK` (and `SOCK_CLOEXEC`, which the caller handles).
+/// Makes a socket (`socket(2)`): `AF_INET` or `AF_INET6` with
+/// `SOCK_STREAM` (TCP), `SOCK_DGRAM` (UDP), or `SOCK_DGRAM` +
+/// `IPPROTO_ICMP` / `IPPROTO_ICMPV6` (ping). The type may carry
+/// `SOCK_NONBLOCK` (and `SOCK_CLOEXEC`, which the caller handles). An
+/// `AF_INET6` socket also reaches IPv4 peers through IPv4-mapped
+/// addresses unless `IPV6_V6ONLY` is set, as on Linux.
 pub fn socket(k: &Kernel, domain: i32, ty: i32, protocol: i32) -> Result<File, Errno> {
     let stack = crate::stack_of(k)?;
-    if domain == af::INET6 {
-        return Err(Errno::EAFNOSUPPORT);
-    }
-    if domain != af::INET {
+    if domain != af::INET && domain != af::INET6 {
         return Err(Errno::EAFNOSUPPORT);
     }
     if ty & !(sock::TYPE_MASK | sock::NONBLOCK | sock::CLOEXEC) != 0 {
@@ -223,7 +257,12 @@ pub fn socket(k: &Kernel, domain: i32, ty: i32, protocol: i32) -> Result<File, E
         (sock::DGRAM, 0) | (sock::DGRAM, ipproto::UDP) => {
             (Proto::Udp(UdpSock::new()), ipproto::UDP)
         }
-        (sock::DGRAM, ipproto::ICMP) => (Proto::Ping(PingSock::new()), ipproto::ICMP),
+        (sock::DGRAM, ipproto::ICMP) if domain == af::INET => {
+            (Proto::Ping(PingSock::new()), ipproto::ICMP)
+        }
+        (sock::DGRAM, ipproto::ICMPV6) if domain == af::INET6 => {
+            (Proto::Ping(PingSock::new()), ipproto::ICMPV6)
+        }
         (sock::STREAM, _) | (sock::DGRAM, _) => return Err(Errno::EPROTONOSUPPORT),
         (sock::RAW, _) => return Err(Errno::EPERM),
         _ => return Err(Errno::ESOCKTNOSUPPORT),
@@ -242,8 +281,12 @@ pub fn socket(k: &Kernel, domain: i32, ty: i32, protocol: i32) -> Result<File, E
             rcvtimeo: None,
             sndtimeo: None,
             ttl: params.ttl,
+            v6only: false,
+            keepidle: None,
+            keepintvl: None,
+            keepcnt: None,
         };
-        let s = Sock::new(opts, proto);
+        let s = Sock::new(domain, opts, proto);
         let shared = s.shared.clone();
         (c.socks.insert(s), shared)
     });
@@ -259,6 +302,7 @@ pub fn socket(k: &Kernel, domain: i32, ty: i32, protocol: i32) -> Result<File, E
             stack,
             id,
             shared,
+            family: domain,
             ty: base,
             protocol,
         }),
@@ -272,6 +316,14 @@ enum Kind {
 }
 
 impl Socket {
+    fn any_addr(&self) -> IpAddr {
+        if self.family == af::INET6 {
+            IpAddr::V6(core::net::Ipv6Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED)
+        }
+    }
+
     fn kind(&self) -> Kind {
         match self.protocol {
             ipproto::TCP => Kind::Tcp,
@@ -357,19 +409,42 @@ impl Socket {
         }
     }
 
+    /// The address family, `AF_INET` or `AF_INET6`.
+    pub fn family(&self) -> i32 {
+        self.family
+    }
+
+    /// `addr` as this socket's family reads it; an IPv4-mapped address on
+    /// an `IPV6_V6ONLY` socket is refused.
+    fn target(&self, c: &Core, addr: SockAddr) -> Result<(IpAddr, u16, u32), Errno> {
+        let t = addr.to_ip(self.family)?;
+        if self.family == af::INET6 && t.0.is_ipv4() {
+            let v6only = c.socks.get(self.id).is_some_and(|s| s.opts.v6only);
+            if v6only || !matches!(self.kind(), Kind::Tcp | Kind::Udp) {
+                return Err(Errno::ENETUNREACH);
+            }
+        }
+        Ok(t)
+    }
+
     /// `bind`.
     pub fn bind(&self, addr: SockAddr) -> Result<(), Errno> {
         self.check()?;
-        let (ip, port) = addr.as_inet()?;
         let r = self.id;
-        self.stack.with_core(|c, _| match self.kind() {
-            Kind::Tcp => c.tcp_bind(r, ip, port),
-            Kind::Udp => c.udp_bind(r, ip, port),
-            Kind::Ping => {
-                if !ip.is_unspecified() && !c.is_local_addr(ip) {
-                    return Err(Errno::EADDRNOTAVAIL);
+        self.stack.with_core(|c, _| {
+            let (ip, port, _) = self.target(c, addr).map_err(|e| match e {
+                Errno::ENETUNREACH => Errno::EINVAL,
+                e => e,
+            })?;
+            match self.kind() {
+                Kind::Tcp => c.tcp_bind(r, ip, port),
+                Kind::Udp => c.udp_bind(r, ip, port),
+                Kind::Ping => {
+                    if !ip.is_unspecified() && !c.is_local_ip(ip) {
+                        return Err(Errno::EADDRNOTAVAIL);
+                    }
+                    c.ping_bind(r, port)
                 }
-                c.ping_bind(r, port)
             }
         })
     }
@@ -408,7 +483,9 @@ impl Socket {
             };
             let s = c.socks.get(child).ok_or(Errno::ECONNABORTED)?;
             let peer = match &s.proto {
-                Proto::Tcp(t) => t.conn().map(|cn| SockAddr::inet(cn.tuple.2, cn.tuple.3)),
+                Proto::Tcp(t) => t
+                    .conn()
+                    .map(|cn| SockAddr::from_ip(self.family, cn.tuple.2, cn.tuple.3)),
                 _ => None,
             };
             Ok(Some((child, s.shared.clone(), peer)))
@@ -426,11 +503,13 @@ impl Socket {
                 stack: self.stack.clone(),
                 id: child,
                 shared,
+                family: self.family,
                 ty: self.ty,
                 protocol: self.protocol,
             }),
         );
-        Ok((f, peer.unwrap_or(SockAddr::inet(Ipv4Addr::UNSPECIFIED, 0))))
+        let none = SockAddr::from_ip(self.family, self.any_addr(), 0);
+        Ok((f, peer.unwrap_or(none)))
     }
 
     /// `connect`. A stream socket waits for the handshake (or, when
@@ -441,38 +520,35 @@ impl Socket {
         self.check()?;
         let r = self.id;
         match self.kind() {
-            Kind::Udp | Kind::Ping => {
+            Kind::Udp | Kind::Ping => self.stack.with_core(|c, _| {
                 let target = match addr {
                     SockAddr::Unspec => None,
-                    a => Some(a.as_inet()?),
+                    a => Some(self.target(c, a)?),
                 };
-                self.stack.with_core(|c, _| {
-                    let bound = match c.socks.get(r).map(|s| &s.proto) {
-                        Some(Proto::Udp(u)) => u.bound.is_some(),
-                        Some(Proto::Ping(p)) => p.ident.is_some(),
-                        _ => return Err(Errno::EBADF),
-                    };
-                    if let Some((ip, _)) = target {
-                        if c.route(ip).is_none() {
-                            return Err(Errno::ENETUNREACH);
-                        }
+                let bound = match c.socks.get(r).map(|s| &s.proto) {
+                    Some(Proto::Udp(u)) => u.bound.is_some(),
+                    Some(Proto::Ping(p)) => p.ident.is_some(),
+                    _ => return Err(Errno::EBADF),
+                };
+                if let Some((ip, _, scope)) = target {
+                    if c.route_ip(ip, scope).is_none() {
+                        return Err(Errno::ENETUNREACH);
                     }
-                    if !bound && target.is_some() {
-                        match self.kind() {
-                            Kind::Udp => c.udp_bind(r, Ipv4Addr::UNSPECIFIED, 0)?,
-                            _ => c.ping_bind(r, 0)?,
-                        }
+                }
+                if !bound && target.is_some() {
+                    match self.kind() {
+                        Kind::Udp => c.udp_bind(r, self.any_addr(), 0)?,
+                        _ => c.ping_bind(r, 0)?,
                     }
-                    match c.socks.get_mut(r).map(|s| &mut s.proto) {
-                        Some(Proto::Udp(u)) => u.peer = target,
-                        Some(Proto::Ping(p)) => p.peer = target.map(|t| t.0),
-                        _ => {}
-                    }
-                    Ok(())
-                })
-            }
+                }
+                match c.socks.get_mut(r).map(|s| &mut s.proto) {
+                    Some(Proto::Udp(u)) => u.peer = target,
+                    Some(Proto::Ping(p)) => p.peer = target.map(|t| (t.0, t.2)),
+                    _ => {}
+                }
+                Ok(())
+            }),
             Kind::Tcp => {
-                let (ip, port) = addr.as_inet()?;
                 let nonblock = file.is_nonblocking();
                 let pool = self.pool();
                 let timeout = self.stack.with_core(|c, fx| {
@@ -496,7 +572,8 @@ impl Socket {
                             return Err(Errno::EISCONN);
                         }
                     }
-                    c.tcp_connect(pool, r, ip, port, fx)?;
+                    let target = self.target(c, addr)?;
+                    c.tcp_connect(pool, r, target, fx)?;
                     Ok(timeout)
                 })?;
                 if nonblock {
@@ -528,17 +605,15 @@ impl Socket {
         let nonblock = file.is_nonblocking() || flags & msg::DONTWAIT != 0;
         let r = self.id;
         let pool = self.pool();
-        let to = match to {
-            Some(a) => Some(a.as_inet()?),
-            None => None,
-        };
         match self.kind() {
-            Kind::Udp => self
-                .stack
-                .with_core(|c, fx| c.udp_send(pool, r, data, to, fx)),
-            Kind::Ping => self
-                .stack
-                .with_core(|c, fx| c.ping_send(pool, r, data, to.map(|t| t.0), fx)),
+            Kind::Udp => self.stack.with_core(|c, fx| {
+                let to = to.map(|a| self.target(c, a)).transpose()?;
+                c.udp_send(pool, r, data, to, fx)
+            }),
+            Kind::Ping => self.stack.with_core(|c, fx| {
+                let to = to.map(|a| self.target(c, a)).transpose()?;
+                c.ping_send(pool, r, data, to.map(|t| (t.0, t.2)), fx)
+            }),
             Kind::Tcp => {
                 let timeout = self
                     .stack
@@ -625,7 +700,7 @@ impl Socket {
                     } else {
                         n
                     },
-                    from: Some(SockAddr::inet(from.0, from.1)),
+                    from: Some(SockAddr::from_ip(self.family, from.0, from.1)),
                     flags: if truncated { msg::TRUNC } else { 0 },
                 })
             }
@@ -719,15 +794,16 @@ impl Socket {
         self.check()?;
         self.stack.with_core(|c, _| {
             let s = c.socks.get(self.id).ok_or(Errno::EBADF)?;
+            let any = s.any_addr();
             let (a, p) = match &s.proto {
                 Proto::Tcp(t) => match t.conn() {
                     Some(cn) => (cn.tuple.0, cn.tuple.1),
-                    None => t.bound.unwrap_or((Ipv4Addr::UNSPECIFIED, 0)),
+                    None => t.bound.unwrap_or((any, 0)),
                 },
-                Proto::Udp(u) => u.bound.unwrap_or((Ipv4Addr::UNSPECIFIED, 0)),
-                Proto::Ping(p) => (Ipv4Addr::UNSPECIFIED, p.ident.unwrap_or(0)),
+                Proto::Udp(u) => u.bound.unwrap_or((any, 0)),
+                Proto::Ping(p) => (any, p.ident.unwrap_or(0)),
             };
-            Ok(SockAddr::inet(a, p))
+            Ok(SockAddr::from_ip(self.family, a, p))
         })
     }
 
@@ -743,10 +819,10 @@ impl Socket {
                     }
                     _ => return Err(Errno::ENOTCONN),
                 },
-                Proto::Udp(u) => u.peer.ok_or(Errno::ENOTCONN)?,
-                Proto::Ping(p) => (p.peer.ok_or(Errno::ENOTCONN)?, 0),
+                Proto::Udp(u) => u.peer.map(|p| (p.0, p.1)).ok_or(Errno::ENOTCONN)?,
+                Proto::Ping(p) => (p.peer.ok_or(Errno::ENOTCONN)?.0, 0),
             };
-            Ok(SockAddr::inet(a, p))
+            Ok(SockAddr::from_ip(self.family, a, p))
         })
     }
 
@@ -754,9 +830,15 @@ impl Socket {
     pub fn set_option(&self, opt: SockOpt) -> Result<(), Errno> {
         self.check()?;
         let is_tcp = matches!(self.kind(), Kind::Tcp);
+        let is_v6 = self.family == af::INET6;
         self.stack.with_core(|c, _| {
             let params = c.params;
             let s = c.socks.get_mut(self.id).ok_or(Errno::EBADF)?;
+            let bound = match &s.proto {
+                Proto::Tcp(t) => t.bound.is_some(),
+                Proto::Udp(u) => u.bound.is_some(),
+                Proto::Ping(p) => p.ident.is_some(),
+            };
             let buf = |n: u32| {
                 (n as usize)
                     .saturating_mul(2)
@@ -772,8 +854,21 @@ impl Socket {
                 SockOpt::RcvTimeo(t) => s.opts.rcvtimeo = t,
                 SockOpt::SndTimeo(t) => s.opts.sndtimeo = t,
                 SockOpt::NoDelay(b) if is_tcp => s.opts.nodelay = b,
-                SockOpt::NoDelay(_) => return Err(Errno::ENOPROTOOPT),
-                SockOpt::Ttl(t) => s.opts.ttl = t.max(1),
+                SockOpt::KeepIdle(n) if is_tcp => s.opts.keepidle = Some(n),
+                SockOpt::KeepIntvl(n) if is_tcp => s.opts.keepintvl = Some(n),
+                SockOpt::KeepCnt(n) if is_tcp => s.opts.keepcnt = Some(n),
+                SockOpt::NoDelay(_)
+                | SockOpt::KeepIdle(_)
+                | SockOpt::KeepIntvl(_)
+                | SockOpt::KeepCnt(_) => return Err(Errno::ENOPROTOOPT),
+                SockOpt::Ttl(t) if !is_v6 => s.opts.ttl = t.max(1),
+                // Hop limit 0 is legal in IPv6; our TCP engine wants at least 1.
+                SockOpt::HopLimit(t) if is_v6 => s.opts.ttl = t,
+                SockOpt::V6Only(_) if is_v6 && bound => return Err(Errno::EINVAL),
+                SockOpt::V6Only(b) if is_v6 => s.opts.v6only = b,
+                SockOpt::Ttl(_) | SockOpt::HopLimit(_) | SockOpt::V6Only(_) => {
+                    return Err(Errno::ENOPROTOOPT)
+                }
                 SockOpt::Error(_)
                 | SockOpt::Type(_)
                 | SockOpt::AcceptConn(_)
@@ -796,9 +891,12 @@ impl Socket {
     pub fn option(&self, level: i32, name: i32) -> Result<SockOpt, Errno> {
         self.check()?;
         let is_tcp = matches!(self.kind(), Kind::Tcp);
+        let is_v6 = self.family == af::INET6;
         self.stack.with_core(|c, _| {
+            let params = c.params;
             let s = c.socks.get_mut(self.id).ok_or(Errno::EBADF)?;
             let o = &s.opts;
+            let keep = crate::tcp::keepalive(o, &params);
             Ok(match (level, name) {
                 (so::SOL_SOCKET, so::REUSEADDR) => SockOpt::ReuseAddr(o.reuse_addr),
                 (so::SOL_SOCKET, so::KEEPALIVE) => SockOpt::KeepAlive(o.keepalive),
@@ -810,13 +908,18 @@ impl Socket {
                 (so::SOL_SOCKET, so::SNDTIMEO) => SockOpt::SndTimeo(o.sndtimeo),
                 (so::SOL_SOCKET, so::ERROR) => SockOpt::Error(s.error.take().map_or(0, |e| e.0)),
                 (so::SOL_SOCKET, so::TYPE) => SockOpt::Type(self.ty),
-                (so::SOL_SOCKET, so::DOMAIN) => SockOpt::Domain(af::INET),
+                (so::SOL_SOCKET, so::DOMAIN) => SockOpt::Domain(self.family),
                 (so::SOL_SOCKET, so::PROTOCOL) => SockOpt::Protocol(self.protocol),
                 (so::SOL_SOCKET, so::ACCEPTCONN) => {
                     SockOpt::AcceptConn(matches!(&s.proto, Proto::Tcp(t) if t.is_listening()))
                 }
                 (ipproto::TCP, tcpopt::NODELAY) if is_tcp => SockOpt::NoDelay(o.nodelay),
-                (ipproto::IP, ipopt::TTL) => SockOpt::Ttl(o.ttl),
+                (ipproto::TCP, tcpopt::KEEPIDLE) if is_tcp => SockOpt::KeepIdle(keep.idle_s),
+                (ipproto::TCP, tcpopt::KEEPINTVL) if is_tcp => SockOpt::KeepIntvl(keep.intvl_s),
+                (ipproto::TCP, tcpopt::KEEPCNT) if is_tcp => SockOpt::KeepCnt(keep.cnt),
+                (ipproto::IP, ipopt::TTL) if !is_v6 => SockOpt::Ttl(o.ttl),
+                (ipproto::IPV6, ip6opt::UNICAST_HOPS) if is_v6 => SockOpt::HopLimit(o.ttl),
+                (ipproto::IPV6, ip6opt::V6ONLY) if is_v6 => SockOpt::V6Only(o.v6only),
                 _ => return Err(Errno::ENOPROTOOPT),
             })
         })

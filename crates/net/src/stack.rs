@@ -30,7 +30,7 @@ use alloc::boxed::Box;
 use alloc::collections::BTreeSet;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
-use core::net::Ipv4Addr;
+use core::net::{IpAddr, Ipv4Addr};
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use hashbrown::HashMap;
@@ -158,6 +158,13 @@ pub(crate) struct SockOpts {
     pub rcvtimeo: Option<u64>,
     pub sndtimeo: Option<u64>,
     pub ttl: u8,
+    /// `IPV6_V6ONLY`: an IPv6 socket bound to `::` takes no IPv4.
+    pub v6only: bool,
+    /// `TCP_KEEPIDLE`, `TCP_KEEPINTVL` (seconds), `TCP_KEEPCNT`; `None`
+    /// follows the sysctl defaults.
+    pub keepidle: Option<u32>,
+    pub keepintvl: Option<u32>,
+    pub keepcnt: Option<u32>,
 }
 
 /// The protocol part of a socket.
@@ -169,6 +176,8 @@ pub(crate) enum Proto {
 
 /// A socket as the stack keeps it.
 pub(crate) struct Sock {
+    /// `AF_INET` or `AF_INET6`.
+    pub family: i32,
     pub shared: Arc<SockShared>,
     pub opts: SockOpts,
     /// The pending error `SO_ERROR` reports (and the next call returns,
@@ -184,8 +193,9 @@ pub(crate) struct Sock {
 }
 
 impl Sock {
-    pub fn new(opts: SockOpts, proto: Proto) -> Sock {
+    pub fn new(family: i32, opts: SockOpts, proto: Proto) -> Sock {
         Sock {
+            family,
             shared: Arc::new(SockShared {
                 wq: WaitQueue::new(),
                 events: AtomicU32::new(0),
@@ -197,6 +207,15 @@ impl Sock {
             orphan: false,
             timer_at: None,
             proto,
+        }
+    }
+
+    /// The wildcard address of the socket's family.
+    pub fn any_addr(&self) -> IpAddr {
+        if self.family == kern::consts::af::INET6 {
+            IpAddr::V6(core::net::Ipv6Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
         }
     }
 }
@@ -222,7 +241,7 @@ impl Effects {
 }
 
 /// A connection's 4-tuple: local address and port, remote address and port.
-pub(crate) type Tuple4 = (Ipv4Addr, u16, Ipv4Addr, u16);
+pub(crate) type Tuple4 = (IpAddr, u16, IpAddr, u16);
 
 /// Kernel parameters the stack reads (sysctl values, cached at boot and
 /// refreshed when a socket is made).
@@ -234,6 +253,8 @@ pub(crate) struct Params {
     pub connect_timeout_ms: u64,
     pub timeout_ms: u64,
     pub keepidle_ms: u64,
+    pub keepintvl_ms: u64,
+    pub keepcnt: u32,
     pub port_first: u16,
     pub port_last: u16,
     pub spin_ns: u64,
@@ -250,16 +271,22 @@ pub(crate) struct Core {
     pub routes: RouteTable,
     pub socks: Slab<Sock>,
     pub tcp_conns: HashMap<Tuple4, SockRef>,
-    pub tcp_listeners: HashMap<(Ipv4Addr, u16), SockRef>,
+    pub tcp_listeners: HashMap<(IpAddr, u16), SockRef>,
     /// Sockets bound to each TCP port (for `bind`'s conflict rules).
     pub tcp_ports: HashMap<u16, Vec<SockRef>>,
-    pub udp_binds: HashMap<(Ipv4Addr, u16), SockRef>,
+    pub udp_binds: HashMap<(IpAddr, u16), SockRef>,
     pub ping_ids: HashMap<u16, SockRef>,
     /// Pending protocol timers by deadline.
     pub timers: BTreeSet<(MonoNs, SockRef)>,
     /// When the timer thread will next look (`MonoNs::MAX`: not at all).
     pub timer_next: MonoNs,
     pub stats: NetStats,
+    /// Fragments waiting for the rest of their datagram.
+    pub reasm: crate::frag::Reassembler,
+    /// Identification of the next IPv6 datagram we fragment.
+    pub frag_ident: u32,
+    /// ICMPv6 error budget: last refill and tokens left.
+    pub icmp6_bucket: (MonoNs, u32),
     pub ip_id: u16,
     pub next_port: u16,
     pub seed: u64,
@@ -318,6 +345,9 @@ impl Stack {
                 timers: BTreeSet::new(),
                 timer_next: MonoNs::MAX,
                 stats: NetStats::default(),
+                reasm: crate::frag::Reassembler::new(crate::frag::ReasmLimits::default()),
+                frag_ident: seed as u32,
+                icmp6_bucket: (0, 100),
                 ip_id: seed as u16,
                 next_port,
                 seed,
@@ -623,6 +653,42 @@ impl Core {
                         .iter()
                         .any(|&(a, p)| crate::iface::in_subnet(ip, a, p)))
         })
+    }
+
+    /// Whether `ip` (either family) is an address of this host.
+    pub fn is_local_ip(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(a) => self.is_local_addr(a),
+            IpAddr::V6(a) => self.is_local_addr6(a),
+        }
+    }
+
+    /// The listener or bound socket for `(dst, port)` in `table`: an
+    /// exact binding, else the family's wildcard, else (for IPv4) an IPv6
+    /// wildcard socket that also takes IPv4 (not `IPV6_V6ONLY`).
+    pub fn lookup_bound(
+        &self,
+        table: &HashMap<(IpAddr, u16), SockRef>,
+        dst: IpAddr,
+        port: u16,
+    ) -> Option<SockRef> {
+        if let Some(&r) = table.get(&(dst, port)) {
+            return Some(r);
+        }
+        let any = match dst {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(core::net::Ipv6Addr::UNSPECIFIED),
+        };
+        if let Some(&r) = table.get(&(any, port)) {
+            return Some(r);
+        }
+        if dst.is_ipv4() {
+            let r = *table.get(&(IpAddr::V6(core::net::Ipv6Addr::UNSPECIFIED), port))?;
+            if self.socks.get(r).is_some_and(|s| !s.opts.v6only) {
+                return Some(r);
+            }
+        }
+        None
     }
 
     /// (Re)arms the protocol timer of `r` at `at`.

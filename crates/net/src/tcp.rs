@@ -25,12 +25,14 @@ use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::net::Ipv4Addr;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use smoltcp::iface::{PollResult, SocketHandle, SocketSet};
 use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{IpEndpoint, IpListenEndpoint, Ipv4Packet, TcpPacket};
+
+use crate::ip6::IPV6_HDR;
 
 use kern::Errno;
 
@@ -40,8 +42,9 @@ use crate::stack::{Core, Effects, Params, Proto, SockOpts, SockRef, Tuple4};
 
 /// A TCP socket.
 pub(crate) struct TcpSock {
-    /// Local address and port once bound (`0.0.0.0` for any address).
-    pub bound: Option<(Ipv4Addr, u16)>,
+    /// Local address and port once bound (`0.0.0.0` or `::` for any
+    /// address).
+    pub bound: Option<(IpAddr, u16)>,
     /// Made by `accept` (shares its listener's port).
     pub accepted: bool,
     pub state: TcpState,
@@ -164,10 +167,10 @@ impl TcpSock {
 /// edge one unit lower is never past a later one and the peer never sends
 /// what we would trim. SYNs carry an unscaled window and are left alone.
 fn hold_back_window(pkt: &mut [u8], csum_ok: bool) {
-    let Ok(mut ip) = Ipv4Packet::new_checked(pkt) else {
+    let Some(seg) = segment_of_mut(pkt) else {
         return;
     };
-    let Ok(mut tcp) = TcpPacket::new_checked(ip.payload_mut()) else {
+    let Ok(mut tcp) = TcpPacket::new_checked(seg) else {
         return;
     };
     let old = tcp.window_len();
@@ -183,6 +186,48 @@ fn hold_back_window(pkt: &mut [u8], csum_ok: bool) {
         sum = (sum & 0xffff) + (sum >> 16);
         tcp.set_checksum(!(sum as u16));
     }
+}
+
+/// The TCP segment in an IP packet of either version (smoltcp emits, and
+/// `ip6.rs` delivers, IPv6 packets with no extension headers).
+fn segment_of_mut(pkt: &mut [u8]) -> Option<&mut [u8]> {
+    match pkt.first()? >> 4 {
+        4 => {
+            let hl = Ipv4Packet::new_checked(&*pkt).ok()?.header_len() as usize;
+            let total = Ipv4Packet::new_checked(&*pkt).ok()?.total_len() as usize;
+            pkt.get_mut(hl..total)
+        }
+        6 => pkt.get_mut(IPV6_HDR..),
+        _ => None,
+    }
+}
+
+/// The TCP segment in an IP packet of either version.
+fn segment_of(pkt: &[u8]) -> Option<&[u8]> {
+    match pkt.first()? >> 4 {
+        4 => Some(Ipv4Packet::new_checked(pkt).ok()?.payload()),
+        6 => pkt.get(IPV6_HDR..),
+        _ => None,
+    }
+}
+
+/// The wildcard address of `ip`'s family.
+pub(crate) fn unspecified_like(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    }
+}
+
+/// Whether sockets bound to `a` and `b` would take the same packets: the
+/// same family (an IPv6 wildcard that is not `IPV6_V6ONLY` also covers
+/// IPv4) and the same address, or a wildcard.
+pub(crate) fn bind_overlap(a: IpAddr, a_v6only: bool, b: IpAddr, b_v6only: bool) -> bool {
+    let covers_v4 = |x: IpAddr, only: bool| x.is_ipv6() && x.is_unspecified() && !only;
+    if a.is_ipv4() != b.is_ipv4() {
+        return (b.is_ipv4() && covers_v4(a, a_v6only)) || (a.is_ipv4() && covers_v4(b, b_v6only));
+    }
+    a == b || a.is_unspecified() || b.is_unspecified()
 }
 
 /// smoltcp's clock from ours.
@@ -201,15 +246,39 @@ pub(crate) fn new_smol_socket(opts: &SockOpts, params: &Params) -> tcp::Socket<'
     s
 }
 
+/// A socket's keep-alive timing: its own options, else the sysctls.
+pub(crate) struct Keepalive {
+    pub idle_s: u32,
+    pub intvl_s: u32,
+    pub cnt: u32,
+}
+
+pub(crate) fn keepalive(opts: &SockOpts, params: &Params) -> Keepalive {
+    let secs = |ms: u64| (ms.div_ceil(1000)).clamp(1, u32::MAX as u64) as u32;
+    Keepalive {
+        idle_s: opts.keepidle.unwrap_or_else(|| secs(params.keepidle_ms)),
+        intvl_s: opts.keepintvl.unwrap_or_else(|| secs(params.keepintvl_ms)),
+        cnt: opts.keepcnt.unwrap_or(params.keepcnt).max(1),
+    }
+}
+
 /// Applies the options that can change on a live connection.
+///
+/// Keep-alive: smoltcp probes after a fixed interval of silence and drops
+/// a connection that heard nothing for its timeout. The first probe goes
+/// after `TCP_KEEPIDLE` and the connection is dropped once
+/// `TCP_KEEPIDLE + TCP_KEEPINTVL * TCP_KEEPCNT` passed without an answer,
+/// as on Linux; between those, smoltcp repeats probes every
+/// `TCP_KEEPIDLE` rather than every `TCP_KEEPINTVL` (it has one interval).
 pub(crate) fn apply_opts(s: &mut tcp::Socket<'static>, opts: &SockOpts, params: &Params) {
     s.set_nagle_enabled(!opts.nodelay);
     s.set_hop_limit(Some(opts.ttl.max(1)));
     if opts.keepalive {
-        let idle = params.keepidle_ms.max(1);
+        let k = keepalive(opts, params);
+        let idle = k.idle_s as u64 * 1000;
+        let dead = idle + k.intvl_s as u64 * 1000 * k.cnt as u64;
         s.set_keep_alive(Some(Duration::from_millis(idle)));
-        // Three unanswered probes end the connection.
-        s.set_timeout(Some(Duration::from_millis(idle.saturating_mul(4))));
+        s.set_timeout(Some(Duration::from_millis(dead)));
     } else {
         s.set_keep_alive(None);
         if !matches!(s.state(), State::SynSent) {
@@ -219,17 +288,22 @@ pub(crate) fn apply_opts(s: &mut tcp::Socket<'static>, opts: &SockOpts, params: 
 }
 
 impl Core {
-    /// A received TCP segment (`pkt` is the whole IP packet).
-    pub fn tcp_input(&mut self, pool: &FramePool, ifindex: usize, pkt: &[u8], fx: &mut Effects) {
-        let Ok(ip) = Ipv4Packet::new_checked(pkt) else {
-            return;
-        };
-        let Ok(tcp) = TcpPacket::new_checked(ip.payload()) else {
+    /// A received TCP segment: `pkt` is the whole IP packet (IPv6 with the
+    /// TCP header right after the fixed header), from `src` to `dst`.
+    pub fn tcp_input(
+        &mut self,
+        pool: &FramePool,
+        ifindex: usize,
+        pkt: &[u8],
+        src: IpAddr,
+        dst: IpAddr,
+        fx: &mut Effects,
+    ) {
+        let Some(Ok(tcp)) = segment_of(pkt).map(TcpPacket::new_checked) else {
             self.stats.bad_frames += 1;
             return;
         };
         self.stats.tcp_segments_in += 1;
-        let (src, dst) = (ip.src_addr(), ip.dst_addr());
         let (sport, dport) = (tcp.src_port(), tcp.dst_port());
         if sport == 0 || dport == 0 || src.is_unspecified() {
             return;
@@ -239,11 +313,7 @@ impl Core {
             self.tcp_deliver(pool, r, Some(pkt), true, fx);
             return;
         }
-        let listener = self
-            .tcp_listeners
-            .get(&(dst, dport))
-            .or_else(|| self.tcp_listeners.get(&(Ipv4Addr::UNSPECIFIED, dport)))
-            .copied();
+        let listener = self.lookup_bound(&self.tcp_listeners, dst, dport);
         if let Some(l) = listener {
             if tcp.syn() && !tcp.ack() && !tcp.rst() {
                 self.tcp_syn(pool, ifindex, l, tuple, pkt, fx);
@@ -287,6 +357,7 @@ impl Core {
             return;
         };
         let opts = ls.opts;
+        let family = ls.family;
         let Proto::Tcp(TcpSock {
             state: TcpState::Listening(lst),
             ..
@@ -330,6 +401,7 @@ impl Core {
             fin_pending: false,
         };
         let r = self.socks.insert(crate::stack::Sock::new(
+            family,
             opts,
             Proto::Tcp(TcpSock {
                 bound: Some((dst, dport)),
@@ -414,9 +486,10 @@ impl Core {
             // thread.
             poll_at = (!defer).then(|| iface.smol.poll_at(now, &c.set));
         }
+        let scope = c.ifindex as u32;
         for mut f in out {
             hold_back_window(&mut f[ETH_HDR..], csum_ok);
-            self.ip_output(pool, f, csum_ok, fx);
+            self.ip_output_scoped(pool, f, csum_ok, scope, fx);
         }
         if defer && !self.deferred.contains(&r) {
             self.deferred.push(r);
@@ -574,7 +647,11 @@ impl Core {
     /// already bound (Linux's rules: overlapping addresses conflict unless
     /// the new socket sets `SO_REUSEADDR` and the old one is not listening
     /// and either set it too, was accepted, or is closing).
-    pub fn tcp_bind_conflict(&self, addr: Ipv4Addr, port: u16, reuse: bool, me: SockRef) -> bool {
+    pub fn tcp_bind_conflict(&self, addr: IpAddr, port: u16, me: SockRef) -> bool {
+        let Some(mine) = self.socks.get(me) else {
+            return false;
+        };
+        let (reuse, v6only) = (mine.opts.reuse_addr, mine.opts.v6only);
         let Some(v) = self.tcp_ports.get(&port) else {
             return false;
         };
@@ -591,8 +668,7 @@ impl Core {
             let Some((oaddr, _)) = t.bound else {
                 return false;
             };
-            let overlap = oaddr == addr || oaddr.is_unspecified() || addr.is_unspecified();
-            if !overlap {
+            if !bind_overlap(oaddr, s.opts.v6only, addr, v6only) {
                 return false;
             }
             let tolerant = s.opts.reuse_addr || t.accepted || s.orphan;
@@ -601,22 +677,21 @@ impl Core {
     }
 
     /// Binds TCP socket `r`; port 0 picks an ephemeral port.
-    pub fn tcp_bind(&mut self, r: SockRef, addr: Ipv4Addr, port: u16) -> Result<(), Errno> {
+    pub fn tcp_bind(&mut self, r: SockRef, addr: IpAddr, port: u16) -> Result<(), Errno> {
         let s = self.socks.get(r).ok_or(Errno::EBADF)?;
-        let reuse = s.opts.reuse_addr;
         let Proto::Tcp(t) = &s.proto else {
             return Err(Errno::EINVAL);
         };
         if t.bound.is_some() || !matches!(t.state, TcpState::Idle) {
             return Err(Errno::EINVAL);
         }
-        if !addr.is_unspecified() && !self.is_local_addr(addr) {
+        if !addr.is_unspecified() && !self.is_local_ip(addr) {
             return Err(Errno::EADDRNOTAVAIL);
         }
         let port = if port == 0 {
             self.ephemeral_port(|c, p| c.tcp_ports.contains_key(&p))?
         } else {
-            if self.tcp_bind_conflict(addr, port, reuse, r) {
+            if self.tcp_bind_conflict(addr, port, r) {
                 return Err(Errno::EADDRINUSE);
             }
             port
@@ -653,7 +728,11 @@ impl Core {
         let (addr, port) = match bound {
             Some(b) => b,
             None => {
-                self.tcp_bind(r, Ipv4Addr::UNSPECIFIED, 0)?;
+                let any = self
+                    .socks
+                    .get(r)
+                    .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |s| s.any_addr());
+                self.tcp_bind(r, any, 0)?;
                 match self.socks.get(r).map(|s| &s.proto) {
                     Some(Proto::Tcp(t)) => t.bound.ok_or(Errno::EINVAL)?,
                     _ => return Err(Errno::EINVAL),
@@ -664,12 +743,13 @@ impl Core {
             return Err(Errno::EADDRINUSE);
         }
         // Another listener on an overlapping address also conflicts.
+        let v6only = self.socks.get(r).is_some_and(|s| s.opts.v6only);
         let overlapping = self.tcp_ports.get(&port).is_some_and(|v| {
             v.iter().any(|&o| {
                 o != r
-                    && matches!(self.socks.get(o).map(|s| &s.proto),
-                        Some(Proto::Tcp(t)) if t.is_listening()
-                            && t.bound.is_some_and(|(a, _)| a == addr || a.is_unspecified() || addr.is_unspecified()))
+                    && matches!(self.socks.get(o),
+                        Some(s) if matches!(&s.proto, Proto::Tcp(t) if t.is_listening()
+                            && t.bound.is_some_and(|(a, _)| bind_overlap(a, s.opts.v6only, addr, v6only))))
             })
         });
         if overlapping {
@@ -686,13 +766,13 @@ impl Core {
         Ok(())
     }
 
-    /// Starts connecting `r` to `dst:port` (sends the SYN).
+    /// Starts connecting `r` to `dst:port` (sends the SYN); `scope` is the
+    /// zone of a link-local destination.
     pub fn tcp_connect(
         &mut self,
         pool: &FramePool,
         r: SockRef,
-        dst: Ipv4Addr,
-        port: u16,
+        (dst, port, scope): (IpAddr, u16, u32),
         fx: &mut Effects,
     ) -> Result<(), Errno> {
         let s = self.socks.get(r).ok_or(Errno::EBADF)?;
@@ -711,17 +791,26 @@ impl Core {
             }
             TcpState::Failed => return Err(Errno::ECONNABORTED),
         }
-        if port == 0 || dst.is_unspecified() || dst.is_broadcast() || dst.is_multicast() {
+        let bcast = matches!(dst, IpAddr::V4(a) if a.is_broadcast());
+        if port == 0 || dst.is_unspecified() || bcast || dst.is_multicast() {
             return Err(if port == 0 {
                 Errno::ECONNREFUSED
             } else {
                 Errno::ENETUNREACH
             });
         }
-        let rt = self.route(dst).ok_or(Errno::ENETUNREACH)?;
+        if matches!(dst, IpAddr::V6(a) if a.is_unicast_link_local()) && scope == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let rt = self.route_ip(dst, scope).ok_or(Errno::ENETUNREACH)?;
         let bound = t.bound;
         let local_addr = match bound {
-            Some((a, _)) if !a.is_unspecified() => a,
+            Some((a, _)) if !a.is_unspecified() => {
+                if a.is_ipv4() != dst.is_ipv4() {
+                    return Err(Errno::ENETUNREACH);
+                }
+                a
+            }
             _ => rt.src,
         };
         let local_port = match bound {
@@ -729,7 +818,7 @@ impl Core {
             None => {
                 let p = self.ephemeral_port(|c, p| c.tcp_ports.contains_key(&p))?;
                 if let Some(Proto::Tcp(t)) = self.socks.get_mut(r).map(|s| &mut s.proto) {
-                    t.bound = Some((Ipv4Addr::UNSPECIFIED, p));
+                    t.bound = Some((unspecified_like(dst), p));
                 }
                 self.tcp_ports.entry(p).or_default().push(r);
                 p

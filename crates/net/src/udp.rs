@@ -6,9 +6,12 @@
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
-use core::net::Ipv4Addr;
+use core::net::{IpAddr, Ipv4Addr};
 
 use smoltcp::wire::{IpAddress, IpProtocol, Ipv4Packet, UdpPacket};
+
+use crate::ip6::{emit_ipv6, Icmp6Error, IPV6_HDR};
+use crate::tcp::bind_overlap;
 
 use kern::Errno;
 
@@ -23,14 +26,14 @@ const UDP_HDR: usize = 8;
 const DATAGRAM_OVERHEAD: usize = 256;
 
 pub(crate) struct Datagram {
-    pub from: (Ipv4Addr, u16),
+    pub from: (IpAddr, u16),
     pub data: Vec<u8>,
 }
 
 impl Datagram {
     /// Copies as much as fits into `buf`: bytes copied, the datagram's
     /// full length, and its sender (what `recvfrom` reports).
-    pub fn copy_out(&self, buf: &mut [u8]) -> (usize, usize, (Ipv4Addr, u16)) {
+    pub fn copy_out(&self, buf: &mut [u8]) -> (usize, usize, (IpAddr, u16)) {
         let n = buf.len().min(self.data.len());
         buf[..n].copy_from_slice(&self.data[..n]);
         (n, self.data.len(), self.from)
@@ -38,8 +41,9 @@ impl Datagram {
 }
 
 pub(crate) struct UdpSock {
-    pub bound: Option<(Ipv4Addr, u16)>,
-    pub peer: Option<(Ipv4Addr, u16)>,
+    pub bound: Option<(IpAddr, u16)>,
+    /// The connected peer, with the zone of a link-local one.
+    pub peer: Option<(IpAddr, u16, u32)>,
     pub rxq: VecDeque<Datagram>,
     pub rx_bytes: usize,
 }
@@ -57,21 +61,23 @@ impl UdpSock {
 
 impl Core {
     /// Binds UDP socket `r` (port 0: an ephemeral port).
-    pub fn udp_bind(&mut self, r: SockRef, addr: Ipv4Addr, port: u16) -> Result<(), Errno> {
+    pub fn udp_bind(&mut self, r: SockRef, addr: IpAddr, port: u16) -> Result<(), Errno> {
         let s = self.socks.get(r).ok_or(Errno::EBADF)?;
+        let v6only = s.opts.v6only;
         let Proto::Udp(u) = &s.proto else {
             return Err(Errno::EINVAL);
         };
         if u.bound.is_some() {
             return Err(Errno::EINVAL);
         }
-        if !addr.is_unspecified() && !self.is_local_addr(addr) && !addr.is_broadcast() {
+        let bcast = matches!(addr, IpAddr::V4(a) if a.is_broadcast());
+        if !addr.is_unspecified() && !self.is_local_ip(addr) && !bcast {
             return Err(Errno::EADDRNOTAVAIL);
         }
-        let conflict = |c: &Core, a: Ipv4Addr, p: u16| {
-            c.udp_binds.contains_key(&(a, p))
-                || (a.is_unspecified() && c.udp_binds.keys().any(|k| k.1 == p))
-                || c.udp_binds.contains_key(&(Ipv4Addr::UNSPECIFIED, p))
+        let conflict = |c: &Core, a: IpAddr, p: u16| {
+            c.udp_binds.iter().any(|(&(b, bp), &o)| {
+                bp == p && bind_overlap(b, c.socks.get(o).is_some_and(|s| s.opts.v6only), a, v6only)
+            })
         };
         let port = if port == 0 {
             self.ephemeral_port(|c, p| conflict(c, addr, p))?
@@ -94,7 +100,7 @@ impl Core {
         pool: &FramePool,
         r: SockRef,
         data: &[u8],
-        to: Option<(Ipv4Addr, u16)>,
+        to: Option<(IpAddr, u16, u32)>,
         fx: &mut Effects,
     ) -> Result<usize, Errno> {
         let s = self.socks.get_mut(r).ok_or(Errno::EBADF)?;
@@ -105,87 +111,111 @@ impl Core {
             return Err(Errno::EPIPE);
         }
         let (ttl, broadcast) = (s.opts.ttl, s.opts.broadcast);
+        let any = s.any_addr();
         let Proto::Udp(u) = &s.proto else {
             return Err(Errno::EINVAL);
         };
-        let (dst, dport) = to.or(u.peer).ok_or(Errno::EDESTADDRREQ)?;
+        let (dst, dport, scope) = to.or(u.peer).ok_or(Errno::EDESTADDRREQ)?;
         if dport == 0 {
             return Err(Errno::EINVAL);
         }
-        if dst.is_broadcast() && !broadcast {
+        let bcast = matches!(dst, IpAddr::V4(a) if a.is_broadcast());
+        if bcast && !broadcast {
             return Err(Errno::EACCES);
         }
         if u.bound.is_none() {
-            self.udp_bind(r, Ipv4Addr::UNSPECIFIED, 0)?;
+            self.udp_bind(r, any, 0)?;
         }
         let (baddr, sport) = match self.socks.get(r).map(|s| &s.proto) {
             Some(Proto::Udp(u)) => u.bound.ok_or(Errno::EINVAL)?,
             _ => return Err(Errno::EINVAL),
         };
-        let rt = self.route(dst).ok_or(Errno::ENETUNREACH)?;
-        let src = if baddr.is_unspecified() || baddr.is_broadcast() {
+        let rt = self.route_ip(dst, scope).ok_or(Errno::ENETUNREACH)?;
+        let src = if baddr.is_unspecified() || matches!(baddr, IpAddr::V4(a) if a.is_broadcast()) {
             rt.src
+        } else if baddr.is_ipv4() != dst.is_ipv4() {
+            return Err(Errno::ENETUNREACH);
         } else {
             baddr
         };
+        let hdr = if dst.is_ipv4() { 20 } else { IPV6_HDR };
         let mtu = self.iface(rt.ifindex).map(|i| i.mtu).unwrap_or(0);
         let len = UDP_HDR + data.len();
-        if 20 + len > mtu || len > u16::MAX as usize {
+        if hdr + len > mtu || len > u16::MAX as usize {
             return Err(Errno::EMSGSIZE);
         }
-        let mut f = pool.get(ETH_HDR + 20 + len);
+        let mut f = pool.get(ETH_HDR + hdr + len);
         {
-            let mut p = UdpPacket::new_unchecked(&mut f[ETH_HDR + 20..]);
+            let mut p = UdpPacket::new_unchecked(&mut f[ETH_HDR + hdr..]);
             p.set_src_port(sport);
             p.set_dst_port(dport);
             p.set_len(len as u16);
             p.payload_mut()[..data.len()].copy_from_slice(data);
-            p.fill_checksum(&IpAddress::Ipv4(src), &IpAddress::Ipv4(dst));
+            p.fill_checksum(&src.into(), &dst.into());
         }
-        let id = self.next_ip_id();
-        emit_ipv4(&mut f, src, dst, IpProtocol::Udp, ttl, id, len);
+        match (src, dst) {
+            (IpAddr::V4(s4), IpAddr::V4(d4)) => {
+                let id = self.next_ip_id();
+                emit_ipv4(&mut f, s4, d4, IpProtocol::Udp, ttl, id, len);
+                self.stats.ip_sent += 1;
+            }
+            (IpAddr::V6(s6), IpAddr::V6(d6)) => {
+                emit_ipv6(&mut f, s6, d6, IpProtocol::Udp, ttl, len);
+                self.stats.ip6_sent += 1;
+            }
+            _ => {
+                pool.put(f);
+                return Err(Errno::ENETUNREACH);
+            }
+        }
         self.stats.udp_out += 1;
-        self.stats.ip_sent += 1;
         self.send_via(pool, rt.ifindex, rt.next_hop, f, true, fx);
         Ok(data.len())
     }
 
-    /// A received datagram.
+    /// A received datagram: `pkt` is the whole IP packet (IPv6 with the
+    /// UDP header right after the fixed header), from `src` to `dst`;
+    /// `is_bcast` for broadcast and multicast destinations.
+    #[allow(clippy::too_many_arguments)]
     pub fn udp_input(
         &mut self,
         pool: &FramePool,
         ifindex: usize,
         pkt: &[u8],
+        src: IpAddr,
+        dst: IpAddr,
         is_bcast: bool,
         fx: &mut Effects,
     ) {
         let offload = self.iface(ifindex).is_some_and(|i| i.offload);
-        let Ok(ip) = Ipv4Packet::new_checked(pkt) else {
-            return;
+        let l4 = match src {
+            IpAddr::V4(_) => Ipv4Packet::new_checked(pkt).ok().map(|ip| ip.payload()),
+            IpAddr::V6(_) => pkt.get(IPV6_HDR..),
         };
-        let (src, dst) = (ip.src_addr(), ip.dst_addr());
-        let Ok(u) = UdpPacket::new_checked(ip.payload()) else {
+        let Some(Ok(u)) = l4.map(UdpPacket::new_checked) else {
             self.stats.bad_frames += 1;
             return;
         };
-        // A zero checksum means the sender computed none (RFC 768).
+        // A zero checksum means the sender computed none (RFC 768); IPv6
+        // makes it mandatory (RFC 8200 §8.1).
+        let unchecked = u.checksum() == 0 && src.is_ipv4();
         if !offload
-            && u.checksum() != 0
-            && !u.verify_checksum(&IpAddress::Ipv4(src), &IpAddress::Ipv4(dst))
+            && !unchecked
+            && !u.verify_checksum(&IpAddress::from(src), &IpAddress::from(dst))
         {
             self.stats.bad_frames += 1;
             return;
         }
         let (sport, dport) = (u.src_port(), u.dst_port());
-        let target = self
-            .udp_binds
-            .get(&(dst, dport))
-            .or_else(|| self.udp_binds.get(&(Ipv4Addr::UNSPECIFIED, dport)))
-            .copied();
-        let Some(r) = target else {
+        let Some(r) = self.lookup_bound(&self.udp_binds, dst, dport) else {
             self.stats.udp_no_port += 1;
             if !is_bcast {
-                self.icmp_error(pool, pkt, IcmpError::PortUnreachable, fx);
+                match src {
+                    IpAddr::V4(_) => self.icmp_error(pool, pkt, IcmpError::PortUnreachable, fx),
+                    IpAddr::V6(_) => {
+                        self.icmp6_error(pool, pkt, Icmp6Error::PortUnreachable, Some(ifindex), fx)
+                    }
+                }
             }
             return;
         };
@@ -199,7 +229,7 @@ impl Core {
             return;
         };
         if let Some(peer) = us.peer {
-            if peer != (src, sport) {
+            if (peer.0, peer.1) != (src, sport) {
                 return;
             }
         }
@@ -225,7 +255,7 @@ impl Core {
         r: SockRef,
         buf: &mut [u8],
         peek: bool,
-    ) -> Result<Option<(usize, usize, (Ipv4Addr, u16))>, Errno> {
+    ) -> Result<Option<(usize, usize, (IpAddr, u16))>, Errno> {
         let s = self.socks.get_mut(r).ok_or(Errno::EBADF)?;
         if let Some(e) = s.error.take() {
             return Err(e);
@@ -236,7 +266,7 @@ impl Core {
         };
         let Some(d) = u.rxq.front() else {
             if shut_rd {
-                return Ok(Some((0, 0, (Ipv4Addr::UNSPECIFIED, 0))));
+                return Ok(Some((0, 0, (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0))));
             }
             return Ok(None);
         };
@@ -254,23 +284,19 @@ impl Core {
     /// `IP_RECVERR`).
     pub fn udp_icmp_error(
         &mut self,
-        src: Ipv4Addr,
+        src: IpAddr,
         sport: u16,
-        dst: Ipv4Addr,
+        dst: IpAddr,
         dport: u16,
         err: Errno,
         fx: &mut Effects,
     ) {
-        let r = self
-            .udp_binds
-            .get(&(src, sport))
-            .or_else(|| self.udp_binds.get(&(Ipv4Addr::UNSPECIFIED, sport)))
-            .copied();
+        let r = self.lookup_bound(&self.udp_binds, src, sport);
         let Some(s) = r.and_then(|r| self.socks.get_mut(r)) else {
             return;
         };
         if let Proto::Udp(u) = &s.proto {
-            if u.peer == Some((dst, dport)) {
+            if u.peer.is_some_and(|p| (p.0, p.1) == (dst, dport)) {
                 s.error = Some(err);
                 fx.wake(&s.shared);
             }

@@ -27,7 +27,7 @@
 //! ```
 
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -70,23 +70,61 @@ pub fn stack(k: &crate::Kernel) -> Result<Arc<Stack>, Errno> {
     ::net::stack_of(k.raw())
 }
 
-/// `ifconfig NAME create linkstr LINK inet ADDR/PREFIX up` in one call.
-pub fn ifup(p: &Process, name: &str, link: &str, addr: Ipv4Addr, prefix: u8) -> Result<(), Errno> {
+/// `ifconfig NAME create linkstr LINK inet ADDR/PREFIX up` in one call
+/// (`inet6` when `addr` is an IPv6 address).
+pub fn ifup(
+    p: &Process,
+    name: &str,
+    link: &str,
+    addr: impl Into<IpAddr>,
+    prefix: u8,
+) -> Result<(), Errno> {
     sys::if_create(p, name)?;
     sys::if_set_link(p, name, link)?;
-    sys::if_add_addr(p, name, addr.octets(), prefix)?;
+    sys::if_add_addr(p, name, addr.into(), prefix)?;
     sys::if_set_up(p, name, true)
 }
 
-/// A typed socket address from std's.
-pub fn sockaddr(a: SocketAddrV4) -> SockAddr {
-    SockAddr::inet(*a.ip(), a.port())
+/// A typed socket address from std's (`SocketAddrV4`, `SocketAddrV6` or
+/// `SocketAddr`).
+pub fn sockaddr(a: impl Into<SocketAddr>) -> SockAddr {
+    match a.into() {
+        SocketAddr::V4(a) => SockAddr::inet(*a.ip(), a.port()),
+        SocketAddr::V6(a) => SockAddr::Inet6 {
+            addr: a.ip().octets(),
+            port: a.port(),
+            flowinfo: a.flowinfo(),
+            scope_id: a.scope_id(),
+        },
+    }
 }
 
 /// std's socket address from a typed one (`EAFNOSUPPORT` for others).
-pub fn std_addr(a: SockAddr) -> io::Result<SocketAddrV4> {
-    let (ip, port) = a.as_inet().map_err(io_error)?;
-    Ok(SocketAddrV4::new(ip, port))
+pub fn std_addr(a: SockAddr) -> io::Result<SocketAddr> {
+    match a {
+        SockAddr::Inet { addr, port } => Ok(SocketAddr::new(IpAddr::from(addr), port)),
+        SockAddr::Inet6 {
+            addr,
+            port,
+            flowinfo,
+            scope_id,
+        } => Ok(SocketAddr::V6(SocketAddrV6::new(
+            addr.into(),
+            port,
+            flowinfo,
+            scope_id,
+        ))),
+        SockAddr::Unspec => Err(io_error(Errno::EAFNOSUPPORT)),
+    }
+}
+
+/// The socket family for `a`.
+fn family(a: &SocketAddr) -> i32 {
+    if a.is_ipv4() {
+        af::INET
+    } else {
+        af::INET6
+    }
 }
 
 fn io<T>(r: Result<T, Errno>) -> io::Result<T> {
@@ -111,20 +149,27 @@ pub struct TcpListener {
 }
 
 impl TcpListener {
-    /// Binds (with `SO_REUSEADDR`) and listens with a backlog of 128.
-    pub fn bind(p: &Process, addr: SocketAddrV4) -> io::Result<TcpListener> {
+    /// Binds (with `SO_REUSEADDR`) and listens with a backlog of 128. An
+    /// IPv6 listener on `[::]` takes IPv4 connections too, as on Linux.
+    pub fn bind(p: &Process, addr: impl Into<SocketAddr>) -> io::Result<TcpListener> {
         Self::bind_with_backlog(p, addr, 128)
     }
 
     /// Binds and listens with `backlog`.
     pub fn bind_with_backlog(
         p: &Process,
-        addr: SocketAddrV4,
+        addr: impl Into<SocketAddr>,
         backlog: i32,
     ) -> io::Result<TcpListener> {
+        let addr = addr.into();
         let fd = Fd {
             proc: p.clone(),
-            fd: io(sys::socket(p, af::INET, sock::STREAM | sock::CLOEXEC, 0))?,
+            fd: io(sys::socket(
+                p,
+                family(&addr),
+                sock::STREAM | sock::CLOEXEC,
+                0,
+            ))?,
         };
         io(sys::setsockopt(p, fd.fd, SockOpt::ReuseAddr(true)))?;
         io(sys::bind(p, fd.fd, sockaddr(addr)))?;
@@ -133,7 +178,7 @@ impl TcpListener {
     }
 
     /// Waits for a connection.
-    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddrV4)> {
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (fd, peer) = io(sys::accept4(&self.fd.proc, self.fd.fd, sock::CLOEXEC))?;
         let s = TcpStream {
             fd: Fd {
@@ -145,7 +190,7 @@ impl TcpListener {
     }
 
     /// The address it listens on.
-    pub fn local_addr(&self) -> io::Result<SocketAddrV4> {
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
         std_addr(io(sys::getsockname(&self.fd.proc, self.fd.fd))?)
     }
 
@@ -163,22 +208,28 @@ pub struct TcpStream {
 
 impl TcpStream {
     /// Connects (blocking).
-    pub fn connect(p: &Process, addr: SocketAddrV4) -> io::Result<TcpStream> {
+    pub fn connect(p: &Process, addr: impl Into<SocketAddr>) -> io::Result<TcpStream> {
+        let addr = addr.into();
         let fd = Fd {
             proc: p.clone(),
-            fd: io(sys::socket(p, af::INET, sock::STREAM | sock::CLOEXEC, 0))?,
+            fd: io(sys::socket(
+                p,
+                family(&addr),
+                sock::STREAM | sock::CLOEXEC,
+                0,
+            ))?,
         };
         io(sys::connect(p, fd.fd, sockaddr(addr)))?;
         Ok(TcpStream { fd })
     }
 
     /// The peer.
-    pub fn peer_addr(&self) -> io::Result<SocketAddrV4> {
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         std_addr(io(sys::getpeername(&self.fd.proc, self.fd.fd))?)
     }
 
     /// The local end.
-    pub fn local_addr(&self) -> io::Result<SocketAddrV4> {
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
         std_addr(io(sys::getsockname(&self.fd.proc, self.fd.fd))?)
     }
 
@@ -262,17 +313,23 @@ pub struct UdpSocket {
 
 impl UdpSocket {
     /// Binds to `addr` (port 0: an ephemeral port).
-    pub fn bind(p: &Process, addr: SocketAddrV4) -> io::Result<UdpSocket> {
+    pub fn bind(p: &Process, addr: impl Into<SocketAddr>) -> io::Result<UdpSocket> {
+        let addr = addr.into();
         let fd = Fd {
             proc: p.clone(),
-            fd: io(sys::socket(p, af::INET, sock::DGRAM | sock::CLOEXEC, 0))?,
+            fd: io(sys::socket(
+                p,
+                family(&addr),
+                sock::DGRAM | sock::CLOEXEC,
+                0,
+            ))?,
         };
         io(sys::bind(p, fd.fd, sockaddr(addr)))?;
         Ok(UdpSocket { fd })
     }
 
     /// Sends one datagram to `to`.
-    pub fn send_to(&self, data: &[u8], to: SocketAddrV4) -> io::Result<usize> {
+    pub fn send_to(&self, data: &[u8], to: impl Into<SocketAddr>) -> io::Result<usize> {
         io(sys::sendto(
             &self.fd.proc,
             self.fd.fd,
@@ -283,14 +340,14 @@ impl UdpSocket {
     }
 
     /// Receives one datagram.
-    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddrV4)> {
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         let info = io(sys::recvfrom(&self.fd.proc, self.fd.fd, buf, 0))?;
         let from = info.from.ok_or_else(|| io_error(Errno::EINVAL))?;
         Ok((info.len, std_addr(from)?))
     }
 
     /// Sets the peer.
-    pub fn connect(&self, to: SocketAddrV4) -> io::Result<()> {
+    pub fn connect(&self, to: impl Into<SocketAddr>) -> io::Result<()> {
         io(sys::connect(&self.fd.proc, self.fd.fd, sockaddr(to)))
     }
 
@@ -315,7 +372,7 @@ impl UdpSocket {
     }
 
     /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddrV4> {
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
         std_addr(io(sys::getsockname(&self.fd.proc, self.fd.fd))?)
     }
 

@@ -47,9 +47,9 @@ fn topology(forwarding: bool) -> Net {
     rump::net::ifup(&router, "bus1", &r, right(254), 24).unwrap();
     rump::net::ifup(&server, "bus0", &r, right(2), 24).unwrap();
     let via = |gw: Ipv4Addr| RouteSpec {
-        dst: [0; 4],
+        dst: [0u8; 4].into(),
         prefix: 0,
-        gateway: Some(gw.octets()),
+        gateway: Some(gw.into()),
         ifname: None,
     };
     sys::route_add(&client, &via(left(254))).unwrap();
@@ -95,7 +95,7 @@ fn tcp_and_udp_through_a_router() {
         let (peer, len) = srv.join().unwrap();
         assert_eq!(len, data.len());
         // The server sees the client's own address: a router, not a NAT.
-        assert_eq!(*peer.ip(), left(1));
+        assert_eq!(peer.ip(), left(1));
         // UDP both ways.
         let u = UdpSocket::bind(&n.server, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 53)).unwrap();
         let cu = UdpSocket::bind(&n.client, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)).unwrap();
@@ -103,7 +103,7 @@ fn tcp_and_udp_through_a_router() {
             .unwrap();
         let mut b = [0u8; 16];
         let (k, from) = u.recv_from(&mut b).unwrap();
-        assert_eq!((&b[..k], *from.ip()), (&b"query"[..], left(1)));
+        assert_eq!((&b[..k], from.ip()), (&b"query"[..], left(1).into()));
         u.send_to(b"reply", from).unwrap();
         let (k, _) = cu.recv_from(&mut b).unwrap();
         assert_eq!(&b[..k], b"reply");
@@ -113,10 +113,10 @@ fn tcp_and_udp_through_a_router() {
         let arp = sys::arp_list(&n.router).unwrap();
         assert!(arp
             .iter()
-            .any(|e| e.ifname == "bus0" && e.ip == left(1).octets() && e.mac.is_some()));
+            .any(|e| e.ifname == "bus0" && e.ip == left(1) && e.mac.is_some()));
         assert!(arp
             .iter()
-            .any(|e| e.ifname == "bus1" && e.ip == right(2).octets() && e.mac.is_some()));
+            .any(|e| e.ifname == "bus1" && e.ip == right(2) && e.mac.is_some()));
         sys::arp_delete(&n.router, left(1).octets()).unwrap();
         assert_eq!(
             sys::arp_delete(&n.router, left(1).octets()),
@@ -220,9 +220,9 @@ fn unknown_networks_are_unreachable() {
         sys::route_add(
             &n.client,
             &RouteSpec {
-                dst: [198, 51, 100, 0],
+                dst: [198u8, 51, 100, 0].into(),
                 prefix: 24,
-                gateway: Some([192, 0, 2, 254]),
+                gateway: Some([192u8, 0, 2, 254].into()),
                 ifname: Some("bus0".into()),
             },
         )

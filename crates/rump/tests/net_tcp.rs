@@ -14,7 +14,7 @@ use rump::net::{SockAddr, SockOpt, TcpListener, TcpStream};
 use rump::sys::{self, consts::*, PollFd};
 use rump::Errno;
 
-fn sa(a: SocketAddrV4) -> SockAddr {
+fn sa(a: impl Into<std::net::SocketAddr>) -> SockAddr {
     rump::net::sockaddr(a)
 }
 
@@ -115,7 +115,10 @@ fn loopback_transfer_and_own_address() {
         let mut ks = bus_kernels(1);
         let (_k, p) = ks.pop().unwrap();
         // Both 127.0.0.1 and the bus address reach the same kernel via lo0.
-        for target in [SocketAddrV4::new(Ipv4Addr::LOCALHOST, 6000), addr(1, 6000)] {
+        for target in [
+            SocketAddrV4::new(Ipv4Addr::LOCALHOST, 6000).into(),
+            addr(1, 6000),
+        ] {
             let l = TcpListener::bind(&p, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 6000)).unwrap();
             let data = pattern(9, 3 << 20);
             let want = fnv(&data);
@@ -127,7 +130,7 @@ fn loopback_transfer_and_own_address() {
             });
             let mut c = TcpStream::connect(&p, target).unwrap();
             assert_eq!(c.peer_addr().unwrap(), target);
-            assert_eq!(*c.local_addr().unwrap().ip(), *target.ip());
+            assert_eq!(c.local_addr().unwrap().ip(), target.ip());
             c.write_all(&data).unwrap();
             drop(c);
             assert_eq!(srv.join().unwrap(), want);
@@ -584,8 +587,12 @@ fn errors_of_unconnected_and_misused_sockets() {
     let (r, _w) = sys::pipe2(&p, 0).unwrap();
     assert_eq!(sys::listen(&p, r, 1), Err(Errno::ENOTSOCK));
     assert_eq!(
-        sys::socket(&p, af::INET6, sock::STREAM, 0),
-        Err(Errno::EAFNOSUPPORT)
+        sys::socket(&p, af::INET6, sock::DGRAM, ipproto::ICMP),
+        Err(Errno::EPROTONOSUPPORT)
+    );
+    assert_eq!(
+        sys::socket(&p, af::INET, sock::DGRAM, ipproto::ICMPV6),
+        Err(Errno::EPROTONOSUPPORT)
     );
     assert_eq!(
         sys::socket(&p, 99, sock::STREAM, 0),
@@ -794,6 +801,9 @@ fn options_round_trip_and_linger_zero_resets() {
             SockOpt::Linger(Some(3)),
             SockOpt::SndTimeo(Some(1_500_000_000)),
             SockOpt::Ttl(17),
+            SockOpt::KeepIdle(30),
+            SockOpt::KeepIntvl(7),
+            SockOpt::KeepCnt(4),
         ] {
             sys::setsockopt(&pa, fd, opt).unwrap();
             let (level, name) = opt.level_name();
@@ -818,6 +828,32 @@ fn options_round_trip_and_linger_zero_resets() {
             sys::setsockopt(&pa, fd, SockOpt::Error(1)),
             Err(Errno::ENOPROTOOPT)
         );
+        // Linux's bounds on the keep-alive options, and IPv6 options on an
+        // IPv4 socket.
+        for (name, bad) in [
+            (tcp::KEEPIDLE, 0i32),
+            (tcp::KEEPINTVL, 40000),
+            (tcp::KEEPCNT, 128),
+        ] {
+            assert_eq!(
+                SockOpt::from_linux(ipproto::TCP, name, &bad.to_ne_bytes()),
+                Err(Errno::EINVAL)
+            );
+        }
+        assert_eq!(
+            sys::setsockopt(&pa, fd, SockOpt::V6Only(true)),
+            Err(Errno::ENOPROTOOPT)
+        );
+        // Unset keep-alive timing follows the sysctls (Linux's defaults).
+        let fresh = tcp_socket(&pa);
+        assert_eq!(
+            sys::getsockopt(&pa, fresh, ipproto::TCP, tcp::KEEPIDLE),
+            Ok(SockOpt::KeepIdle(7200))
+        );
+        assert_eq!(
+            sys::getsockopt(&pa, fresh, ipproto::TCP, tcp::KEEPCNT),
+            Ok(SockOpt::KeepCnt(9))
+        );
         // SO_LINGER with zero time: close resets instead of FIN.
         let l = TcpListener::bind(&pb, addr(2, 5010)).unwrap();
         let c = TcpStream::connect(&pa, addr(2, 5010)).unwrap();
@@ -826,13 +862,15 @@ fn options_round_trip_and_linger_zero_resets() {
         drop(c);
         let mut b = [0u8; 4];
         assert_eq!(sys::recv(&pb, s.fd(), &mut b, 0), Err(Errno::ECONNRESET));
-        // Keep-alive finds a vanished peer.
-        sys::sysctl_set(
-            &pa,
-            "net.inet.tcp.keepidle_ms",
-            rump::kern::sysctl::SysctlValue::Int(100),
-        )
-        .unwrap();
+        // Keep-alive finds a vanished peer: first probe after 100 ms of
+        // silence, dropped after three more unanswered intervals.
+        for (name, v) in [
+            ("net.inet.tcp.keepidle_ms", 100),
+            ("net.inet.tcp.keepintvl_ms", 100),
+            ("net.inet.tcp.keepcnt", 3),
+        ] {
+            sys::sysctl_set(&pa, name, rump::kern::sysctl::SysctlValue::Int(v)).unwrap();
+        }
         let ka = tcp_socket(&pa);
         sys::setsockopt(&pa, ka, SockOpt::KeepAlive(true)).unwrap();
         sys::connect(&pa, ka, sa(addr(2, 5010))).unwrap();

@@ -13,7 +13,7 @@ use rump::net::{SockAddr, SockOpt, UdpSocket};
 use rump::sys::{self, consts::*, PollFd};
 use rump::Errno;
 
-fn sa(a: SocketAddrV4) -> SockAddr {
+fn sa(a: impl Into<std::net::SocketAddr>) -> SockAddr {
     rump::net::sockaddr(a)
 }
 
@@ -197,7 +197,7 @@ fn broadcast_needs_so_broadcast() {
         for r in [&rb, &rc] {
             let (n, from) = r.recv_from(&mut buf).unwrap();
             assert_eq!(&buf[..n], b"hi all");
-            assert_eq!(*from.ip(), ip(1));
+            assert_eq!(from.ip(), ip(1));
             let (n, _) = r.recv_from(&mut buf).unwrap();
             assert_eq!(&buf[..n], b"hi net");
         }
@@ -261,7 +261,13 @@ fn interface_configuration_calls() {
     assert_eq!(ifs.len(), 1);
     assert_eq!(ifs[0].name, "lo0");
     assert!(ifs[0].up);
-    assert_eq!(ifs[0].addrs, vec![([127, 0, 0, 1], 8)]);
+    assert_eq!(
+        ifs[0].addrs,
+        vec![
+            ("127.0.0.1".parse().unwrap(), 8),
+            ("::1".parse().unwrap(), 128)
+        ]
+    );
     assert_eq!(
         sys::sysctl_get(&p, "net.inet.ip.forwarding"),
         Ok(rump::kern::sysctl::SysctlValue::Int(0))
@@ -308,30 +314,31 @@ fn interface_configuration_calls() {
     );
     // Routes: connected ones follow addresses; static ones by hand.
     let routes = sys::route_list(&p).unwrap();
-    assert!(routes
-        .iter()
-        .any(|r| r.dst == [192, 0, 2, 0] && r.prefix == 24 && r.connected));
+    assert!(routes.iter().any(
+        |r| r.dst == "192.0.2.0".parse::<std::net::IpAddr>().unwrap()
+            && r.prefix == 24
+            && r.connected
+    ));
     let default = rump::net::RouteSpec {
-        dst: [0; 4],
+        dst: [0u8; 4].into(),
         prefix: 0,
-        gateway: Some([192, 0, 2, 254]),
+        gateway: Some([192u8, 0, 2, 254].into()),
         ifname: None,
     };
     sys::route_add(&p, &default).unwrap();
     assert_eq!(sys::route_add(&p, &default), Err(Errno::EEXIST));
     let far = rump::net::RouteSpec {
-        dst: [203, 0, 113, 0],
+        dst: [203u8, 0, 113, 0].into(),
         prefix: 24,
-        gateway: Some([10, 9, 9, 9]),
+        gateway: Some([10u8, 9, 9, 9].into()),
         ifname: None,
     };
     assert_eq!(sys::route_add(&p, &far), Err(Errno::ENETUNREACH));
-    assert!(sys::route_list(&p)
-        .unwrap()
-        .iter()
-        .any(|r| r.prefix == 0 && r.gateway == Some([192, 0, 2, 254]) && r.ifname == "bus0"));
-    sys::route_delete(&p, [0; 4], 0).unwrap();
-    assert_eq!(sys::route_delete(&p, [0; 4], 0), Err(Errno::ESRCH));
+    assert!(sys::route_list(&p).unwrap().iter().any(|r| r.prefix == 0
+        && r.gateway == Some([192u8, 0, 2, 254].into())
+        && r.ifname == "bus0"));
+    sys::route_delete(&p, [0u8; 4], 0).unwrap();
+    assert_eq!(sys::route_delete(&p, [0u8; 4], 0), Err(Errno::ESRCH));
     // Only root configures; anyone reads.
     let user = k.process_as(rump::Cred::user(1000, 1000)).unwrap();
     assert_eq!(sys::if_create(&user, "bus5"), Err(Errno::EPERM));

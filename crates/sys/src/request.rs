@@ -327,12 +327,12 @@ pub enum Request {
     },
     IfAddAddr {
         name: String,
-        addr: [u8; 4],
+        addr: core::net::IpAddr,
         prefix: u8,
     },
     IfDelAddr {
         name: String,
-        addr: [u8; 4],
+        addr: core::net::IpAddr,
     },
     IfSetUp {
         name: String,
@@ -347,13 +347,13 @@ pub enum Request {
         spec: RouteSpec,
     },
     RouteDelete {
-        dst: [u8; 4],
+        dst: core::net::IpAddr,
         prefix: u8,
     },
     RouteList,
     ArpList,
     ArpDelete {
-        ip: [u8; 4],
+        ip: core::net::IpAddr,
     },
     NetStats,
 }
@@ -393,7 +393,7 @@ pub enum Response {
     Interfaces(Vec<IfInfo>),
     Routes(Vec<RouteInfo>),
     Arp(Vec<ArpInfo>),
-    NetStats(NetStats),
+    NetStats(alloc::boxed::Box<NetStats>),
 }
 
 /// Runs one request as process `p`.
@@ -588,6 +588,6 @@ pub fn dispatch(p: &Proc, req: Request) -> Result<Response, Errno> {
         Request::RouteList => R::Routes(s::route_list(p)?),
         Request::ArpList => R::Arp(s::arp_list(p)?),
         Request::ArpDelete { ip } => unit(s::arp_delete(p, ip))?,
-        Request::NetStats => R::NetStats(s::net_stats(p)?),
+        Request::NetStats => R::NetStats(alloc::boxed::Box::new(s::net_stats(p)?)),
     })
 }

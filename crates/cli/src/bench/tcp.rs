@@ -3,15 +3,18 @@
 //! placement: the sender and the receiver each on their own thread (or,
 //! for shmif, in their own process), as real programs have them.
 //!
-//! Metrics: single-stream bulk throughput between two sockets of one
-//! kernel (`lo0`), between two kernels on an in-process bus, and between
-//! two processes on a shmif bus file; 1-byte request/response round trips
-//! between two kernels on the bus (median and p99); and bus throughput
-//! with 1,000 idle connections open. Rounds alternate ours and the host's
-//! so both see the same machine noise; each figure is the median round.
+//! Metrics, on three paths: between two sockets of one kernel (`lo0`),
+//! between two kernels on an in-process bus, and between two processes
+//! on a shmif bus file: single-stream bulk throughput, and 1-byte
+//! request/response round trips (median and p99). Also bus throughput
+//! with 1,000 idle connections open, in runs taking turns with the plain
+//! bus runs. Rounds alternate ours and the host's so both see the same
+//! machine noise; each figure is the median round (round trips: the
+//! percentiles of all samples, taken in slices that take turns).
 //!
 //! The shmif peer and the cross-process host baseline run in a child
-//! process: this same binary, started as `rump bench tcp --peer MODE`.
+//! process: this same binary, started as `rump bench tcp --peer MODE`
+//! (`shmif-sink`, `shmif-echo`, `host-sink`, `host-echo`).
 //! `RUMP_BENCH_VERBOSE=1` prints every round on stderr; `--set NAME=VALUE`
 //! changes a stack parameter (`net.inet.tcp.spin_ns`, `...recvspace`).
 
@@ -19,6 +22,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
@@ -53,7 +57,8 @@ pub struct TcpArgs {
     /// Run only the metrics whose names contain this.
     #[arg(long)]
     only: Option<String>,
-    /// Internal: run as the peer process (`shmif-sink`, `host-sink`).
+    /// Internal: run as the peer process (`shmif-sink`, `shmif-echo`,
+    /// `host-sink`, `host-echo`).
     #[arg(long, hide = true)]
     peer: Option<String>,
     /// Internal: the shmif bus file of a peer.
@@ -72,7 +77,12 @@ pub fn run(a: TcpArgs) -> anyhow::Result<()> {
     if let Some(mode) = a.peer.clone() {
         return peer(&mode, &a);
     }
-    let want = |m: &str| a.only.as_deref().is_none_or(|o| m.contains(o));
+    // A section runs when `--only` selects any of its metrics.
+    let want = |metrics: &[&str]| {
+        metrics
+            .iter()
+            .any(|m| a.only.as_deref().is_none_or(|o| m.contains(o)))
+    };
     let boot = || -> anyhow::Result<(Kernel, Process)> {
         let k = Kernel::builder().net().boot()?;
         let p = k.process()?;
@@ -87,7 +97,7 @@ pub fn run(a: TcpArgs) -> anyhow::Result<()> {
     let data = Arc::new(pattern(bytes.min(CHUNK * 4)));
 
     // Loopback: two sockets of one kernel.
-    if want("tcp_loopback_bulk_gbps") {
+    if want(&["tcp_loopback_bulk_gbps"]) {
         let (k, p) = boot()?;
         let dst = SocketAddrV4::new(Ipv4Addr::LOCALHOST, PORT);
         let (ours, host) = alternate(a.rounds, || {
@@ -100,47 +110,84 @@ pub fn run(a: TcpArgs) -> anyhow::Result<()> {
         k.halt();
     }
 
-    // Two kernels on an in-process bus.
-    let (ka, pa, kb, pb) = bus_pair(a.mtu, &boot)?;
-    let dst = SocketAddrV4::new(ip(2), PORT);
-    if want("tcp_bus_bulk_gbps") {
-        let (ours, host) = alternate(a.rounds, || {
-            Ok((
-                rump_bulk(&pa, &pb, dst, bytes, &data)?,
-                host_bulk(bytes, &data)?,
-            ))
-        })?;
-        gbps("tcp_bus_bulk_gbps", ours, host);
+    // Bulk between two kernels on an in-process bus, without and with
+    // idle connections open (on both sides of the comparison). The two
+    // figures are meant to be compared with each other, so their runs
+    // take turns (in ABBA order, against drift) and each run gets a
+    // freshly booted pair: machine noise falls on both alike, and the
+    // pairs differ only in the idle connections, not in what earlier
+    // runs left behind. Each figure is the median of its runs.
+    let is_plain_wanted = want(&["tcp_bus_bulk_gbps"]);
+    let is_idle_wanted = want(&["tcp_bus_bulk_1000_idle_gbps"]);
+    if is_plain_wanted || is_idle_wanted {
+        let (mut plain, mut idle) = (Rounds::default(), Rounds::default());
+        for round in 0..a.rounds.max(1) {
+            let order = if round % 2 == 0 {
+                [false, true]
+            } else {
+                [true, false]
+            };
+            for has_idle in order {
+                if has_idle && is_idle_wanted {
+                    idle.push("idle round", bus_bulk(&a, &boot, bytes, &data, a.idle)?);
+                } else if !has_idle && is_plain_wanted {
+                    plain.push("plain round", bus_bulk(&a, &boot, bytes, &data, 0)?);
+                }
+            }
+        }
+        if is_plain_wanted {
+            let (ours, host) = plain.medians();
+            gbps("tcp_bus_bulk_gbps", ours, host);
+        }
+        if is_idle_wanted {
+            let (ours, host) = idle.medians();
+            gbps("tcp_bus_bulk_1000_idle_gbps", ours, host);
+        }
     }
 
-    // Round trips on the bus.
-    if want("tcp_bus_rtt_ns") {
-        let mut ours = rump_rtt(&pa, &pb, SocketAddrV4::new(ip(2), PORT + 1), a.round_trips)?;
-        let mut host = host_rtt(a.round_trips)?;
-        let (ours, host) = (percentiles(&mut ours), percentiles(&mut host));
-        ns("tcp_bus_rtt_ns_median", ours.0, host.0);
-        ns("tcp_bus_rtt_ns_p99", ours.1, host.1);
+    // 1-byte round trips within one kernel and between two on the bus,
+    // the client on this thread and the echo on its own. The host's
+    // workload is the same for both paths (two threads of this process
+    // over 127.0.0.1), so it is measured once, in slices taking turns
+    // with both of ours, and is the baseline of both.
+    let is_lo_rtt_wanted = want(&["tcp_loopback_rtt_ns_median", "tcp_loopback_rtt_ns_p99"]);
+    let is_bus_rtt_wanted = want(&["tcp_bus_rtt_ns_median", "tcp_bus_rtt_ns_p99"]);
+    if is_lo_rtt_wanted || is_bus_rtt_wanted {
+        let mut kernels = Vec::new();
+        let mut links = Vec::new();
+        let mut names = Vec::new();
+        if is_lo_rtt_wanted {
+            let (k, p) = boot()?;
+            let dst = SocketAddrV4::new(Ipv4Addr::LOCALHOST, PORT + 1);
+            links.push(rump_echo(&p, &p, dst)?);
+            names.push("tcp_loopback_rtt_ns");
+            kernels.push(k);
+        }
+        if is_bus_rtt_wanted {
+            let (ka, pa, kb, pb) = bus_pair(a.mtu, &boot)?;
+            links.push(rump_echo(&pa, &pb, SocketAddrV4::new(ip(2), PORT + 1))?);
+            names.push("tcp_bus_rtt_ns");
+            kernels.extend([ka, kb]);
+        }
+        links.push(host_echo()?);
+        let mut samples = round_trips(&mut links, a.rounds, a.round_trips)?;
+        for link in links {
+            link.close()?;
+        }
+        for k in &kernels {
+            k.halt();
+        }
+        let host = percentiles(samples.last_mut().context("host samples")?);
+        for (name, ours) in names.iter().zip(&mut samples) {
+            let ours = percentiles(ours);
+            ns(&format!("{name}_median"), ours.0, host.0);
+            ns(&format!("{name}_p99"), ours.1, host.1);
+        }
     }
-
-    // Bulk on the bus with idle connections open (on both sides of the
-    // comparison).
-    if want("tcp_bus_bulk_1000_idle_gbps") {
-        let _idle = rump_idle(&pa, &pb, SocketAddrV4::new(ip(2), PORT + 2), a.idle)?;
-        let _host_idle = host_idle(a.idle)?;
-        let (ours, host) = alternate(a.rounds, || {
-            Ok((
-                rump_bulk(&pa, &pb, dst, bytes, &data)?,
-                host_bulk(bytes, &data)?,
-            ))
-        })?;
-        gbps("tcp_bus_bulk_1000_idle_gbps", ours, host);
-    }
-    ka.halt();
-    kb.halt();
 
     // Two processes on a shmif bus file; the host baseline between two
     // processes too.
-    if want("tcp_shmif_bulk_gbps") {
+    if want(&["tcp_shmif_bulk_gbps"]) {
         let dir = tempfile::tempdir()?;
         let bus = dir.path().join("bus");
         let bus = bus.to_str().context("bus path")?.to_string();
@@ -162,6 +209,40 @@ pub fn run(a: TcpArgs) -> anyhow::Result<()> {
         k.halt();
         sink.stop();
         host_sink.stop();
+    }
+
+    // Round trips between two processes on a shmif bus file, the echo in
+    // the peer process. Here the host's echo is in a peer process as
+    // well, a different workload from the in-process one above (a
+    // process switch, not a thread switch, per round trip), so it is
+    // measured again, taking turns with ours.
+    if want(&["tcp_shmif_rtt_ns_median", "tcp_shmif_rtt_ns_p99"]) {
+        let dir = tempfile::tempdir()?;
+        let bus = dir.path().join("bus");
+        let bus = bus.to_str().context("bus path")?.to_string();
+        let mut shmif_echo = Peer::spawn("shmif-echo", Some(&bus), a.mtu)?;
+        let mut host_echo = Peer::spawn("host-echo", None, a.mtu)?;
+        let (k, p) = shmif_kernel(&bus, 1, a.mtu)?;
+        let shmif_client = TcpStream::connect(&p, SocketAddrV4::new(ip(2), shmif_echo.port))?;
+        shmif_client.set_nodelay(true)?;
+        let host_client = std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, host_echo.port))?;
+        host_client.set_nodelay(true)?;
+        let mut links = [
+            EchoLink::remote(shmif_client),
+            EchoLink::remote(host_client),
+        ];
+        let [mut ours, mut host] = round_trips(&mut links, a.rounds, a.round_trips)?
+            .try_into()
+            .map_err(|_| anyhow!("samples of two links"))?;
+        for link in links {
+            link.close()?;
+        }
+        k.halt();
+        shmif_echo.stop();
+        host_echo.stop();
+        let (ours, host) = (percentiles(&mut ours), percentiles(&mut host));
+        ns("tcp_shmif_rtt_ns_median", ours.0, host.0);
+        ns("tcp_shmif_rtt_ns_p99", ours.1, host.1);
     }
     Ok(())
 }
@@ -193,16 +274,32 @@ fn alternate(
     n: usize,
     mut round: impl FnMut() -> anyhow::Result<(f64, f64)>,
 ) -> anyhow::Result<(f64, f64)> {
-    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let mut rounds = Rounds::default();
     for _ in 0..n.max(1) {
-        let (x, y) = round()?;
-        if std::env::var_os("RUMP_BENCH_VERBOSE").is_some() {
-            eprintln!("round: ours {x:.2} host {y:.2}");
-        }
-        a.push(x);
-        b.push(y);
+        rounds.push("round", round()?);
     }
-    Ok((median(&mut a), median(&mut b)))
+    Ok(rounds.medians())
+}
+
+/// Results of rounds: ours and the host's.
+#[derive(Default)]
+struct Rounds {
+    ours: Vec<f64>,
+    host: Vec<f64>,
+}
+
+impl Rounds {
+    fn push(&mut self, label: &str, (ours, host): (f64, f64)) {
+        if std::env::var_os("RUMP_BENCH_VERBOSE").is_some() {
+            eprintln!("{label}: ours {ours:.2} host {host:.2}");
+        }
+        self.ours.push(ours);
+        self.host.push(host);
+    }
+
+    fn medians(&mut self) -> (f64, f64) {
+        (median(&mut self.ours), median(&mut self.host))
+    }
 }
 
 fn pattern(len: usize) -> Vec<u8> {
@@ -279,6 +376,35 @@ fn shmif_kernel(bus: &str, host: u8, mtu: u32) -> anyhow::Result<(Kernel, Proces
     rump::sys::if_add_addr(&p, "shmif0", ip(host).octets(), 24)?;
     rump::sys::if_set_up(&p, "shmif0", true)?;
     Ok((k, p))
+}
+
+/// One bulk run on a freshly booted pair of kernels on a bus, with
+/// `idle` connections established and left idle on it and on the host
+/// (`idle` may be 0): ours and the host's throughput.
+fn bus_bulk(
+    a: &TcpArgs,
+    boot: &dyn Fn() -> anyhow::Result<(Kernel, Process)>,
+    bytes: usize,
+    data: &Arc<Vec<u8>>,
+    idle: usize,
+) -> anyhow::Result<(f64, f64)> {
+    let (ka, pa, kb, pb) = bus_pair(a.mtu, boot)?;
+    let dst = SocketAddrV4::new(ip(2), PORT);
+    let (_idle, _host_idle) = if idle > 0 {
+        let at = SocketAddrV4::new(ip(2), PORT + 2);
+        (rump_idle(&pa, &pb, at, idle)?, host_idle(idle)?)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    // A short round resolves ARP and warms the new kernels up.
+    rump_bulk(&pa, &pb, dst, 1 << 20, data)?;
+    let ours = rump_bulk(&pa, &pb, dst, bytes, data)?;
+    let host = host_bulk(bytes, data)?;
+    // Halted first, the kernels need no close handshake for each idle
+    // connection when `_idle` drops.
+    ka.halt();
+    kb.halt();
+    Ok((ours, host))
 }
 
 /// Bulk from a socket of `pa` to one of `pb`, each on its own thread.
@@ -359,60 +485,119 @@ fn host_send(dst: SocketAddrV4, bytes: usize, data: &Arc<Vec<u8>>) -> anyhow::Re
     .map_err(|_| anyhow!("sender panicked"))?
 }
 
-/// 1-byte ping-pong: the client on this thread, the echo on another.
-fn rump_rtt(pa: &Process, pb: &Process, dst: SocketAddrV4, n: usize) -> anyhow::Result<Vec<f64>> {
-    let l = TcpListener::bind(pb, dst)?;
-    let echo = std::thread::spawn(move || -> std::io::Result<()> {
-        let (mut s, _) = l.accept()?;
-        s.set_nodelay(true)?;
-        let mut b = [0u8; 1];
-        while s.read(&mut b)? == 1 {
-            s.write_all(&b)?;
-        }
-        Ok(())
-    });
-    let mut c = TcpStream::connect(pa, dst)?;
-    c.set_nodelay(true)?;
-    let samples = ping_pong(&mut c, n)?;
-    drop(c);
-    echo.join().map_err(|_| anyhow!("echo panicked"))??;
-    Ok(samples)
+/// The client end of a 1-byte echo, and the echo's thread when it runs
+/// in this process.
+struct EchoLink {
+    client: Box<dyn Duplex>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
 }
 
-fn host_rtt(n: usize) -> anyhow::Result<Vec<f64>> {
+/// A connected stream, for the client end of an echo.
+trait Duplex: Read + Write {}
+
+impl<T: Read + Write> Duplex for T {}
+
+impl EchoLink {
+    /// A client of an echo in another process.
+    fn remote(client: impl Duplex + 'static) -> EchoLink {
+        EchoLink {
+            client: Box::new(client),
+            server: None,
+        }
+    }
+
+    /// Closes the client end, which ends the echo, and waits for its
+    /// thread.
+    fn close(self) -> anyhow::Result<()> {
+        drop(self.client);
+        if let Some(server) = self.server {
+            server.join().map_err(|_| anyhow!("echo panicked"))??;
+        }
+        Ok(())
+    }
+}
+
+/// An echo on a socket of `pb` on its own thread, and a client of it
+/// from `pa`.
+fn rump_echo(pa: &Process, pb: &Process, dst: SocketAddrV4) -> anyhow::Result<EchoLink> {
+    let l = TcpListener::bind(pb, dst)?;
+    let server = std::thread::spawn(move || -> std::io::Result<()> {
+        let (s, _) = l.accept()?;
+        s.set_nodelay(true)?;
+        echo(s)
+    });
+    let c = TcpStream::connect(pa, dst)?;
+    c.set_nodelay(true)?;
+    Ok(EchoLink {
+        client: Box::new(c),
+        server: Some(server),
+    })
+}
+
+/// The same over the host's loopback.
+fn host_echo() -> anyhow::Result<EchoLink> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     let dst = l.local_addr()?;
-    let echo = std::thread::spawn(move || -> std::io::Result<()> {
-        let (mut s, _) = l.accept()?;
+    let server = std::thread::spawn(move || -> std::io::Result<()> {
+        let (s, _) = l.accept()?;
         s.set_nodelay(true)?;
-        let mut b = [0u8; 1];
-        while s.read(&mut b)? == 1 {
-            s.write_all(&b)?;
-        }
-        Ok(())
+        echo(s)
     });
-    let mut c = std::net::TcpStream::connect(dst)?;
+    let c = std::net::TcpStream::connect(dst)?;
     c.set_nodelay(true)?;
-    let samples = ping_pong(&mut c, n)?;
-    drop(c);
-    echo.join().map_err(|_| anyhow!("echo panicked"))??;
+    Ok(EchoLink {
+        client: Box::new(c),
+        server: Some(server),
+    })
+}
+
+/// Sends back each byte until end of stream.
+fn echo(mut s: impl Read + Write) -> std::io::Result<()> {
+    let mut b = [0u8; 1];
+    while s.read(&mut b)? == 1 {
+        s.write_all(&b)?;
+    }
+    Ok(())
+}
+
+/// `n` timed 1-byte round trips on each link, in `rounds` slices that
+/// take turns across the links so that machine noise falls on all of
+/// them alike: the samples (ns) of each link.
+fn round_trips(links: &mut [EchoLink], rounds: usize, n: usize) -> anyhow::Result<Vec<Vec<f64>>> {
+    let rounds = rounds.max(1);
+    for link in links.iter_mut() {
+        ping_pong(&mut *link.client, n / 10 + 100, None)?;
+    }
+    let mut samples = vec![Vec::with_capacity(n); links.len()];
+    for round in 0..rounds {
+        let slice = n / rounds + usize::from(round < n % rounds);
+        for (link, samples) in links.iter_mut().zip(&mut samples) {
+            // Untimed trips first: while the other links had their turn,
+            // this one's threads went to sleep and its caches went cold,
+            // which a continuous run does not see.
+            ping_pong(&mut *link.client, 100, None)?;
+            ping_pong(&mut *link.client, slice, Some(samples))?;
+        }
+    }
     Ok(samples)
 }
 
-fn ping_pong(mut c: impl Read + Write, n: usize) -> anyhow::Result<Vec<f64>> {
+/// `n` 1-byte round trips; their times (ns) go to `samples` if given.
+fn ping_pong(
+    c: &mut dyn Duplex,
+    n: usize,
+    mut samples: Option<&mut Vec<f64>>,
+) -> std::io::Result<()> {
     let mut b = [7u8; 1];
-    for _ in 0..n / 10 + 100 {
-        c.write_all(&b)?;
-        c.read_exact(&mut b)?;
-    }
-    let mut samples = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
         c.write_all(&b)?;
         c.read_exact(&mut b)?;
-        samples.push(t.elapsed().as_nanos() as f64);
+        if let Some(s) = samples.as_deref_mut() {
+            s.push(t.elapsed().as_nanos() as f64);
+        }
     }
-    Ok(samples)
+    Ok(())
 }
 
 /// `n` connections from `pa` to `pb`, established and left idle.
@@ -484,8 +669,15 @@ impl Drop for Peer {
     }
 }
 
-/// The peer side: sinks connections until its standard input closes.
+/// The peer side: serves connections until its standard input closes.
+/// A mode is `STACK-SERVICE`: `shmif` (a kernel on the bus file, at
+/// 192.0.2.2) or `host` (std::net on 127.0.0.1), `sink` or `echo`.
 fn peer(mode: &str, a: &TcpArgs) -> anyhow::Result<()> {
+    let (stack, service) = match mode.split_once('-') {
+        Some((stack, "sink")) => (stack, Service::Sink),
+        Some((stack, "echo")) => (stack, Service::Echo),
+        _ => bail!("unknown peer mode {mode}"),
+    };
     std::thread::spawn(|| {
         let mut b = [0u8; 1];
         while std::io::stdin()
@@ -495,25 +687,45 @@ fn peer(mode: &str, a: &TcpArgs) -> anyhow::Result<()> {
         {}
         std::process::exit(0);
     });
-    match mode {
-        "shmif-sink" => {
+    match stack {
+        "shmif" => {
             let bus = a.bus.as_deref().context("--bus")?;
             let (_k, p) = shmif_kernel(bus, 2, a.mtu)?;
             let l = TcpListener::bind(&p, SocketAddrV4::new(ip(2), PORT))?;
             println!("READY {PORT}");
             loop {
                 let (s, _) = l.accept()?;
-                std::thread::spawn(move || sink(s));
+                s.set_nodelay(service == Service::Echo)?;
+                std::thread::spawn(move || service.serve(s));
             }
         }
-        "host-sink" => {
+        "host" => {
             let l = std::net::TcpListener::bind("127.0.0.1:0")?;
             println!("READY {}", l.local_addr()?.port());
             loop {
                 let (s, _) = l.accept()?;
-                std::thread::spawn(move || sink(s));
+                s.set_nodelay(service == Service::Echo)?;
+                std::thread::spawn(move || service.serve(s));
             }
         }
-        other => bail!("unknown peer mode {other}"),
+        other => bail!("unknown peer stack {other} in mode {mode}"),
+    }
+}
+
+/// What a peer does with each connection.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Service {
+    /// Reads to end of stream, then acknowledges (bulk).
+    Sink,
+    /// Sends back each byte (round trips).
+    Echo,
+}
+
+impl Service {
+    fn serve(self, s: impl Read + Write) -> std::io::Result<()> {
+        match self {
+            Service::Sink => sink(s).map(drop),
+            Service::Echo => echo(s),
+        }
     }
 }

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -15,8 +15,8 @@ pub fn ip(last: u8) -> Ipv4Addr {
     Ipv4Addr::new(192, 0, 2, last)
 }
 
-pub fn addr(last: u8, port: u16) -> SocketAddrV4 {
-    SocketAddrV4::new(ip(last), port)
+pub fn addr(last: u8, port: u16) -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(ip(last), port))
 }
 
 /// A kernel with the network stack and a root process.

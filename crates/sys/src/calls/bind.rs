@@ -9,7 +9,7 @@ use super::socket::with_socket;
 /// (`EACCES`), as on BSD and Linux.
 pub fn bind(p: &Proc, fd: i32, addr: SockAddr) -> Result<(), Errno> {
     with_socket(p, fd, |s, _| {
-        if let SockAddr::Inet { port, .. } = addr {
+        if let SockAddr::Inet { port, .. } | SockAddr::Inet6 { port, .. } = addr {
             if (1..1024).contains(&port) && !p.cred().is_root() {
                 return Err(Errno::EACCES);
             }

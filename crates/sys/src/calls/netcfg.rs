@@ -5,7 +5,7 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::net::Ipv4Addr;
+use core::net::IpAddr;
 
 use kern::{Errno, Proc};
 use net::{ArpInfo, IfInfo, NetStats, RouteInfo, RouteSpec, Stack};
@@ -49,14 +49,15 @@ pub fn if_set_mtu(p: &Proc, name: &str, mtu: u32) -> Result<(), Errno> {
     admin(p)?.if_set_mtu(name, mtu)
 }
 
-/// Adds an IPv4 address with its prefix length.
-pub fn if_add_addr(p: &Proc, name: &str, addr: [u8; 4], prefix: u8) -> Result<(), Errno> {
-    admin(p)?.if_add_addr(name, Ipv4Addr::from(addr), prefix)
+/// Adds an IPv4 or IPv6 address with its prefix length (`[u8; 4]`,
+/// `[u8; 16]`, `Ipv4Addr`, `Ipv6Addr` and `IpAddr` all do).
+pub fn if_add_addr(p: &Proc, name: &str, addr: impl Into<IpAddr>, prefix: u8) -> Result<(), Errno> {
+    admin(p)?.if_add_addr(name, addr.into(), prefix)
 }
 
-/// Removes an IPv4 address.
-pub fn if_del_addr(p: &Proc, name: &str, addr: [u8; 4]) -> Result<(), Errno> {
-    admin(p)?.if_del_addr(name, Ipv4Addr::from(addr))
+/// Removes an address.
+pub fn if_del_addr(p: &Proc, name: &str, addr: impl Into<IpAddr>) -> Result<(), Errno> {
+    admin(p)?.if_del_addr(name, addr.into())
 }
 
 /// Brings an interface up or down.
@@ -74,14 +75,14 @@ pub fn if_list(p: &Proc) -> Result<Vec<IfInfo>, Errno> {
     Ok(stack(p)?.if_list())
 }
 
-/// Adds a route (`0.0.0.0/0` is the default route).
+/// Adds a route (`0.0.0.0/0` and `::/0` are the default routes).
 pub fn route_add(p: &Proc, spec: &RouteSpec) -> Result<(), Errno> {
     admin(p)?.route_add(spec)
 }
 
 /// Deletes a route.
-pub fn route_delete(p: &Proc, dst: [u8; 4], prefix: u8) -> Result<(), Errno> {
-    admin(p)?.route_delete(Ipv4Addr::from(dst), prefix)
+pub fn route_delete(p: &Proc, dst: impl Into<IpAddr>, prefix: u8) -> Result<(), Errno> {
+    admin(p)?.route_delete(dst.into(), prefix)
 }
 
 /// The routing table.
@@ -89,14 +90,14 @@ pub fn route_list(p: &Proc) -> Result<Vec<RouteInfo>, Errno> {
     Ok(stack(p)?.route_list())
 }
 
-/// The ARP table.
+/// The neighbour table (ARP and IPv6 neighbour discovery).
 pub fn arp_list(p: &Proc) -> Result<Vec<ArpInfo>, Errno> {
     Ok(stack(p)?.arp_list())
 }
 
-/// Deletes an ARP entry.
-pub fn arp_delete(p: &Proc, ip: [u8; 4]) -> Result<(), Errno> {
-    admin(p)?.arp_delete(Ipv4Addr::from(ip))
+/// Deletes a neighbour entry.
+pub fn arp_delete(p: &Proc, ip: impl Into<IpAddr>) -> Result<(), Errno> {
+    admin(p)?.arp_delete(ip.into())
 }
 
 /// Protocol counters.
