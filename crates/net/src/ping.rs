@@ -94,8 +94,7 @@ impl Core {
         };
         let rt = self.route_ip(dst, scope).ok_or(Errno::ENETUNREACH)?;
         let hdr = if dst.is_ipv4() { 20 } else { IPV6_HDR };
-        let mtu = self.iface(rt.ifindex).map(|i| i.mtu).unwrap_or(0);
-        if hdr + data.len() > mtu {
+        if !crate::udp::fits_ip(dst, hdr + data.len()) {
             return Err(Errno::EMSGSIZE);
         }
         let mut f = pool.get(ETH_HDR + hdr + data.len());

@@ -59,6 +59,15 @@ impl UdpSock {
     }
 }
 
+/// Whether an IP packet of `total` bytes (header included) to `dst` fits
+/// in its version's length field.
+pub(crate) fn fits_ip(dst: IpAddr, total: usize) -> bool {
+    match dst {
+        IpAddr::V4(_) => total <= u16::MAX as usize,
+        IpAddr::V6(_) => total - IPV6_HDR <= u16::MAX as usize,
+    }
+}
+
 impl Core {
     /// Binds UDP socket `r` (port 0: an ephemeral port).
     pub fn udp_bind(&mut self, r: SockRef, addr: IpAddr, port: u16) -> Result<(), Errno> {
@@ -139,9 +148,11 @@ impl Core {
             baddr
         };
         let hdr = if dst.is_ipv4() { 20 } else { IPV6_HDR };
-        let mtu = self.iface(rt.ifindex).map(|i| i.mtu).unwrap_or(0);
         let len = UDP_HDR + data.len();
-        if hdr + len > mtu || len > u16::MAX as usize {
+        // Larger than the link's MTU is fragmented; larger than IP's
+        // length fields is not possible (65,507 bytes of data over IPv4,
+        // 65,527 over IPv6).
+        if !fits_ip(dst, hdr + len) {
             return Err(Errno::EMSGSIZE);
         }
         let mut f = pool.get(ETH_HDR + hdr + len);

@@ -129,6 +129,22 @@ fn udp_and_ping_and_port_unreachable() {
             assert_eq!(&buf[..n], &d[..]);
             assert_eq!(from, sa6(ip6(0, 1), cport));
         }
+        // Datagrams larger than the MTU go as IPv6 fragments.
+        let mut big = vec![0u8; 70_000];
+        for len in [1500, 20_000, 65_527] {
+            let d = pattern(len as u64, len);
+            assert_eq!(client.send_to(&d, sa6(ip6(0, 2), 53)).unwrap(), len);
+            let (n, _) = server.recv_from(&mut big).unwrap();
+            assert_eq!(&big[..n], &d[..], "{len} bytes");
+        }
+        assert!(sys::net_stats(&pb).unwrap().ip_reassembled >= 3);
+        assert_eq!(
+            client
+                .send_to(&vec![0u8; 65_528], sa6(ip6(0, 2), 53))
+                .err()
+                .and_then(|e| e.raw_os_error()),
+            Some(Errno::EMSGSIZE.0)
+        );
         // An IPv6 socket cannot send to a bare IPv4 address.
         let fd = client.fd();
         assert_eq!(

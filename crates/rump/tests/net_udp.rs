@@ -93,10 +93,25 @@ fn datagrams_between_kernels() {
             .set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
         assert_eq!(sys::recv(&pb, server.fd(), &mut buf, 0), Err(Errno::EAGAIN));
-        // Too big for the link.
+        // Larger than the link's MTU: sent as IP fragments and reassembled,
+        // up to the largest datagram IPv4 can carry.
+        server
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut big = vec![0u8; 70_000];
+        for len in [1473, 4000, 9000, 65_507] {
+            let d = pattern(len as u64, len);
+            assert_eq!(client.send_to(&d, addr(2, 53)).unwrap(), len);
+            let (n, _) = server.recv_from(&mut big).unwrap();
+            assert_eq!(&big[..n], &d[..], "{len} bytes");
+        }
+        let st = sys::net_stats(&pb).unwrap();
+        assert!(st.ip_reassembled >= 4 && st.ip_reasm_pending == 0, "{st:?}");
+        assert!(sys::net_stats(&pa).unwrap().ip_frags_out >= 2 + 3 + 7 + 45);
+        // Beyond what IPv4 can carry.
         assert_eq!(
             client
-                .send_to(&vec![0u8; 1500], addr(2, 53))
+                .send_to(&vec![0u8; 65_508], addr(2, 53))
                 .err()
                 .and_then(|e| e.raw_os_error()),
             Some(Errno::EMSGSIZE.0)
