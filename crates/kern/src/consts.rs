@@ -199,7 +199,9 @@ pub mod so {
     pub const SNDLOWAT: i32 = 19;
     pub const RCVTIMEO: i32 = 20;
     pub const SNDTIMEO: i32 = 21;
+    pub const TIMESTAMP: i32 = 29;
     pub const ACCEPTCONN: i32 = 30;
+    pub const TIMESTAMPNS: i32 = 35;
     pub const PROTOCOL: i32 = 38;
     pub const DOMAIN: i32 = 39;
 }
@@ -208,12 +210,18 @@ pub mod so {
 pub mod ip {
     pub const TOS: i32 = 1;
     pub const TTL: i32 = 2;
+    pub const PKTINFO: i32 = 8;
+    pub const RECVTTL: i32 = 12;
 }
 
 /// `IPPROTO_IPV6` options.
 pub mod ipv6 {
     pub const UNICAST_HOPS: i32 = 16;
     pub const V6ONLY: i32 = 26;
+    pub const RECVPKTINFO: i32 = 49;
+    pub const PKTINFO: i32 = 50;
+    pub const RECVHOPLIMIT: i32 = 51;
+    pub const HOPLIMIT: i32 = 52;
 }
 
 /// `IPPROTO_TCP` options.

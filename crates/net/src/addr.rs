@@ -290,6 +290,8 @@ pub struct NetStats {
     pub tcp_listen_drops: u64,
     pub tcp_resets_sent: u64,
     pub tcp_conns: u64,
+    /// Closed connections held in TIME-WAIT.
+    pub tcp_time_wait: u64,
     pub udp_in: u64,
     pub udp_out: u64,
     pub udp_no_port: u64,

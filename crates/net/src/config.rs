@@ -447,6 +447,9 @@ impl Stack {
         self.with_core(|c, _| {
             let mut s = c.stats;
             s.tcp_conns = c.tcp_conns.len() as u64;
+            let now = c.now;
+            c.tcp_tw.expire(now);
+            s.tcp_time_wait = c.tcp_tw.len() as u64;
             let r = c.reasm.stats();
             s.ip_reasm_timeouts = r.timeouts;
             s.ip_reasm_pending = c.reasm.in_progress() as u64;

@@ -28,6 +28,7 @@ extern crate alloc;
 pub mod addr;
 mod arp;
 pub mod bus;
+pub mod cmsg;
 mod config;
 mod frag;
 pub mod iface;
@@ -42,6 +43,7 @@ pub mod shmif;
 pub mod socket;
 mod stack;
 mod tcp;
+mod timewait;
 mod udp;
 pub mod virtif;
 
@@ -52,6 +54,7 @@ use kern::{Component, Errno, Kernel, Stage};
 
 pub use addr::{ArpInfo, IfInfo, IfStats, NetStats, RouteInfo, RouteSpec, SockAddr};
 pub use bus::BusRegistry;
+pub use cmsg::Cmsg;
 pub use socket::{socket, socket_of, RecvInfo, SockOpt, Socket};
 pub use stack::Stack;
 
@@ -77,6 +80,7 @@ const PARAMS: &[(&str, i64, (i64, i64))] = &[
     ("net.inet.tcp.keepidle_ms", 7_200_000, (1, 86_400_000)),
     ("net.inet.tcp.keepintvl_ms", 75_000, (1, 86_400_000)),
     ("net.inet.tcp.keepcnt", 9, (1, 127)),
+    ("net.inet.tcp.time_wait_ms", 60_000, (0, 600_000)),
     (SYSCTL_FORWARDING6, 0, (0, 1)),
     ("net.inet.tcp.spin_ns", 200_000, (0, 10_000_000)),
 ];
@@ -155,6 +159,7 @@ pub(crate) fn read_params(k: &Kernel) -> stack::Params {
         keepidle_ms: get("net.inet.tcp.keepidle_ms", 7_200_000) as u64,
         keepintvl_ms: get("net.inet.tcp.keepintvl_ms", 75_000) as u64,
         keepcnt: get("net.inet.tcp.keepcnt", 9) as u32,
+        time_wait_ms: get("net.inet.tcp.time_wait_ms", 60_000) as u64,
         port_first: first,
         port_last: last,
         spin_ns: get("net.inet.tcp.spin_ns", 200_000) as u64,

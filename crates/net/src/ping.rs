@@ -143,6 +143,7 @@ impl Core {
             p.rxq.push_back(Datagram {
                 from: (from, 0),
                 data: icmp.to_vec(),
+                meta: Default::default(),
             });
             fx.wake(&s.shared);
         }
@@ -165,7 +166,7 @@ impl Core {
         r: SockRef,
         buf: &mut [u8],
         peek: bool,
-    ) -> Result<Option<(usize, usize, (IpAddr, u16))>, Errno> {
+    ) -> Result<Option<crate::udp::Received>, Errno> {
         let s = self.socks.get_mut(r).ok_or(Errno::EBADF)?;
         if let Some(e) = s.error.take() {
             return Err(e);

@@ -75,6 +75,16 @@ pub enum SockOpt {
     HopLimit(u8),
     /// `IPV6_V6ONLY`: an IPv6 socket takes no IPv4 (settable before bind).
     V6Only(bool),
+    /// `IP_PKTINFO` (IPv4 sockets) and `IPV6_RECVPKTINFO` (IPv6): report
+    /// each datagram's destination and interface.
+    PktInfo(bool),
+    RecvPktInfo6(bool),
+    /// `IP_RECVTTL` and `IPV6_RECVHOPLIMIT`: report each datagram's TTL.
+    RecvTtl(bool),
+    RecvHopLimit(bool),
+    /// `SO_TIMESTAMP` and `SO_TIMESTAMPNS`: report arrival times.
+    Timestamp(bool),
+    TimestampNs(bool),
 }
 
 impl SockOpt {
@@ -101,6 +111,12 @@ impl SockOpt {
             SockOpt::Ttl(_) => (ipproto::IP, ipopt::TTL),
             SockOpt::HopLimit(_) => (ipproto::IPV6, ip6opt::UNICAST_HOPS),
             SockOpt::V6Only(_) => (ipproto::IPV6, ip6opt::V6ONLY),
+            SockOpt::PktInfo(_) => (ipproto::IP, ipopt::PKTINFO),
+            SockOpt::RecvPktInfo6(_) => (ipproto::IPV6, ip6opt::RECVPKTINFO),
+            SockOpt::RecvTtl(_) => (ipproto::IP, ipopt::RECVTTL),
+            SockOpt::RecvHopLimit(_) => (ipproto::IPV6, ip6opt::RECVHOPLIMIT),
+            SockOpt::Timestamp(_) => (so::SOL_SOCKET, so::TIMESTAMP),
+            SockOpt::TimestampNs(_) => (so::SOL_SOCKET, so::TIMESTAMPNS),
         }
     }
 
@@ -149,6 +165,12 @@ impl SockOpt {
             (ipproto::IP, ipopt::TTL) => SockOpt::Ttl(hops(int()?, 1)?),
             (ipproto::IPV6, ip6opt::UNICAST_HOPS) => SockOpt::HopLimit(hops(int()?, 0)?),
             (ipproto::IPV6, ip6opt::V6ONLY) => SockOpt::V6Only(int()? != 0),
+            (ipproto::IP, ipopt::PKTINFO) => SockOpt::PktInfo(int()? != 0),
+            (ipproto::IPV6, ip6opt::RECVPKTINFO) => SockOpt::RecvPktInfo6(int()? != 0),
+            (ipproto::IP, ipopt::RECVTTL) => SockOpt::RecvTtl(int()? != 0),
+            (ipproto::IPV6, ip6opt::RECVHOPLIMIT) => SockOpt::RecvHopLimit(int()? != 0),
+            (so::SOL_SOCKET, so::TIMESTAMP) => SockOpt::Timestamp(int()? != 0),
+            (so::SOL_SOCKET, so::TIMESTAMPNS) => SockOpt::TimestampNs(int()? != 0),
             _ => return Err(Errno::ENOPROTOOPT),
         })
     }
@@ -168,6 +190,12 @@ impl SockOpt {
             | SockOpt::Broadcast(b)
             | SockOpt::AcceptConn(b)
             | SockOpt::V6Only(b)
+            | SockOpt::PktInfo(b)
+            | SockOpt::RecvPktInfo6(b)
+            | SockOpt::RecvTtl(b)
+            | SockOpt::RecvHopLimit(b)
+            | SockOpt::Timestamp(b)
+            | SockOpt::TimestampNs(b)
             | SockOpt::NoDelay(b) => int(b as i32),
             SockOpt::KeepIdle(n) | SockOpt::KeepIntvl(n) | SockOpt::KeepCnt(n) => int(n as i32),
             SockOpt::RcvBuf(n) | SockOpt::SndBuf(n) => int(n as i32),
@@ -285,6 +313,7 @@ pub fn socket(k: &Kernel, domain: i32, ty: i32, protocol: i32) -> Result<File, E
             keepidle: None,
             keepintvl: None,
             keepcnt: None,
+            wants: Default::default(),
         };
         let s = Sock::new(domain, opts, proto);
         let shared = s.shared.clone();
@@ -601,14 +630,31 @@ impl Socket {
         flags: i32,
         to: Option<SockAddr>,
     ) -> Result<usize, Errno> {
+        self.send_msg(k, file, data, flags, to, &[])
+    }
+
+    /// `sendmsg`: [`Socket::send`] with control messages. UDP sockets take
+    /// `PktInfo` (source address, interface) and `Ttl`/`HopLimit` (of
+    /// their family); stream and ping sockets ignore them, as Linux's TCP
+    /// does.
+    pub fn send_msg(
+        &self,
+        k: &Kernel,
+        file: &File,
+        data: &[u8],
+        flags: i32,
+        to: Option<SockAddr>,
+        control: &[crate::Cmsg],
+    ) -> Result<usize, Errno> {
         self.check()?;
         let nonblock = file.is_nonblocking() || flags & msg::DONTWAIT != 0;
         let r = self.id;
         let pool = self.pool();
         match self.kind() {
             Kind::Udp => self.stack.with_core(|c, fx| {
+                let ctl = crate::udp::SendCtl::from_cmsgs(control, self.family == af::INET6)?;
                 let to = to.map(|a| self.target(c, a)).transpose()?;
-                c.udp_send(pool, r, data, to, fx)
+                c.udp_send(pool, r, data, to, ctl, fx)
             }),
             Kind::Ping => self.stack.with_core(|c, fx| {
                 let to = to.map(|a| self.target(c, a)).transpose()?;
@@ -670,6 +716,18 @@ impl Socket {
         buf: &mut [u8],
         flags: i32,
     ) -> Result<RecvInfo, Errno> {
+        self.recv_msg(k, file, buf, flags).map(|r| r.0)
+    }
+
+    /// `recvmsg`: [`Socket::recv`] with the control messages the socket
+    /// asked for (datagram sockets; stream sockets have none).
+    pub fn recv_msg(
+        &self,
+        k: &Kernel,
+        file: &File,
+        buf: &mut [u8],
+        flags: i32,
+    ) -> Result<(RecvInfo, Vec<crate::Cmsg>), Errno> {
         self.check()?;
         let nonblock = file.is_nonblocking() || flags & msg::DONTWAIT != 0;
         let peek = flags & msg::PEEK != 0;
@@ -692,9 +750,17 @@ impl Socket {
                         c.ping_recv(r, buf, peek)
                     }
                 });
-                let (n, full, from) = got?;
+                let (n, full, from, meta) = got?;
+                let wants = self
+                    .stack
+                    .core
+                    .lock()
+                    .socks
+                    .get(r)
+                    .map(|s| s.opts.wants)
+                    .unwrap_or_default();
                 let truncated = full > n;
-                Ok(RecvInfo {
+                let info = RecvInfo {
                     len: if truncated && flags & msg::TRUNC != 0 {
                         full
                     } else {
@@ -702,15 +768,19 @@ impl Socket {
                     },
                     from: Some(SockAddr::from_ip(self.family, from.0, from.1)),
                     flags: if truncated { msg::TRUNC } else { 0 },
-                })
+                };
+                Ok((info, meta.cmsgs(wants)))
             }
             Kind::Tcp => {
                 if buf.is_empty() {
-                    return Ok(RecvInfo {
-                        len: 0,
-                        from: None,
-                        flags: 0,
-                    });
+                    return Ok((
+                        RecvInfo {
+                            len: 0,
+                            from: None,
+                            flags: 0,
+                        },
+                        Vec::new(),
+                    ));
                 }
                 let waitall = flags & msg::WAITALL != 0 && !peek;
                 let mut done = 0;
@@ -738,11 +808,14 @@ impl Socket {
                         Err(e) => return Err(e),
                     }
                 }
-                Ok(RecvInfo {
-                    len: done,
-                    from: None,
-                    flags: 0,
-                })
+                Ok((
+                    RecvInfo {
+                        len: done,
+                        from: None,
+                        flags: 0,
+                    },
+                    Vec::new(),
+                ))
             }
         }
     }
@@ -866,9 +939,19 @@ impl Socket {
                 SockOpt::HopLimit(t) if is_v6 => s.opts.ttl = t,
                 SockOpt::V6Only(_) if is_v6 && bound => return Err(Errno::EINVAL),
                 SockOpt::V6Only(b) if is_v6 => s.opts.v6only = b,
-                SockOpt::Ttl(_) | SockOpt::HopLimit(_) | SockOpt::V6Only(_) => {
-                    return Err(Errno::ENOPROTOOPT)
-                }
+                // As on Linux, an IPv6 socket also takes the IPv4 options
+                // (for the IPv4 traffic a dual-stack socket carries).
+                SockOpt::PktInfo(b) => s.opts.wants.pktinfo = b,
+                SockOpt::RecvTtl(b) => s.opts.wants.ttl = b,
+                SockOpt::RecvPktInfo6(b) if is_v6 => s.opts.wants.pktinfo = b,
+                SockOpt::RecvHopLimit(b) if is_v6 => s.opts.wants.ttl = b,
+                SockOpt::Timestamp(b) => s.opts.wants.timestamp = b,
+                SockOpt::TimestampNs(b) => s.opts.wants.timestamp_ns = b,
+                SockOpt::Ttl(_)
+                | SockOpt::HopLimit(_)
+                | SockOpt::V6Only(_)
+                | SockOpt::RecvPktInfo6(_)
+                | SockOpt::RecvHopLimit(_) => return Err(Errno::ENOPROTOOPT),
                 SockOpt::Error(_)
                 | SockOpt::Type(_)
                 | SockOpt::AcceptConn(_)
@@ -920,6 +1003,16 @@ impl Socket {
                 (ipproto::IP, ipopt::TTL) if !is_v6 => SockOpt::Ttl(o.ttl),
                 (ipproto::IPV6, ip6opt::UNICAST_HOPS) if is_v6 => SockOpt::HopLimit(o.ttl),
                 (ipproto::IPV6, ip6opt::V6ONLY) if is_v6 => SockOpt::V6Only(o.v6only),
+                (ipproto::IP, ipopt::PKTINFO) => SockOpt::PktInfo(o.wants.pktinfo),
+                (ipproto::IP, ipopt::RECVTTL) => SockOpt::RecvTtl(o.wants.ttl),
+                (ipproto::IPV6, ip6opt::RECVPKTINFO) if is_v6 => {
+                    SockOpt::RecvPktInfo6(o.wants.pktinfo)
+                }
+                (ipproto::IPV6, ip6opt::RECVHOPLIMIT) if is_v6 => {
+                    SockOpt::RecvHopLimit(o.wants.ttl)
+                }
+                (so::SOL_SOCKET, so::TIMESTAMP) => SockOpt::Timestamp(o.wants.timestamp),
+                (so::SOL_SOCKET, so::TIMESTAMPNS) => SockOpt::TimestampNs(o.wants.timestamp_ns),
                 _ => return Err(Errno::ENOPROTOOPT),
             })
         })

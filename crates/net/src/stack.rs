@@ -165,6 +165,8 @@ pub(crate) struct SockOpts {
     pub keepidle: Option<u32>,
     pub keepintvl: Option<u32>,
     pub keepcnt: Option<u32>,
+    /// Control messages wanted with received datagrams.
+    pub wants: crate::cmsg::CmsgWants,
 }
 
 /// The protocol part of a socket.
@@ -255,6 +257,7 @@ pub(crate) struct Params {
     pub keepidle_ms: u64,
     pub keepintvl_ms: u64,
     pub keepcnt: u32,
+    pub time_wait_ms: u64,
     pub port_first: u16,
     pub port_last: u16,
     pub spin_ns: u64,
@@ -276,6 +279,8 @@ pub(crate) struct Core {
     pub tcp_ports: HashMap<u16, Vec<SockRef>>,
     pub udp_binds: HashMap<(IpAddr, u16), SockRef>,
     pub ping_ids: HashMap<u16, SockRef>,
+    /// Closed connections in TIME-WAIT.
+    pub tcp_tw: crate::timewait::TimeWaitTable,
     /// Pending protocol timers by deadline.
     pub timers: BTreeSet<(MonoNs, SockRef)>,
     /// When the timer thread will next look (`MonoNs::MAX`: not at all).
@@ -342,6 +347,7 @@ impl Stack {
                 tcp_ports: HashMap::new(),
                 udp_binds: HashMap::new(),
                 ping_ids: HashMap::new(),
+                tcp_tw: crate::timewait::TimeWaitTable::new(),
                 timers: BTreeSet::new(),
                 timer_next: MonoNs::MAX,
                 stats: NetStats::default(),
@@ -582,6 +588,7 @@ impl Stack {
             c.tcp_ports.clear();
             c.udp_binds.clear();
             c.ping_ids.clear();
+            c.tcp_tw = crate::timewait::TimeWaitTable::new();
             c.timers.clear();
             for i in c.ifs.iter_mut().flatten() {
                 i.arp.clear();

@@ -81,6 +81,9 @@ pub(crate) struct Conn {
     /// The user closed the sending side while data was still queued: the
     /// FIN goes out once the queue has drained (see [`Conn::close_send`]).
     pub fin_pending: bool,
+    /// Our next sequence number and the peer's, from the last segment we
+    /// sent (what a TIME-WAIT record needs to answer for the connection).
+    pub last_sent: Option<(u32, u32)>,
 }
 
 impl Conn {
@@ -211,6 +214,15 @@ fn segment_of(pkt: &[u8]) -> Option<&[u8]> {
     }
 }
 
+/// The sequence number after a segment we sent, and its acknowledgement
+/// number.
+fn sent_numbers(pkt: &[u8]) -> Option<(u32, u32)> {
+    let t = TcpPacket::new_checked(segment_of(pkt)?).ok()?;
+    let ack = t.ack().then(|| t.ack_number().0 as u32)?;
+    let len = t.payload().len() as u32 + t.syn() as u32 + t.fin() as u32;
+    Some(((t.seq_number().0 as u32).wrapping_add(len), ack))
+}
+
 /// The wildcard address of `ip`'s family.
 pub(crate) fn unspecified_like(ip: IpAddr) -> IpAddr {
     match ip {
@@ -313,6 +325,11 @@ impl Core {
             self.tcp_deliver(pool, r, Some(pkt), true, fx);
             return;
         }
+        if !self.tcp_tw.map.is_empty()
+            && self.time_wait_input(pool, tuple, &tcp, fx) == crate::timewait::TwVerdict::Done
+        {
+            return;
+        }
         let listener = self.lookup_bound(&self.tcp_listeners, dst, dport);
         if let Some(l) = listener {
             if tcp.syn() && !tcp.ack() && !tcp.rst() {
@@ -399,6 +416,7 @@ impl Core {
             registered: true,
             parent: Some(l),
             fin_pending: false,
+            last_sent: None,
         };
         let r = self.socks.insert(crate::stack::Sock::new(
             family,
@@ -485,6 +503,9 @@ impl Core {
             // connection is due at once, which is no time to wake the timer
             // thread.
             poll_at = (!defer).then(|| iface.smol.poll_at(now, &c.set));
+        }
+        if let Some(seen) = out.last().and_then(|f| sent_numbers(&f[ETH_HDR..])) {
+            c.last_sent = Some(seen);
         }
         let scope = c.ifindex as u32;
         for mut f in out {
@@ -578,6 +599,31 @@ impl Core {
                 }
             }
         }
+        if st == State::TimeWait && orphan && poll_at.is_some() {
+            // Nobody will read; our final ACK went out. A small record
+            // keeps TIME-WAIT from here (see `timewait.rs`), so the
+            // buffers go now.
+            if let Some(sock) = self.socks.get(r) {
+                let ttl = sock.opts.ttl;
+                if let Some(c) = match &sock.proto {
+                    Proto::Tcp(t) => t.conn(),
+                    _ => None,
+                } {
+                    if let Some((snd_nxt, rcv_nxt)) = c.last_sent {
+                        let tw = crate::timewait::TimeWait {
+                            snd_nxt,
+                            rcv_nxt,
+                            ifindex: c.ifindex,
+                            ttl,
+                            expires: 0,
+                        };
+                        self.time_wait_add(tuple, tw);
+                    }
+                }
+            }
+            self.free_sock(r, fx);
+            return;
+        }
         if st == prev {
             return;
         }
@@ -607,10 +653,6 @@ impl Core {
             if sock.error.is_none() {
                 sock.error = err;
             }
-        } else if st == State::TimeWait && orphan {
-            // Nobody will read; the peer has our final ACK. Keeping TIME-WAIT
-            // for orphans would pin their buffers for smoltcp's 10 s.
-            self.free_sock(r, fx);
         }
     }
 
@@ -689,9 +731,10 @@ impl Core {
             return Err(Errno::EADDRNOTAVAIL);
         }
         let port = if port == 0 {
-            self.ephemeral_port(|c, p| c.tcp_ports.contains_key(&p))?
+            self.ephemeral_port(|c, p| c.tcp_ports.contains_key(&p) || c.tcp_tw.holds_port(p))?
         } else {
-            if self.tcp_bind_conflict(addr, port, r) {
+            let reuse = self.socks.get(r).is_some_and(|s| s.opts.reuse_addr);
+            if self.tcp_bind_conflict(addr, port, r) || (!reuse && self.tcp_tw.holds_port(port)) {
                 return Err(Errno::EADDRINUSE);
             }
             port
@@ -816,7 +859,16 @@ impl Core {
         let local_port = match bound {
             Some((_, p)) => p,
             None => {
-                let p = self.ephemeral_port(|c, p| c.tcp_ports.contains_key(&p))?;
+                // Ports of TIME-WAIT records only when no other is free,
+                // and then not the very 4-tuple.
+                let p = self
+                    .ephemeral_port(|c, p| c.tcp_ports.contains_key(&p) || c.tcp_tw.holds_port(p))
+                    .or_else(|_| {
+                        self.ephemeral_port(|c, p| {
+                            c.tcp_ports.contains_key(&p)
+                                || c.tcp_tw.map.contains_key(&(local_addr, p, dst, port))
+                        })
+                    })?;
                 if let Some(Proto::Tcp(t)) = self.socks.get_mut(r).map(|s| &mut s.proto) {
                     t.bound = Some((unspecified_like(dst), p));
                 }
@@ -825,7 +877,7 @@ impl Core {
             }
         };
         let tuple = (local_addr, local_port, dst, port);
-        if self.tcp_conns.contains_key(&tuple) {
+        if self.tcp_conns.contains_key(&tuple) || self.tcp_tw.map.contains_key(&tuple) {
             return Err(Errno::EADDRNOTAVAIL);
         }
         let params = self.params;
@@ -854,6 +906,7 @@ impl Core {
                 registered: true,
                 parent: None,
                 fin_pending: false,
+                last_sent: None,
             }));
         }
         self.tcp_conns.insert(tuple, r);

@@ -15,6 +15,7 @@ use crate::tcp::bind_overlap;
 
 use kern::Errno;
 
+use crate::cmsg::RxMeta;
 use crate::iface::ETH_HDR;
 use crate::ip::{emit_ipv4, IcmpError};
 use crate::pool::FramePool;
@@ -28,15 +29,52 @@ const DATAGRAM_OVERHEAD: usize = 256;
 pub(crate) struct Datagram {
     pub from: (IpAddr, u16),
     pub data: Vec<u8>,
+    /// What control messages may report about it.
+    pub meta: RxMeta,
 }
 
+/// A received datagram as `recvmsg` reports it: bytes copied, the
+/// datagram's full length, its sender, and its control-message facts.
+pub(crate) type Received = (usize, usize, (IpAddr, u16), RxMeta);
+
 impl Datagram {
-    /// Copies as much as fits into `buf`: bytes copied, the datagram's
-    /// full length, and its sender (what `recvfrom` reports).
-    pub fn copy_out(&self, buf: &mut [u8]) -> (usize, usize, (IpAddr, u16)) {
+    /// Copies as much as fits into `buf`.
+    pub fn copy_out(&self, buf: &mut [u8]) -> Received {
         let n = buf.len().min(self.data.len());
         buf[..n].copy_from_slice(&self.data[..n]);
-        (n, self.data.len(), self.from)
+        (n, self.data.len(), self.from, self.meta)
+    }
+}
+
+/// Per-datagram choices `sendmsg` control messages make.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct SendCtl {
+    /// The source address (`IP_PKTINFO`/`IPV6_PKTINFO`).
+    pub src: Option<IpAddr>,
+    /// The interface, as the zone of a link-local destination.
+    pub ifindex: u32,
+    /// `IP_TTL`/`IPV6_HOPLIMIT` for this datagram.
+    pub ttl: Option<u8>,
+}
+
+impl SendCtl {
+    /// The choices in `control`; `EINVAL` for messages of the wrong family.
+    pub fn from_cmsgs(control: &[crate::Cmsg], v6: bool) -> Result<SendCtl, Errno> {
+        let mut c = SendCtl::default();
+        for m in control {
+            match *m {
+                crate::Cmsg::PktInfo { addr, ifindex } => {
+                    if !addr.is_unspecified() {
+                        c.src = Some(addr);
+                    }
+                    c.ifindex = ifindex;
+                }
+                crate::Cmsg::Ttl(t) if !v6 => c.ttl = Some(t),
+                crate::Cmsg::HopLimit(t) if v6 => c.ttl = Some(t),
+                _ => return Err(Errno::EINVAL),
+            }
+        }
+        Ok(c)
     }
 }
 
@@ -110,6 +148,7 @@ impl Core {
         r: SockRef,
         data: &[u8],
         to: Option<(IpAddr, u16, u32)>,
+        ctl: SendCtl,
         fx: &mut Effects,
     ) -> Result<usize, Errno> {
         let s = self.socks.get_mut(r).ok_or(Errno::EBADF)?;
@@ -119,12 +158,15 @@ impl Core {
         if s.shut_wr {
             return Err(Errno::EPIPE);
         }
-        let (ttl, broadcast) = (s.opts.ttl, s.opts.broadcast);
+        let (ttl, broadcast) = (ctl.ttl.unwrap_or(s.opts.ttl), s.opts.broadcast);
         let any = s.any_addr();
         let Proto::Udp(u) = &s.proto else {
             return Err(Errno::EINVAL);
         };
-        let (dst, dport, scope) = to.or(u.peer).ok_or(Errno::EDESTADDRREQ)?;
+        let (dst, dport, mut scope) = to.or(u.peer).ok_or(Errno::EDESTADDRREQ)?;
+        if ctl.ifindex != 0 {
+            scope = ctl.ifindex;
+        }
         if dport == 0 {
             return Err(Errno::EINVAL);
         }
@@ -140,7 +182,12 @@ impl Core {
             _ => return Err(Errno::EINVAL),
         };
         let rt = self.route_ip(dst, scope).ok_or(Errno::ENETUNREACH)?;
-        let src = if baddr.is_unspecified() || matches!(baddr, IpAddr::V4(a) if a.is_broadcast()) {
+        let src = if let Some(src) = ctl.src {
+            if src.is_ipv4() != dst.is_ipv4() || !self.is_local_ip(src) {
+                return Err(Errno::EINVAL);
+            }
+            src
+        } else if baddr.is_unspecified() || matches!(baddr, IpAddr::V4(a) if a.is_broadcast()) {
             rt.src
         } else if baddr.is_ipv4() != dst.is_ipv4() {
             return Err(Errno::ENETUNREACH);
@@ -236,6 +283,7 @@ impl Core {
         };
         let rcvbuf = s.opts.rcvbuf;
         let shut_rd = s.shut_rd;
+        let wants = s.opts.wants;
         let Proto::Udp(us) = &mut s.proto else {
             return;
         };
@@ -251,12 +299,34 @@ impl Core {
             return;
         }
         us.rx_bytes += cost;
+        let mut meta = RxMeta::default();
+        if wants.any() {
+            meta.to = Some(dst);
+            meta.ifindex = ifindex as u32;
+            meta.ttl = match src {
+                IpAddr::V4(_) => pkt[8],
+                IpAddr::V6(_) => pkt[7],
+            };
+            if wants.timestamp || wants.timestamp_ns {
+                meta.stamp = self
+                    .kernel
+                    .upgrade()
+                    .map(|k| k.hyper().clock_wall())
+                    .map(|t| (t.sec, t.nsec));
+            }
+        }
+        let Some(Proto::Udp(us)) = self.socks.get_mut(r).map(|s| &mut s.proto) else {
+            return;
+        };
         us.rxq.push_back(Datagram {
             from: (src, sport),
             data: payload.to_vec(),
+            meta,
         });
         self.stats.udp_in += 1;
-        fx.wake(&s.shared);
+        if let Some(s) = self.socks.get(r) {
+            fx.wake(&s.shared);
+        }
     }
 
     /// Takes (or peeks at) the next datagram of `r`: bytes copied, the
@@ -266,7 +336,7 @@ impl Core {
         r: SockRef,
         buf: &mut [u8],
         peek: bool,
-    ) -> Result<Option<(usize, usize, (IpAddr, u16))>, Errno> {
+    ) -> Result<Option<Received>, Errno> {
         let s = self.socks.get_mut(r).ok_or(Errno::EBADF)?;
         if let Some(e) = s.error.take() {
             return Err(e);
@@ -277,7 +347,12 @@ impl Core {
         };
         let Some(d) = u.rxq.front() else {
             if shut_rd {
-                return Ok(Some((0, 0, (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0))));
+                return Ok(Some((
+                    0,
+                    0,
+                    (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+                    RxMeta::default(),
+                )));
             }
             return Ok(None);
         };

@@ -33,8 +33,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub use ::net::{
-    ArpInfo, BusRegistry, IfInfo, IfStats, NetComponent, NetStats, RecvInfo, RouteInfo, RouteSpec,
-    SockAddr, SockOpt, Stack,
+    ArpInfo, BusRegistry, Cmsg, IfInfo, IfStats, NetComponent, NetStats, RecvInfo, RouteInfo,
+    RouteSpec, SockAddr, SockOpt, Stack,
 };
 
 use kern::consts::{af, shut, sock};

@@ -911,3 +911,107 @@ fn halt_wakes_blocked_calls() {
         );
     });
 }
+
+/// An Ethernet frame with a TCP segment (flags FIN|ACK) from
+/// `from:sport` to `to:dport`.
+fn fin_frame(dst_mac: [u8; 6], from: Ipv4Addr, sport: u16, to: Ipv4Addr, dport: u16) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&dst_mac);
+    f.extend_from_slice(&[2, 0, 0, 0, 0, 0x77]);
+    f.extend_from_slice(&[0x08, 0x00]);
+    let mut ip = vec![0x45, 0, 0, 40, 0, 1, 0, 0, 64, 6, 0, 0];
+    ip.extend_from_slice(&from.octets());
+    ip.extend_from_slice(&to.octets());
+    let mut tcp = Vec::new();
+    tcp.extend_from_slice(&sport.to_be_bytes());
+    tcp.extend_from_slice(&dport.to_be_bytes());
+    tcp.extend_from_slice(&1000u32.to_be_bytes());
+    tcp.extend_from_slice(&2000u32.to_be_bytes());
+    tcp.extend_from_slice(&[0x50, 0x11, 0x10, 0x00, 0, 0, 0, 0]);
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&tcp);
+    f
+}
+
+#[test]
+fn the_side_that_closes_first_keeps_time_wait() {
+    within(60, || {
+        let mut ks = bus_kernels(2);
+        let (_kb, pb) = ks.pop().unwrap();
+        let (ka, pa) = ks.pop().unwrap();
+        let l = TcpListener::bind(&pb, addr(2, 7100)).unwrap();
+        let fd = tcp_socket(&pa);
+        sys::bind(&pa, fd, sa(addr(1, 41000))).unwrap();
+        sys::connect(&pa, fd, sa(addr(2, 7100))).unwrap();
+        let (s, _) = l.accept().unwrap();
+        let stack = rump::net::stack(&ka).unwrap();
+        let before = stack.socket_count();
+        // The client closes first, then the server: the client's side of
+        // the connection ends in TIME-WAIT, as a small record.
+        sys::close(&pa, fd).unwrap();
+        let mut b = [0u8; 1];
+        assert_eq!((&s).read(&mut b).unwrap(), 0);
+        drop(s);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while sys::net_stats(&pa).unwrap().tcp_time_wait == 0 {
+            assert!(Instant::now() < deadline, "no TIME-WAIT record");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(stack.socket_count(), before - 1, "its socket is freed");
+        // The port stays taken for bind without SO_REUSEADDR (Linux's rule).
+        let again = tcp_socket(&pa);
+        assert_eq!(
+            sys::bind(&pa, again, sa(addr(1, 41000))),
+            Err(Errno::EADDRINUSE)
+        );
+        sys::setsockopt(&pa, again, SockOpt::ReuseAddr(true)).unwrap();
+        sys::bind(&pa, again, sa(addr(1, 41000))).unwrap();
+        // ... and the very 4-tuple cannot be reused yet.
+        assert_eq!(
+            sys::connect(&pa, again, sa(addr(2, 7100))),
+            Err(Errno::EADDRNOTAVAIL)
+        );
+        // A retransmitted FIN from the peer is answered with an ACK, not
+        // a reset.
+        let mac = sys::if_list(&pa)
+            .unwrap()
+            .into_iter()
+            .find(|i| i.name == "bus0")
+            .unwrap()
+            .mac;
+        let tx = |p: &rump::Process| {
+            sys::if_list(p)
+                .unwrap()
+                .into_iter()
+                .find(|i| i.name == "bus0")
+                .unwrap()
+                .stats
+                .tx_packets
+        };
+        let (sent0, resets0) = (tx(&pa), sys::net_stats(&pa).unwrap().tcp_resets_sent);
+        stack
+            .inject("bus0", &fin_frame(mac, ip(2), 7100, ip(1), 41000))
+            .unwrap();
+        assert_eq!(tx(&pa), sent0 + 1);
+        assert_eq!(sys::net_stats(&pa).unwrap().tcp_resets_sent, resets0);
+        // A segment for a connection that never existed still gets a reset.
+        stack
+            .inject("bus0", &fin_frame(mac, ip(2), 7100, ip(1), 41001))
+            .unwrap();
+        assert_eq!(sys::net_stats(&pa).unwrap().tcp_resets_sent, resets0 + 1);
+        // With a zero TIME-WAIT the record goes at once.
+        sys::sysctl_set(
+            &pa,
+            "net.inet.tcp.time_wait_ms",
+            rump::kern::sysctl::SysctlValue::Int(0),
+        )
+        .unwrap();
+        let c = TcpStream::connect(&pa, addr(2, 7100)).unwrap();
+        let (s2, _) = l.accept().unwrap();
+        drop(c);
+        assert_eq!((&s2).read(&mut b).unwrap(), 0);
+        drop(s2);
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(sys::net_stats(&pa).unwrap().tcp_time_wait, 1);
+    });
+}

@@ -76,10 +76,19 @@ fn datagrams_between_kernels() {
             Ok(4)
         );
         let (mut x, mut y) = ([0u8; 3], [0u8; 7]);
-        let info = sys::recvmsg(&pb, server.fd(), &mut [&mut x[..], &mut y[..]], 0).unwrap();
+        let (info, control) =
+            sys::recvmsg(&pb, server.fd(), &mut [&mut x[..], &mut y[..]], 0).unwrap();
         assert_eq!((info.len, &x, &y), (10, b"012", b"3456789"));
+        assert!(control.is_empty());
         assert_eq!(
-            sys::sendmsg(&pa, client.fd(), &[b"ab", b"cd"], Some(sa(addr(2, 53))), 0),
+            sys::sendmsg(
+                &pa,
+                client.fd(),
+                &[b"ab", b"cd"],
+                Some(sa(addr(2, 53))),
+                &[],
+                0
+            ),
             Ok(4)
         );
         let (n, _) = server.recv_from(&mut buf).unwrap();
@@ -415,4 +424,135 @@ fn interface_configuration_calls() {
     assert!(
         matches!(dispatch(&p, Request::NetStats), Ok(Response::NetStats(st)) if st.udp_in >= 1)
     );
+}
+
+#[test]
+fn control_messages_report_and_choose() {
+    use rump::net::Cmsg;
+    within(60, || {
+        let mut ks = bus_kernels(2);
+        let (_kb, pb) = ks.pop().unwrap();
+        let (_ka, pa) = ks.pop().unwrap();
+        // A second address on the sender, to choose as the source.
+        sys::if_add_addr(&pa, "bus0", ip(101), 24).unwrap();
+        let any = |port| std::net::SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, port);
+        let server = UdpSocket::bind(&pb, any(5353)).unwrap();
+        for opt in [
+            SockOpt::PktInfo(true),
+            SockOpt::RecvTtl(true),
+            SockOpt::TimestampNs(true),
+        ] {
+            sys::setsockopt(&pb, server.fd(), opt).unwrap();
+            let (level, name) = opt.level_name();
+            assert_eq!(sys::getsockopt(&pb, server.fd(), level, name), Ok(opt));
+        }
+        // IPv6-only options on an IPv4 socket.
+        assert_eq!(
+            sys::setsockopt(&pb, server.fd(), SockOpt::RecvHopLimit(true)),
+            Err(Errno::ENOPROTOOPT)
+        );
+        let client = UdpSocket::bind(&pa, any(0)).unwrap();
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        // Source address and TTL chosen per datagram.
+        let ctl = [
+            Cmsg::PktInfo {
+                addr: ip(101).into(),
+                ifindex: 0,
+            },
+            Cmsg::Ttl(7),
+        ];
+        assert_eq!(
+            sys::sendmsg(&pa, client.fd(), &[b"hi"], Some(sa(addr(2, 5353))), &ctl, 0),
+            Ok(2)
+        );
+        let mut b = [0u8; 16];
+        let (info, control) = sys::recvmsg(&pb, server.fd(), &mut [&mut b[..]], 0).unwrap();
+        assert_eq!(info.len, 2);
+        assert_eq!(
+            info.from,
+            Some(sa(std::net::SocketAddrV4::new(
+                ip(101),
+                client.local_addr().unwrap().port()
+            )))
+        );
+        let bus0 = sys::if_list(&pb)
+            .unwrap()
+            .into_iter()
+            .find(|i| i.name == "bus0")
+            .unwrap()
+            .index;
+        assert_eq!(control.len(), 3, "{control:?}");
+        let Cmsg::TimestampNs { sec, nsec } = control[0] else {
+            panic!("{control:?}")
+        };
+        let stamp = Duration::new(sec as u64, nsec);
+        assert!(stamp >= before && stamp < before + Duration::from_secs(10));
+        assert_eq!(
+            control[1..],
+            [
+                Cmsg::PktInfo {
+                    addr: ip(2).into(),
+                    ifindex: bus0
+                },
+                Cmsg::Ttl(7)
+            ]
+        );
+        // Without a control message the socket's own TTL applies.
+        client.send_to(b"again", addr(2, 5353)).unwrap();
+        let (_, control) = sys::recvmsg(&pb, server.fd(), &mut [&mut b[..]], 0).unwrap();
+        assert_eq!(control.last(), Some(&Cmsg::Ttl(64)));
+        // What cannot be sent: a source that is not ours, the other
+        // family's hop limit, receive-only kinds.
+        for bad in [
+            Cmsg::PktInfo {
+                addr: ip(77).into(),
+                ifindex: 0,
+            },
+            Cmsg::HopLimit(3),
+            Cmsg::Timestamp { sec: 0, usec: 0 },
+        ] {
+            assert_eq!(
+                sys::sendmsg(
+                    &pa,
+                    client.fd(),
+                    &[b"x"],
+                    Some(sa(addr(2, 5353))),
+                    &[bad],
+                    0
+                ),
+                Err(Errno::EINVAL),
+                "{bad:?}"
+            );
+        }
+        // Through the request layer, as a remote client would send it.
+        use rump::sys::{dispatch, Request, Response};
+        let r = dispatch(
+            &pa,
+            Request::Sendmsg {
+                fd: client.fd(),
+                data: b"req".to_vec(),
+                flags: 0,
+                addr: Some(sa(addr(2, 5353))),
+                control: vec![Cmsg::Ttl(9)],
+            },
+        );
+        assert!(matches!(r, Ok(Response::Size(3))), "{r:?}");
+        let r = dispatch(
+            &pb,
+            Request::Recvmsg {
+                fd: server.fd(),
+                len: 16,
+                flags: 0,
+            },
+        );
+        match r {
+            Ok(Response::RecvMsg { data, control, .. }) => {
+                assert_eq!(data, b"req");
+                assert_eq!(control.last(), Some(&Cmsg::Ttl(9)));
+            }
+            other => panic!("{other:?}"),
+        }
+    });
 }

@@ -72,6 +72,6 @@ pub use calls::utimens::{futimens, utimensat, TimeArg};
 pub use kern::consts;
 pub use kern::{Errno, Proc, Stat};
 pub use net::{
-    ArpInfo, IfInfo, IfStats, NetStats, RecvInfo, RouteInfo, RouteSpec, SockAddr, SockOpt,
+    ArpInfo, Cmsg, IfInfo, IfStats, NetStats, RecvInfo, RouteInfo, RouteSpec, SockAddr, SockOpt,
 };
 pub use request::{dispatch, Request, Response, MAX_IO};

@@ -19,7 +19,8 @@ use kern::{Errno, Proc, Stat};
 
 use crate::calls::utimens::TimeArg;
 use crate::{
-    ArpInfo, IfInfo, NetStats, PollFd, RecvInfo, RouteInfo, RouteSpec, SockAddr, SockOpt, Utsname,
+    ArpInfo, Cmsg, IfInfo, NetStats, PollFd, RecvInfo, RouteInfo, RouteSpec, SockAddr, SockOpt,
+    Utsname,
 };
 
 /// The largest read a request may ask for (longer reads are short).
@@ -287,6 +288,18 @@ pub enum Request {
         len: usize,
         flags: i32,
     },
+    Sendmsg {
+        fd: i32,
+        data: Vec<u8>,
+        flags: i32,
+        addr: Option<SockAddr>,
+        control: Vec<Cmsg>,
+    },
+    Recvmsg {
+        fd: i32,
+        len: usize,
+        flags: i32,
+    },
     Shutdown {
         fd: i32,
         how: i32,
@@ -387,6 +400,11 @@ pub enum Response {
     Recv {
         data: Vec<u8>,
         info: RecvInfo,
+    },
+    RecvMsg {
+        data: Vec<u8>,
+        info: RecvInfo,
+        control: Vec<Cmsg>,
     },
     SockOpt(SockOpt),
     Name(String),
@@ -567,6 +585,23 @@ pub fn dispatch(p: &Proc, req: Request) -> Result<Response, Errno> {
             let info = s::recvfrom(p, fd, &mut data, flags)?;
             data.truncate(info.len.min(data.len()));
             R::Recv { data, info }
+        }
+        Request::Sendmsg {
+            fd,
+            data,
+            flags,
+            addr,
+            control,
+        } => R::Size(s::sendmsg(p, fd, &[&data], addr, &control, flags)? as u64),
+        Request::Recvmsg { fd, len, flags } => {
+            let mut data = vec![0u8; len.min(MAX_IO)];
+            let (info, control) = s::recvmsg(p, fd, &mut [&mut data[..]], flags)?;
+            data.truncate(info.len.min(data.len()));
+            R::RecvMsg {
+                data,
+                info,
+                control,
+            }
         }
         Request::Shutdown { fd, how } => unit(s::shutdown(p, fd, how))?,
         Request::Getsockname { fd } => R::SockAddr(s::getsockname(p, fd)?),

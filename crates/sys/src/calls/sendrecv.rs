@@ -4,7 +4,7 @@ use alloc::vec::Vec;
 
 use kern::consts::{msg, IOV_MAX};
 use kern::{Errno, Proc};
-use net::{RecvInfo, SockAddr};
+use net::{Cmsg, RecvInfo, SockAddr};
 
 use super::socket::with_socket;
 
@@ -31,25 +31,36 @@ pub fn sendto(
     with_socket(p, fd, |s, f| s.send(p.kernel(), f, data, flags, to))
 }
 
-/// Sends the concatenation of `bufs` (one datagram on a datagram socket).
+/// Sends the concatenation of `bufs` (one datagram on a datagram socket)
+/// with control messages: `Cmsg::PktInfo` (source address, interface) and
+/// `Cmsg::Ttl`/`Cmsg::HopLimit` on UDP sockets; `EINVAL` for others there.
+/// Stream and ping sockets ignore them.
 pub fn sendmsg(
     p: &Proc,
     fd: i32,
     bufs: &[&[u8]],
     to: Option<SockAddr>,
+    control: &[Cmsg],
     flags: i32,
 ) -> Result<usize, Errno> {
     if bufs.len() > IOV_MAX {
         return Err(Errno::EMSGSIZE);
     }
-    match bufs {
-        [] => sendto(p, fd, &[], flags, to),
-        [one] => sendto(p, fd, one, flags, to),
-        _ => {
-            let joined: Vec<u8> = bufs.concat();
-            sendto(p, fd, &joined, flags, to)
-        }
+    if flags & !SEND_FLAGS != 0 {
+        return Err(Errno::EOPNOTSUPP);
     }
+    let joined;
+    let data: &[u8] = match bufs {
+        [] => &[],
+        [one] => one,
+        _ => {
+            joined = bufs.concat();
+            &joined
+        }
+    };
+    with_socket(p, fd, |s, f| {
+        s.send_msg(p.kernel(), f, data, flags, to, control)
+    })
 }
 
 /// Receives. Flags: `MSG_PEEK`, `MSG_DONTWAIT`, `MSG_WAITALL`,
@@ -67,26 +78,35 @@ pub fn recvfrom(p: &Proc, fd: i32, buf: &mut [u8], flags: i32) -> Result<RecvInf
 }
 
 /// Receives into several buffers in order (one datagram on a datagram
-/// socket, scattered).
-pub fn recvmsg(p: &Proc, fd: i32, bufs: &mut [&mut [u8]], flags: i32) -> Result<RecvInfo, Errno> {
+/// socket, scattered), with the control messages the socket asked for
+/// (`SO_TIMESTAMP`, `IP_PKTINFO`, `IP_RECVTTL` and their IPv6 kin).
+pub fn recvmsg(
+    p: &Proc,
+    fd: i32,
+    bufs: &mut [&mut [u8]],
+    flags: i32,
+) -> Result<(RecvInfo, Vec<Cmsg>), Errno> {
     if bufs.len() > IOV_MAX {
         return Err(Errno::EMSGSIZE);
     }
+    if flags & !RECV_FLAGS != 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
     if let [one] = bufs {
-        return recvfrom(p, fd, one, flags);
+        return with_socket(p, fd, |s, f| s.recv_msg(p.kernel(), f, one, flags));
     }
     let total: usize = bufs.iter().map(|b| b.len()).sum();
     let mut tmp = alloc::vec![0u8; total];
-    let info = recvfrom(p, fd, &mut tmp, flags)?;
+    let got = with_socket(p, fd, |s, f| s.recv_msg(p.kernel(), f, &mut tmp, flags))?;
     let mut at = 0;
-    let got = info.len.min(total);
+    let n = got.0.len.min(total);
     for b in bufs.iter_mut() {
-        if at >= got {
+        if at >= n {
             break;
         }
-        let n = b.len().min(got - at);
-        b[..n].copy_from_slice(&tmp[at..at + n]);
-        at += n;
+        let k = b.len().min(n - at);
+        b[..k].copy_from_slice(&tmp[at..at + k]);
+        at += k;
     }
-    Ok(info)
+    Ok(got)
 }
