@@ -3,9 +3,13 @@
 //! is a bug; malformed frames must only be counted and dropped.
 //!
 //! Input: a byte stream cut into frames by 2-byte big-endian lengths. The
-//! first byte chooses the interface (`bus0` or `lo0`) and whether each
-//! frame gets the interface's MAC address as its destination (so garbage
-//! reaches the ARP and IPv4 parsers instead of the MAC filter).
+//! first byte chooses the interface (`bus0` or `lo0`), whether each frame
+//! gets the interface's MAC address as its destination (so garbage reaches
+//! the ARP, IPv4 and IPv6 parsers instead of the MAC filter), and whether
+//! its ethertype is forced to IPv6 (so IPv6 extension headers, ICMPv6,
+//! neighbour discovery and fragment reassembly see most of the input).
+//! The kernel has IPv4 and IPv6 addresses, forwarding on in both, and
+//! TCP and UDP sockets in both families.
 //!
 //! Run: `cargo +nightly fuzz run net_frames` in this directory. A good
 //! seed corpus is frames from a capture (`rump` interfaces write pcap).
@@ -32,17 +36,20 @@ fn target() -> &'static Target {
         let p = k.process().expect("process");
         let bus = rump::net::unique_bus_name("fuzz");
         rump::net::ifup(&p, "bus0", &bus, Ipv4Addr::new(192, 0, 2, 2), 24).expect("ifup");
-        rump::sys::sysctl_set(
-            &p,
-            "net.inet.ip.forwarding",
-            rump::kern::sysctl::SysctlValue::Int(1),
-        )
-        .expect("forwarding");
+        rump::sys::if_add_addr(&p, "bus0", "2001:db8::2".parse::<std::net::Ipv6Addr>().unwrap(), 64)
+            .expect("inet6");
+        for f in ["net.inet.ip.forwarding", "net.inet6.ip6.forwarding"] {
+            rump::sys::sysctl_set(&p, f, rump::kern::sysctl::SysctlValue::Int(1))
+                .expect("forwarding");
+        }
         let listener =
             rump::net::TcpListener::bind(&p, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 80))
                 .expect("listen");
-        let udp = rump::net::UdpSocket::bind(&p, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 53))
-            .expect("udp");
+        let udp = rump::net::UdpSocket::bind(
+            &p,
+            std::net::SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), 53),
+        )
+        .expect("udp (dual-stack)");
         let mac = rump::sys::if_list(&p)
             .expect("if_list")
             .into_iter()
@@ -76,6 +83,10 @@ fuzz_target!(|data: &[u8]| {
         if with_mac {
             let mut f = t.mac.to_vec();
             f.extend_from_slice(body);
+            if sel & 4 != 0 && f.len() >= 14 {
+                f[12] = 0x86;
+                f[13] = 0xdd;
+            }
             let _ = t.stack.inject(ifname, &f);
         } else {
             let _ = t.stack.inject(ifname, body);

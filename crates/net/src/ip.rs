@@ -332,16 +332,11 @@ impl Core {
             return;
         }
         if p.more_frags() || p.frag_offset() != 0 {
-            self.stats.ip_frags_in += 1;
             let now = self.now;
             self.reasm_expire(pool, fx);
-            match self.reasm.input_v4(pkt, now) {
-                crate::frag::Reasm::Complete(whole) => {
-                    self.stats.ip_reassembled += 1;
-                    self.ip_deliver(pool, ifindex, &whole, is_bcast, fx);
-                }
-                crate::frag::Reasm::Held | crate::frag::Reasm::NotFragment => {}
-                crate::frag::Reasm::Dropped(_) => self.stats.ip_fragments_dropped += 1,
+            let r = self.reasm.input_v4(pkt, now);
+            if let Some(whole) = self.reasm_outcome(r) {
+                self.ip_deliver(pool, ifindex, &whole, is_bcast, fx);
             }
             return;
         }
@@ -610,6 +605,22 @@ impl Core {
                         .tx_dropped
                         .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
                 }
+            }
+        }
+    }
+
+    /// Counts what a fragment did; the whole datagram once complete.
+    pub(crate) fn reasm_outcome(&mut self, r: crate::frag::Reasm) -> Option<Vec<u8>> {
+        self.stats.ip_frags_in += 1;
+        match r {
+            crate::frag::Reasm::Complete(whole) => {
+                self.stats.ip_reassembled += 1;
+                Some(whole)
+            }
+            crate::frag::Reasm::Held | crate::frag::Reasm::NotFragment => None,
+            crate::frag::Reasm::Dropped(_) => {
+                self.stats.ip_fragments_dropped += 1;
+                None
             }
         }
     }

@@ -267,6 +267,37 @@ fn nd_lladdr(opts: &[u8], want: u8) -> Result<Option<[u8; 6]>, ()> {
     Ok(None)
 }
 
+/// A neighbour solicitation or advertisement about `target`, carrying our
+/// link-layer address in `option` (RFC 4861 §4.3, §4.4).
+struct Nd {
+    ty: u8,
+    flags: u8,
+    target: Ipv6Addr,
+    option: u8,
+    mac: [u8; 6],
+}
+
+impl Nd {
+    /// The message from `src` to `to` in a frame buffer.
+    fn frame(&self, pool: &FramePool, src: Ipv6Addr, to: Ipv6Addr) -> Vec<u8> {
+        let len = 24 + 8;
+        let mut f = pool.get(ETH_HDR + IPV6_HDR + len);
+        {
+            let b = &mut f[ETH_HDR + IPV6_HDR..];
+            b.fill(0);
+            b[0] = self.ty;
+            b[4] = self.flags;
+            b[8..24].copy_from_slice(&self.target.octets());
+            b[24] = self.option;
+            b[25] = 1;
+            b[26..32].copy_from_slice(&self.mac);
+        }
+        emit_ipv6(&mut f, src, to, IpProtocol::Icmpv6, ND_HOP_LIMIT, len);
+        Icmpv6Packet::new_unchecked(&mut f[ETH_HDR + IPV6_HDR..]).fill_checksum(&src, &to);
+        f
+    }
+}
+
 impl Core {
     /// Whether `ip` is an IPv6 address of this host.
     pub fn is_local_addr6(&self, ip: Ipv6Addr) -> bool {
@@ -321,19 +352,14 @@ impl Core {
         let (proto, off) = match upper_layer(pkt) {
             Ok(Upper::Proto(proto, off)) => (proto, off),
             Ok(Upper::Fragment(off, _)) => {
-                self.stats.ip_frags_in += 1;
                 let now = self.now;
                 self.reasm_expire(pool, fx);
-                match self.reasm.input_v6(pkt, off, now) {
-                    crate::frag::Reasm::Complete(whole) => {
-                        self.stats.ip_reassembled += 1;
-                        // The whole has no fragment header left.
-                        if !matches!(upper_layer(&whole), Ok(Upper::Fragment(..))) {
-                            self.ip6_local(pool, ifindex, &whole, fx);
-                        }
+                let r = self.reasm.input_v6(pkt, off, now);
+                if let Some(whole) = self.reasm_outcome(r) {
+                    // The whole has no fragment header left.
+                    if !matches!(upper_layer(&whole), Ok(Upper::Fragment(..))) {
+                        self.ip6_local(pool, ifindex, &whole, fx);
                     }
-                    crate::frag::Reasm::Held | crate::frag::Reasm::NotFragment => {}
-                    crate::frag::Reasm::Dropped(_) => self.stats.ip_fragments_dropped += 1,
                 }
                 return;
             }
@@ -718,20 +744,14 @@ impl Core {
         } else {
             (src, 0x60)
         };
-        let len = 24 + 8;
-        let mut f = pool.get(ETH_HDR + IPV6_HDR + len);
-        {
-            let b = &mut f[ETH_HDR + IPV6_HDR..];
-            b.fill(0);
-            b[0] = ND_NEIGHBOR_ADVERT;
-            b[4] = flags;
-            b[8..24].copy_from_slice(&target.octets());
-            b[24] = ND_OPT_TARGET_LLADDR;
-            b[25] = 1;
-            b[26..32].copy_from_slice(&my_mac);
-        }
-        emit_ipv6(&mut f, target, to, IpProtocol::Icmpv6, ND_HOP_LIMIT, len);
-        Icmpv6Packet::new_unchecked(&mut f[ETH_HDR + IPV6_HDR..]).fill_checksum(&target, &to);
+        let nd = Nd {
+            ty: ND_NEIGHBOR_ADVERT,
+            flags,
+            target,
+            option: ND_OPT_TARGET_LLADDR,
+            mac: my_mac,
+        };
+        let f = nd.frame(pool, target, to);
         self.stats.icmp6_out += 1;
         self.stats.nd_adverts_sent += 1;
         self.send_via(pool, ifindex, IpAddr::V6(to), f, true, fx);
@@ -792,19 +812,14 @@ impl Core {
         };
         let my_mac = iface.mac;
         let to = solicited_node(target);
-        let len = 24 + 8;
-        let mut f = pool.get(ETH_HDR + IPV6_HDR + len);
-        {
-            let b = &mut f[ETH_HDR + IPV6_HDR..];
-            b.fill(0);
-            b[0] = ND_NEIGHBOR_SOLICIT;
-            b[8..24].copy_from_slice(&target.octets());
-            b[24] = ND_OPT_SOURCE_LLADDR;
-            b[25] = 1;
-            b[26..32].copy_from_slice(&my_mac);
-        }
-        emit_ipv6(&mut f, src, to, IpProtocol::Icmpv6, ND_HOP_LIMIT, len);
-        Icmpv6Packet::new_unchecked(&mut f[ETH_HDR + IPV6_HDR..]).fill_checksum(&src, &to);
+        let nd = Nd {
+            ty: ND_NEIGHBOR_SOLICIT,
+            flags: 0,
+            target,
+            option: ND_OPT_SOURCE_LLADDR,
+            mac: my_mac,
+        };
+        let f = nd.frame(pool, src, to);
         self.stats.icmp6_out += 1;
         self.stats.nd_solicits_sent += 1;
         self.send_via(pool, ifindex, IpAddr::V6(to), f, true, fx);

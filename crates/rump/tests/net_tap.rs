@@ -149,6 +149,34 @@ fn http_server(l: TcpListener, body: Vec<u8>) {
     });
 }
 
+/// Downloads `path` from an HTTP server (Linux's, waiting up to 20 s for
+/// it to listen) through the rump kernel; returns the body of a 200.
+fn http_get(p: &rump::Process, at: SocketAddr, path: &str) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut c = loop {
+        match TcpStream::connect(p, at) {
+            Ok(c) => break c,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => panic!("no HTTP server at {at}: {e}"),
+        }
+    };
+    c.write_all(format!("GET {path} HTTP/1.0\r\nHost: linux\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut resp = Vec::new();
+    c.read_to_end(&mut resp).unwrap();
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP header")
+        + 4;
+    assert!(
+        resp.starts_with(b"HTTP/1.0 200"),
+        "{}",
+        String::from_utf8_lossy(&resp[..split])
+    );
+    resp.split_off(split)
+}
+
 fn echo_server(l: TcpListener) {
     std::thread::spawn(move || {
         while let Ok((s, _)) = l.accept() {
@@ -244,36 +272,8 @@ fn linux_is_a_peer_through_a_tap_in_a_namespace() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut c = loop {
-            match TcpStream::connect(&p, SocketAddrV4::new(LINUX, 8000)) {
-                Ok(c) => break c,
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                Err(e) => panic!("python http.server never answered: {e}"),
-            }
-        };
-        c.write_all(b"GET /served.bin HTTP/1.0\r\nHost: linux\r\n\r\n")
-            .unwrap();
-        let mut resp = Vec::new();
-        c.read_to_end(&mut resp).unwrap();
-        let split = resp
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("HTTP header")
-            + 4;
-        assert!(
-            resp.starts_with(b"HTTP/1.0 200"),
-            "{}",
-            String::from_utf8_lossy(&resp[..split])
-        );
-        assert_eq!(
-            fnv(&resp[split..]),
-            fnv(&served),
-            "download from Linux checksum"
-        );
+        let got = http_get(&p, SocketAddrV4::new(LINUX, 8000).into(), "/served.bin");
+        assert_eq!(fnv(&got), fnv(&served), "download from Linux checksum");
 
         // socat pipes a file through an echo server in the rump kernel.
         echo_server(TcpListener::bind(&p, SocketAddrV4::new(RUMP, 9000)).unwrap());
@@ -529,27 +529,8 @@ fn linux_is_a_peer_over_ipv6_and_fragments() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut c = loop {
-            match TcpStream::connect(&p, SocketAddr::new(IpAddr::V6(LINUX6), 8000)) {
-                Ok(c) => break c,
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(100))
-                }
-                Err(e) => panic!("python http.server never answered over IPv6: {e}"),
-            }
-        };
-        c.write_all(b"GET /served.bin HTTP/1.0\r\nHost: linux\r\n\r\n")
-            .unwrap();
-        let mut resp = Vec::new();
-        c.read_to_end(&mut resp).unwrap();
-        let split = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-        assert!(resp.starts_with(b"HTTP/1.0 200"));
-        assert_eq!(
-            fnv(&resp[split..]),
-            fnv(&served),
-            "download over IPv6 checksum"
-        );
+        let got = http_get(&p, SocketAddr::new(IpAddr::V6(LINUX6), 8000), "/served.bin");
+        assert_eq!(fnv(&got), fnv(&served), "download over IPv6 checksum");
 
         // Large UDP datagrams both ways through socat's echo, in both IP
         // versions: we fragment, Linux reassembles and echoes, Linux
