@@ -355,13 +355,79 @@ impl ShmBus {
 }
 
 /// An interface attached to a shmif bus: sends in the caller's thread,
-/// receives on a kernel thread.
+/// receives on a kernel thread, and also in any thread of this kernel that
+/// spins waiting on a socket (see [`RxPort`]).
 struct ShmifLink {
     bus: Arc<ShmBus>,
     me: u64,
     hyper: Arc<dyn Hyper>,
     stop: Arc<AtomicBool>,
     thread: Mutex<Option<Box<dyn ThreadHandle>>>,
+    port: Arc<RxPort>,
+}
+
+/// The receiving end of an attachment: the read position in the ring,
+/// under a lock that whoever drains the ring holds until the frames it took
+/// are processed, so frames enter the stack in bus order.
+///
+/// The reader thread drains it after waking on the bus futex; a thread
+/// spinning in a blocking socket call drains it too ([`Stack::poll_rx`]),
+/// so a reply that is microseconds away is taken in by the thread waiting
+/// for it, without a hand-off through the reader thread (two wake-ups per
+/// round trip fewer between processes).
+pub(crate) struct RxPort {
+    pos: Mutex<u64>,
+    bus: Arc<ShmBus>,
+    me: u64,
+    ifindex: usize,
+    /// The interface let go of the bus; its index may soon name another.
+    detached: AtomicBool,
+    /// The reader thread's parker, woken when the last spinning socket
+    /// call of the kernel stops draining for it.
+    reader: Mutex<Option<Arc<dyn hyper::Parker>>>,
+}
+
+impl RxPort {
+    /// Takes the frames that arrived (up to a burst) and processes them;
+    /// whether there were any. `wait`: take the lock even if another
+    /// thread holds it (the reader thread); otherwise give up at once.
+    pub(crate) fn drain(&self, s: &Stack, wait: bool) -> bool {
+        if self.detached.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut pos = match self.pos.try_lock() {
+            Some(p) => p,
+            None if wait => self.pos.lock(),
+            None => return false,
+        };
+        let mut burst = Vec::new();
+        while burst.len() < 64 {
+            match self
+                .bus
+                .recv_into(&mut pos, self.me, &mut |len| s.pool.get(len))
+            {
+                (ReadOutcome::Frame(_), Some(f)) => burst.push(f),
+                (ReadOutcome::Empty, _) => break,
+                _ => {}
+            }
+        }
+        if burst.is_empty() {
+            return false;
+        }
+        s.input_batch(self.ifindex, burst);
+        true
+    }
+
+    fn position(&self) -> u64 {
+        *self.pos.lock()
+    }
+
+    /// Wakes the reader thread (no thread spins for it any more).
+    pub(crate) fn wake_reader(&self) {
+        if let Some(p) = self.reader.lock().as_ref() {
+            p.unpark();
+        }
+    }
 }
 
 /// Opens bus file `path` for interface `ifindex` and starts its reader.
@@ -378,47 +444,50 @@ pub(crate) fn attach(
     let me = u64::from_ne_bytes(id) | 1;
     let stop = Arc::new(AtomicBool::new(false));
     let weak = stack.this.clone();
-    let (b2, s2, h2) = (bus.clone(), stop.clone(), stack.hyper.clone());
-    let start = bus.head();
+    let port = Arc::new(RxPort {
+        pos: Mutex::new(bus.head()),
+        bus: bus.clone(),
+        me,
+        ifindex,
+        detached: AtomicBool::new(false),
+        reader: Mutex::new(None),
+    });
+    let (b2, p2, s2, h2) = (bus.clone(), port.clone(), stop.clone(), stack.hyper.clone());
     let handle = k.spawn_thread(
         &format!("{ifname}.rx"),
-        Box::new(move || reader(&b2, me, start, &weak, ifindex, &s2, &*h2)),
+        Box::new(move || reader(&b2, &p2, &weak, &s2, &*h2)),
     )?;
+    stack.add_rx_port(&port);
     Ok(Arc::new(ShmifLink {
         bus,
         me,
         hyper: stack.hyper.clone(),
         stop,
         thread: Mutex::new(Some(handle)),
+        port,
     }))
 }
 
-fn reader(
-    bus: &ShmBus,
-    me: u64,
-    mut pos: u64,
-    stack: &Weak<Stack>,
-    ifindex: usize,
-    stop: &AtomicBool,
-    hyper: &dyn Hyper,
-) {
+fn reader(bus: &ShmBus, port: &RxPort, stack: &Weak<Stack>, stop: &AtomicBool, hyper: &dyn Hyper) {
+    let parker = hyper.current_parker();
+    *port.reader.lock() = Some(parker.clone());
     let mut idle_since = None;
     while !stop.load(Ordering::Acquire) {
         let Some(s) = stack.upgrade() else {
             return;
         };
         // Take what is there (up to a burst) and hand it over at once.
-        let mut burst = Vec::new();
-        while burst.len() < 64 {
-            match bus.recv_into(&mut pos, me, &mut |len| s.pool.get(len)) {
-                (ReadOutcome::Frame(_), Some(f)) => burst.push(f),
-                (ReadOutcome::Empty, _) => break,
-                _ => {}
-            }
-        }
-        if !burst.is_empty() {
+        if port.drain(&s, true) {
             idle_since = None;
-            s.input_batch(ifindex, burst);
+            continue;
+        }
+        // A socket call of this kernel is spinning and drains the bus
+        // itself: stay out of its way (no spinning, no futex wake-ups per
+        // frame) until it stops.
+        if s.rx_pollers() > 0 {
+            drop(s);
+            idle_since = None;
+            parker.park_until(Some(hyper.clock_monotonic() + 10_000_000));
             continue;
         }
         drop(s);
@@ -430,7 +499,7 @@ fn reader(
             core::hint::spin_loop();
             continue;
         }
-        bus.wait(pos, Some(now + 100_000_000));
+        bus.wait(port.position(), Some(now + 100_000_000));
         idle_since = None;
     }
 }
@@ -458,6 +527,8 @@ impl Link for ShmifLink {
 
     fn detach(&self) {
         self.stop.store(true, Ordering::Release);
+        self.port.detached.store(true, Ordering::Release);
+        self.port.wake_reader();
         self.bus.wake();
         let t = self.thread.lock().take();
         if let Some(t) = t {

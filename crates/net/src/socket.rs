@@ -417,8 +417,12 @@ impl Socket {
         // Spin on the socket's event word, not on the stack lock; offer the
         // processor now and then in case the thread we wait for needs it.
         let mut spins = 0u32;
+        let polling = self.stack.rx_polling();
         while k.now() < spin_end {
             core::hint::spin_loop();
+            // Frames from other processes may be waiting in a shared
+            // ring: take them in here rather than wait for the reader.
+            self.stack.poll_rx();
             let now = self.shared.events.load(Ordering::Acquire);
             if now != seen {
                 seen = now;
@@ -431,6 +435,7 @@ impl Socket {
                 self.stack.hyper.yield_now();
             }
         }
+        drop(polling);
         match k.wait(&[&self.shared.wq], deadline, || Ok(once())) {
             Ok(r) => r,
             Err(Errno::ETIMEDOUT) => Err(on_timeout),

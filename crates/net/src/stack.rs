@@ -314,8 +314,36 @@ pub struct Stack {
     /// them (several threads may produce; one at a time transmits).
     txq: Pump<(Arc<dyn Link>, Arc<IfShared>, Vec<u8>)>,
     halted: AtomicBool,
+    /// Receive ports that threads waiting on sockets drain themselves
+    /// (shmif; see `shmif::RxPort`).
+    rx_ports: kern::sync::RwLock<Vec<Weak<crate::shmif::RxPort>>>,
+    has_rx_ports: AtomicBool,
+    /// Threads spinning in socket calls (and so draining the ports).
+    rx_pollers: AtomicU32,
     timer: Mutex<Option<TimerThread>>,
     timer_starting: AtomicBool,
+}
+
+/// See [`Stack::rx_polling`].
+pub(crate) struct RxPolling<'a> {
+    stack: &'a Stack,
+    counted: bool,
+}
+
+impl Drop for RxPolling<'_> {
+    fn drop(&mut self) {
+        if self.counted && self.stack.rx_pollers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            for p in self
+                .stack
+                .rx_ports
+                .read()
+                .iter()
+                .filter_map(|w| w.upgrade())
+            {
+                p.wake_reader();
+            }
+        }
+    }
 }
 
 struct TimerThread {
@@ -368,9 +396,53 @@ impl Stack {
             this: this.clone(),
             txq: Pump::new(),
             halted: AtomicBool::new(false),
+            rx_ports: kern::sync::RwLock::new(Vec::new()),
+            has_rx_ports: AtomicBool::new(false),
+            rx_pollers: AtomicU32::new(0),
             timer: Mutex::new(None),
             timer_starting: AtomicBool::new(false),
         })
+    }
+
+    /// Registers a receive port for [`Stack::poll_rx`].
+    pub(crate) fn add_rx_port(&self, p: &Arc<crate::shmif::RxPort>) {
+        let mut v = self.rx_ports.write();
+        v.retain(|w| w.strong_count() > 0);
+        v.push(Arc::downgrade(p));
+        self.has_rx_ports.store(true, Ordering::Release);
+    }
+
+    /// Drains the receive ports no other thread is draining, in the
+    /// calling thread; whether any frame was taken in. Called by threads
+    /// spinning in a blocking socket call.
+    pub(crate) fn poll_rx(&self) -> bool {
+        if !self.has_rx_ports.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut any = false;
+        for p in self.rx_ports.read().iter().filter_map(|w| w.upgrade()) {
+            any |= p.drain(self, false);
+        }
+        any
+    }
+
+    /// Threads currently spinning in socket calls.
+    pub(crate) fn rx_pollers(&self) -> u32 {
+        self.rx_pollers.load(Ordering::Acquire)
+    }
+
+    /// A socket call starts spinning: while the guard lives, it drains
+    /// the receive ports and their reader threads stay parked. When the
+    /// last such guard goes, the readers take over again.
+    pub(crate) fn rx_polling(&self) -> RxPolling<'_> {
+        let counted = self.has_rx_ports.load(Ordering::Acquire);
+        if counted {
+            self.rx_pollers.fetch_add(1, Ordering::AcqRel);
+        }
+        RxPolling {
+            stack: self,
+            counted,
+        }
     }
 
     /// Whether the stack has been shut down with its kernel.
