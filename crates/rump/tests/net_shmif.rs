@@ -3,6 +3,8 @@
 //! other members (the `shmif_member` entry, told its role through the
 //! environment): an echo server, clients that check what comes back, and a
 //! sender that is SIGKILLed mid-transfer, after which the others carry on.
+//! The server listens on `[::]`; some clients come over IPv4, some over
+//! IPv6 (neighbour discovery across processes).
 //! Every wait is bounded, so a wedged bus fails the test instead of hanging
 //! it, and a member ends when the test process does (its stdin closes), so
 //! a failed run leaves no process behind.
@@ -10,7 +12,7 @@
 mod net_util;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -27,13 +29,20 @@ fn shmif_kernel(bus: &str, host: u8) -> (rump::Kernel, rump::Process) {
     sys::if_create(&p, "shmif0").unwrap();
     sys::if_set_link(&p, "shmif0", bus).unwrap();
     sys::if_add_addr(&p, "shmif0", ip(host).octets(), 24).unwrap();
+    sys::if_add_addr(&p, "shmif0", ip6(host), 64).unwrap();
     sys::if_set_up(&p, "shmif0", true).unwrap();
     (k, p)
 }
 
+/// Member `host`'s IPv6 address on the bus.
+fn ip6(host: u8) -> Ipv6Addr {
+    Ipv6Addr::new(0x2001, 0xdb8, 5, 0, 0, 0, 0, host as u16)
+}
+
 /// Echoes every connection back, a thread each, until the process ends.
+/// One dual-stack listener takes IPv4 and IPv6 clients.
 fn echo_server(p: &rump::Process) -> ! {
-    let l = TcpListener::bind(p, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT)).unwrap();
+    let l = TcpListener::bind(p, SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), PORT)).unwrap();
     println!("ROLE: READY");
     loop {
         let (s, _) = l.accept().unwrap();
@@ -53,9 +62,15 @@ fn echo_server(p: &rump::Process) -> ! {
     }
 }
 
-/// Sends `len` bytes to the echo server and checks what comes back.
-fn echo_client(p: &rump::Process, seed: u64, len: usize) -> Result<(), String> {
-    let c = TcpStream::connect(p, addr(2, PORT)).map_err(|e| format!("connect: {e}"))?;
+/// Sends `len` bytes to the echo server (member 2, over IPv6 if `v6`) and
+/// checks what comes back.
+fn echo_client(p: &rump::Process, seed: u64, len: usize, v6: bool) -> Result<(), String> {
+    let to = if v6 {
+        SocketAddr::new(IpAddr::V6(ip6(2)), PORT)
+    } else {
+        addr(2, PORT)
+    };
+    let c = TcpStream::connect(p, to).map_err(|e| format!("connect: {e}"))?;
     c.set_read_timeout(Some(STALL))
         .map_err(|e| format!("SO_RCVTIMEO: {e}"))?;
     sys::setsockopt(p, c.fd(), SockOpt::SndTimeo(Some(STALL.as_nanos() as u64)))
@@ -102,7 +117,8 @@ fn shmif_member() {
         }
         "client" => {
             let (_k, p) = shmif_kernel(&bus, host);
-            match echo_client(&p, host as u64, 4 << 20) {
+            // Members 3, 7, ... speak IPv6, the others IPv4.
+            match echo_client(&p, host as u64, 4 << 20, host % 4 == 3) {
                 Ok(()) => println!("ROLE: OK"),
                 Err(e) => println!("ROLE: FAIL {e}"),
             }
@@ -136,14 +152,16 @@ fn shmif_member() {
                 let (_kc, pc) = shmif_kernel(bus, 3);
                 std::thread::spawn(move || echo_server(&ps));
                 let deadline = Instant::now() + Duration::from_secs(10);
-                loop {
-                    match echo_client(&pc, 3, 2 << 20) {
-                        Ok(()) => break,
-                        Err(e) if Instant::now() < deadline => {
-                            let _ = e;
-                            std::thread::sleep(Duration::from_millis(20));
+                for v6 in [false, true] {
+                    loop {
+                        match echo_client(&pc, 3, 2 << 20, v6) {
+                            Ok(()) => break,
+                            Err(e) if Instant::now() < deadline => {
+                                let _ = e;
+                                std::thread::sleep(Duration::from_millis(20));
+                            }
+                            Err(e) => panic!("{e} (IPv6: {v6})"),
                         }
-                        Err(e) => panic!("{e}"),
                     }
                 }
                 let st = sys::if_list(&pc).unwrap();
@@ -256,7 +274,7 @@ fn shmif_across_processes_survives_a_sigkill() {
         c2.expect("OK", 120);
         assert!(c2.wait(60).success());
         let (_k, p) = shmif_kernel(&bus, 6);
-        echo_client(&p, 6, 1 << 20).unwrap();
+        echo_client(&p, 6, 1 << 20, false).unwrap();
         drop(server);
     });
 }
