@@ -449,9 +449,22 @@ impl Socket {
     }
 
     /// `addr` as this socket's family reads it; an IPv4-mapped address on
-    /// an `IPV6_V6ONLY` socket is refused.
-    fn target(&self, c: &Core, addr: SockAddr) -> Result<(IpAddr, u16, u32), Errno> {
-        let t = addr.to_ip(self.family)?;
+    /// an `IPV6_V6ONLY` socket is refused. As on Linux, a UDP socket of
+    /// `AF_INET6` also takes a plain `AF_INET` address to send to or
+    /// connect to (`peer`), unless it is `IPV6_V6ONLY`.
+    fn target_of(&self, c: &Core, addr: SockAddr, peer: bool) -> Result<(IpAddr, u16, u32), Errno> {
+        let plain_v4 = matches!(addr, SockAddr::Inet { .. });
+        let t = match addr.to_ip(self.family) {
+            Err(Errno::EAFNOSUPPORT)
+                if peer
+                    && plain_v4
+                    && self.family == af::INET6
+                    && matches!(self.kind(), Kind::Udp) =>
+            {
+                addr.to_ip(af::INET)?
+            }
+            t => t?,
+        };
         if self.family == af::INET6 && t.0.is_ipv4() {
             let v6only = c.socks.get(self.id).is_some_and(|s| s.opts.v6only);
             if v6only || !matches!(self.kind(), Kind::Tcp | Kind::Udp) {
@@ -461,12 +474,17 @@ impl Socket {
         Ok(t)
     }
 
+    /// [`Socket::target_of`] for an address to send to or connect to.
+    fn target(&self, c: &Core, addr: SockAddr) -> Result<(IpAddr, u16, u32), Errno> {
+        self.target_of(c, addr, true)
+    }
+
     /// `bind`.
     pub fn bind(&self, addr: SockAddr) -> Result<(), Errno> {
         self.check()?;
         let r = self.id;
         self.stack.with_core(|c, _| {
-            let (ip, port, _) = self.target(c, addr).map_err(|e| match e {
+            let (ip, port, _) = self.target_of(c, addr, false).map_err(|e| match e {
                 Errno::ENETUNREACH => Errno::EINVAL,
                 e => e,
             })?;

@@ -145,10 +145,30 @@ fn udp_and_ping_and_port_unreachable() {
                 .and_then(|e| e.raw_os_error()),
             Some(Errno::EMSGSIZE.0)
         );
-        // An IPv6 socket cannot send to a bare IPv4 address.
+        // As on Linux, an IPv6 UDP socket also sends to a plain IPv4
+        // address (unless IPV6_V6ONLY); a TCP one does not connect to one.
+        let v4srv = UdpSocket::bind(&pb, addr(2, 54)).unwrap();
         let fd = client.fd();
         assert_eq!(
-            sys::sendto(&pa, fd, b"x", 0, Some(SockAddr::inet(ip(2), 53))),
+            sys::sendto(&pa, fd, b"x", 0, Some(SockAddr::inet(ip(2), 54))),
+            Ok(1)
+        );
+        let mut one = [0u8; 4];
+        let (n, from) = v4srv.recv_from(&mut one).unwrap();
+        assert_eq!((n, from), (1, addr(1, cport)));
+        let only = sys::socket(&pa, af::INET6, sock::DGRAM, 0).unwrap();
+        sys::setsockopt(&pa, only, SockOpt::V6Only(true)).unwrap();
+        assert_eq!(
+            sys::sendto(&pa, only, b"x", 0, Some(SockAddr::inet(ip(2), 54))),
+            Err(Errno::ENETUNREACH)
+        );
+        let tcp6 = sys::socket(&pa, af::INET6, sock::STREAM, 0).unwrap();
+        assert_eq!(
+            sys::connect(&pa, tcp6, SockAddr::inet(ip(2), 54)),
+            Err(Errno::EAFNOSUPPORT)
+        );
+        assert_eq!(
+            sys::bind(&pa, only, SockAddr::inet(ip(1), 0)),
             Err(Errno::EAFNOSUPPORT)
         );
         // A connected socket hears ICMPv6 port unreachable.
