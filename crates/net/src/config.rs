@@ -86,8 +86,11 @@ impl Stack {
     }
 
     /// Destroys an interface: its link is closed, its routes, addresses and
-    /// the connections using it go.
+    /// the connections using it go. `lo0` stays (`EPERM`, as on NetBSD).
     pub fn if_destroy(&self, name: &str) -> Result<(), Errno> {
+        if name == "lo0" {
+            return Err(Errno::EPERM);
+        }
         let link = self.with_core(|c, fx| {
             let idx = c.index_of(name)?;
             let mut iface = c.ifs[idx].take().ok_or(Errno::ENXIO)?;
