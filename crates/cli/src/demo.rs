@@ -169,18 +169,22 @@ pub fn run() -> anyhow::Result<()> {
         Ok(())
     })?;
     s.step(
-        "network: two kernels on an in-process bus, TCP 8 MiB with echo",
+        "network: two kernels on an in-process bus, TCP 8 MiB over IPv6, IPv4 to the same listener",
         || {
             use rump::net::{ifup, unique_bus_name, TcpListener, TcpStream};
             use std::io::Read;
-            use std::net::{Ipv4Addr, SocketAddrV4};
+            use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
             let a = Kernel::builder().net().boot()?;
             let b = Kernel::builder().net().boot()?;
             let (pa, pb) = (a.process()?, b.process()?);
             let bus = unique_bus_name("demo");
             ifup(&pa, "bus0", &bus, Ipv4Addr::new(10, 9, 0, 1), 24)?;
             ifup(&pb, "bus0", &bus, Ipv4Addr::new(10, 9, 0, 2), 24)?;
-            let l = TcpListener::bind(&pb, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7))?;
+            let v6 = |h| Ipv6Addr::new(0x2001, 0xdb8, 9, 0, 0, 0, 0, h);
+            sys::if_add_addr(&pa, "bus0", v6(1), 64)?;
+            sys::if_add_addr(&pb, "bus0", v6(2), 64)?;
+            // One listener on [::] takes both families.
+            let l = TcpListener::bind(&pb, SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), 7))?;
             let server = std::thread::spawn(move || -> std::io::Result<u64> {
                 let (mut s, _) = l.accept()?;
                 let mut buf = vec![0u8; 65536];
@@ -193,10 +197,12 @@ pub fn run() -> anyhow::Result<()> {
                     n += got as u64;
                 }
                 s.write_all(&n.to_le_bytes())?;
+                let (_, peer) = l.accept()?;
+                println!("       the same listener accepted IPv4 from {peer}");
                 Ok(n)
             });
             let t = Instant::now();
-            let mut c = TcpStream::connect(&pa, SocketAddrV4::new(Ipv4Addr::new(10, 9, 0, 2), 7))?;
+            let mut c = TcpStream::connect(&pa, SocketAddr::new(v6(2).into(), 7))?;
             let chunk = vec![0x5au8; 1 << 20];
             for _ in 0..8 {
                 c.write_all(&chunk)?;
@@ -205,12 +211,13 @@ pub fn run() -> anyhow::Result<()> {
             let mut ack = [0u8; 8];
             c.read_exact(&mut ack)?;
             let secs = t.elapsed().as_secs_f64();
+            let _v4 = TcpStream::connect(&pa, SocketAddrV4::new(Ipv4Addr::new(10, 9, 0, 2), 7))?;
             let n = server
                 .join()
                 .map_err(|_| anyhow::anyhow!("server panicked"))??;
             anyhow::ensure!(n == 8 << 20 && u64::from_le_bytes(ack) == n);
             println!(
-                "       {} MiB across the bus at {:.1} Gbit/s",
+                "       {} MiB across the bus over IPv6 at {:.1} Gbit/s",
                 n >> 20,
                 n as f64 * 8.0 / secs / 1e9
             );
