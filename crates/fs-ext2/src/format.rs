@@ -97,6 +97,16 @@ pub mod feature {
     }
 }
 
+/// Superblock `s_flags` bits.
+pub mod sflags {
+    /// Directory hashes read name bytes as signed chars.
+    pub const SIGNED_HASH: u32 = 0x1;
+    /// Directory hashes read name bytes as unsigned chars.
+    pub const UNSIGNED_HASH: u32 = 0x2;
+    /// A test file system (development code may use it).
+    pub const TEST_FILESYS: u32 = 0x4;
+}
+
 /// Inode `i_flags` bits that matter here.
 pub mod iflags {
     /// Hash-indexed directory (`EXT2_INDEX_FL`).
@@ -132,23 +142,23 @@ pub enum FormatError {
     Malformed(&'static str),
 }
 
-fn get16(b: &[u8], f: Range<usize>) -> u16 {
+pub(crate) fn get16(b: &[u8], f: Range<usize>) -> u16 {
     let mut a = [0u8; 2];
     a.copy_from_slice(&b[f]);
     u16::from_le_bytes(a)
 }
 
-fn get32(b: &[u8], f: Range<usize>) -> u32 {
+pub(crate) fn get32(b: &[u8], f: Range<usize>) -> u32 {
     let mut a = [0u8; 4];
     a.copy_from_slice(&b[f]);
     u32::from_le_bytes(a)
 }
 
-fn put16(b: &mut [u8], f: Range<usize>, v: u16) {
+pub(crate) fn put16(b: &mut [u8], f: Range<usize>, v: u16) {
     b[f].copy_from_slice(&v.to_le_bytes());
 }
 
-fn put32(b: &mut [u8], f: Range<usize>, v: u32) {
+pub(crate) fn put32(b: &mut [u8], f: Range<usize>, v: u32) {
     b[f].copy_from_slice(&v.to_le_bytes());
 }
 
@@ -196,6 +206,7 @@ mod sbf {
     pub const MKFS_TIME: F = 264..268;
     pub const MIN_EXTRA_ISIZE: F = 348..350;
     pub const WANT_EXTRA_ISIZE: F = 350..352;
+    pub const FLAGS: F = 352..356;
 }
 
 /// A view of a superblock (1024 bytes).
@@ -266,6 +277,8 @@ pub struct SuperblockRepr {
     pub mkfs_time: u32,
     pub min_extra_isize: u16,
     pub want_extra_isize: u16,
+    /// `s_flags`: see [`sflags`].
+    pub flags: u32,
 }
 
 impl SuperblockRepr {
@@ -343,6 +356,7 @@ impl SuperblockRepr {
             mkfs_time: get32(b, sbf::MKFS_TIME),
             min_extra_isize: get16(b, sbf::MIN_EXTRA_ISIZE),
             want_extra_isize: get16(b, sbf::WANT_EXTRA_ISIZE),
+            flags: get32(b, sbf::FLAGS),
         };
         if r.log_block_size > 6 {
             return Err(FormatError::Malformed("block size above 64 KiB"));
@@ -431,6 +445,7 @@ impl SuperblockRepr {
             put32(b, sbf::MKFS_TIME, self.mkfs_time);
             put16(b, sbf::MIN_EXTRA_ISIZE, self.min_extra_isize);
             put16(b, sbf::WANT_EXTRA_ISIZE, self.want_extra_isize);
+            put32(b, sbf::FLAGS, self.flags);
         }
     }
 }
@@ -1015,6 +1030,16 @@ mod tests {
         assert_eq!(back.block_size(), 1024);
         assert_eq!(back.group_count(), 1);
         assert_eq!(back.feature_incompat, feature::INCOMPAT_FILETYPE);
+        // s_flags (directory hash signedness) at byte 0x160.
+        let mut r = sample_sb();
+        r.flags = sflags::UNSIGNED_HASH;
+        r.emit(&mut SuperblockPacket::new_checked(&mut buf[..]).unwrap());
+        assert_eq!(&buf[0x160..0x164], &[2, 0, 0, 0]);
+        let p = SuperblockPacket::new_checked(&buf[..]).unwrap();
+        assert_eq!(
+            SuperblockRepr::parse(&p).unwrap().flags,
+            sflags::UNSIGNED_HASH
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! logged and reported as `EUCLEAN` (never a panic).
 
 use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -158,6 +159,9 @@ pub struct Ext2 {
     hyper: Arc<dyn Hyper>,
     name: String,
     next_generation: u32,
+    /// Hash indexes judged so far (`htree`): directory inode to the
+    /// directory's size when judged and whether its index is usable.
+    pub(crate) dx_judged: BTreeMap<u32, (u64, bool)>,
 }
 
 fn rd32(b: &[u8], i: usize) -> u32 {
@@ -328,6 +332,7 @@ impl Ext2 {
             hyper: hyper.clone(),
             name: name.into(),
             next_generation: 0,
+            dx_judged: BTreeMap::new(),
         };
         fs.load_groups()?;
         // Free counts come from the descriptors, as Linux recomputes them.
@@ -1133,7 +1138,7 @@ impl Ext2 {
     // ----- directories --------------------------------------------------------------
 
     /// Number of blocks in directory `dir`.
-    fn dir_blocks(&self, dir: &InodeRepr) -> u64 {
+    pub(crate) fn dir_blocks(&self, dir: &InodeRepr) -> u64 {
         dir.size / self.g.bs as u64
     }
 
@@ -1220,7 +1225,14 @@ impl Ext2 {
         let bs = self.g.bs as usize;
         let ft = self.g.has_filetype;
         let file_type = if ft { ftype } else { 0 };
-        dir.flags &= !iflags::INDEX;
+        if dir.flags & iflags::INDEX != 0 {
+            // The new entry may land in any block, not the leaf its hash
+            // belongs in: the index must be off on disk before the entry
+            // is there, or an indexed lookup could miss it (even if the
+            // caller fails before writing the directory's inode).
+            dir.flags &= !iflags::INDEX;
+            self.write_inode(ino, dir)?;
+        }
         for lblk in 0..self.dir_blocks(dir) {
             let pblk = self.bmap(ino, dir, lblk)?;
             if pblk == 0 {
@@ -1293,13 +1305,21 @@ impl Ext2 {
         Ok(())
     }
 
-    /// Locates `name` in a directory (see [`DirSlot`]).
+    /// Locates `name` in a directory (see [`DirSlot`]): through its hash
+    /// index when it has a usable one (see `htree`), else linearly.
     fn dir_locate(
         &mut self,
         ino: u32,
         dir: &InodeRepr,
         name: &[u8],
     ) -> Result<Option<DirSlot>, Errno> {
+        // "." and ".." live in block 0, outside the index.
+        if self.is_indexed(ino, dir) && name != b"." && name != b".." {
+            match self.dx_locate(ino, dir, name) {
+                Ok(found) => return Ok(found),
+                Err(why) => self.dx_unusable(ino, dir, &why),
+            }
+        }
         let bs = self.g.bs as usize;
         let ft = self.g.has_filetype;
         for lblk in 0..self.dir_blocks(dir) {
@@ -1308,30 +1328,14 @@ impl Ext2 {
                 continue;
             }
             let data = self.cache.read(pblk as u64)?;
-            let mut off = 0;
-            let mut prev = None;
-            let mut bad = None;
-            while off < bs {
-                let Ok(p) = DirEntryPacket::new_checked(&data[off..], ft) else {
-                    bad = Some(off);
-                    break;
-                };
-                if p.inode() != 0 && p.name() == name {
-                    return Ok(Some(DirSlot {
-                        pblk: pblk as u64,
-                        off,
-                        prev,
-                        ino: p.inode(),
-                        file_type: p.file_type(),
-                    }));
+            match find_in_block(data, bs, ft, name) {
+                Ok(Some(hit)) => return Ok(Some(hit.at(pblk as u64))),
+                Ok(None) => {}
+                Err(off) => {
+                    return Err(self.corrupt(&format!(
+                        "directory inode {ino}: block {lblk}: bad entry at offset {off}"
+                    )))
                 }
-                prev = Some(off);
-                off += p.rec_len() as usize;
-            }
-            if let Some(off) = bad {
-                return Err(self.corrupt(&format!(
-                    "directory inode {ino}: block {lblk}: bad entry at offset {off}"
-                )));
             }
         }
         Ok(None)
@@ -1442,7 +1446,7 @@ impl Ext2 {
 }
 
 /// Where a directory entry lives, as `dir_locate` finds it.
-struct DirSlot {
+pub(crate) struct DirSlot {
     /// Physical block holding the entry.
     pblk: u64,
     /// Offset of the entry in that block.
@@ -1453,6 +1457,55 @@ struct DirSlot {
     ino: u32,
     /// Its file type (0 without the `filetype` feature).
     file_type: u8,
+}
+
+/// An entry [`find_in_block`] found: a [`DirSlot`] without its block.
+pub(crate) struct BlockHit {
+    off: usize,
+    prev: Option<usize>,
+    ino: u32,
+    file_type: u8,
+}
+
+impl BlockHit {
+    /// The slot, in physical block `pblk`.
+    pub(crate) fn at(self, pblk: u64) -> DirSlot {
+        DirSlot {
+            pblk,
+            off: self.off,
+            prev: self.prev,
+            ino: self.ino,
+            file_type: self.file_type,
+        }
+    }
+}
+
+/// Looks for the live entry `name` in one directory block of `bs` bytes.
+/// `Err(off)`: the entry at `off` does not parse.
+pub(crate) fn find_in_block(
+    data: &[u8],
+    bs: usize,
+    ft: bool,
+    name: &[u8],
+) -> Result<Option<BlockHit>, usize> {
+    let mut off = 0;
+    let mut prev = None;
+    while off < bs {
+        let Some(Ok(p)) = data.get(off..).map(|b| DirEntryPacket::new_checked(b, ft)) else {
+            return Err(off);
+        };
+        if p.inode() != 0 && p.name() == name {
+            return Ok(Some(BlockHit {
+                off,
+                prev,
+                ino: p.inode(),
+                file_type: p.file_type(),
+            }));
+        }
+        prev = Some(off);
+        off += p.rec_len() as usize;
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -8,8 +8,11 @@
 //!
 //! Supported: block sizes 1 to 32 KiB; revision 0 and revision 1 with the
 //! `filetype`, `sparse_super` and `large_file` features; `dir_index`
-//! directories are read linearly and lose their index flag when modified
-//! (which the ext2 documentation allows); direct to triple-indirect block
+//! directories: name lookups use the hash index (legacy, half-MD4 and
+//! TEA hashes, signed and unsigned; a bad index falls back to a linear
+//! search), other operations read them linearly, and a directory loses
+//! its index flag when we modify it (which the ext2 documentation
+//! allows); direct to triple-indirect block
 //! maps; sparse files; fast and slow symlinks; hard links; device nodes,
 //! fifos and sockets as inodes; nanosecond timestamps in large inodes;
 //! the clean/dirty state of the superblock as Linux keeps it. Images with
@@ -20,8 +23,9 @@
 //! `EROFS`.
 //!
 //! Modules: [`format`] (on-disk structures), `fs` (allocation, block map,
-//! directories), `node` (the VFS operations), [`mkfs`] (creating a file
-//! system). Neighbours: `dev-blk` below (devices, buffer cache), `kern`
+//! directories), [`htree`] (hash-indexed directories) and [`dirhash`]
+//! (their name hashes), `node` (the VFS operations), [`mkfs`] (creating a
+//! file system). Neighbours: `dev-blk` below (devices, buffer cache), `kern`
 //! (the VFS traits), `sys` above.
 
 #![no_std]
@@ -29,8 +33,10 @@
 
 extern crate alloc;
 
+pub mod dirhash;
 pub mod format;
 mod fs;
+pub mod htree;
 pub mod mkfs;
 mod node;
 
