@@ -454,7 +454,7 @@ impl Socket {
     /// connect to (`peer`), unless it is `IPV6_V6ONLY`.
     fn target_of(&self, c: &Core, addr: SockAddr, peer: bool) -> Result<(IpAddr, u16, u32), Errno> {
         let plain_v4 = matches!(addr, SockAddr::Inet { .. });
-        let t = match addr.to_ip(self.family) {
+        let mut t = match addr.to_ip(self.family) {
             Err(Errno::EAFNOSUPPORT)
                 if peer
                     && plain_v4
@@ -463,8 +463,21 @@ impl Socket {
             {
                 addr.to_ip(af::INET)?
             }
+            // A `sockaddr_in` is too short for an `AF_INET6` socket: Linux
+            // checks the length before the family.
+            Err(Errno::EAFNOSUPPORT) if plain_v4 && self.family == af::INET6 => {
+                return Err(Errno::EINVAL)
+            }
             t => t?,
         };
+        // As a destination the wildcard address means this host (Linux
+        // and BSD: "connect() to INADDR_ANY means loopback").
+        if peer && t.0.is_unspecified() {
+            t.0 = match t.0 {
+                IpAddr::V4(_) => IpAddr::V4(core::net::Ipv4Addr::LOCALHOST),
+                IpAddr::V6(_) => IpAddr::V6(core::net::Ipv6Addr::LOCALHOST),
+            };
+        }
         if self.family == af::INET6 && t.0.is_ipv4() {
             let v6only = c.socks.get(self.id).is_some_and(|s| s.opts.v6only);
             if v6only || !matches!(self.kind(), Kind::Tcp | Kind::Udp) {

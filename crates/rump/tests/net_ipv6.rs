@@ -162,13 +162,21 @@ fn udp_and_ping_and_port_unreachable() {
             sys::sendto(&pa, only, b"x", 0, Some(SockAddr::inet(ip(2), 54))),
             Err(Errno::ENETUNREACH)
         );
+        // A sockaddr_in is too short for an AF_INET6 socket's bind or TCP
+        // connect (Linux checks the length first: EINVAL).
         let tcp6 = sys::socket(&pa, af::INET6, sock::STREAM, 0).unwrap();
         assert_eq!(
             sys::connect(&pa, tcp6, SockAddr::inet(ip(2), 54)),
-            Err(Errno::EAFNOSUPPORT)
+            Err(Errno::EINVAL)
         );
         assert_eq!(
             sys::bind(&pa, only, SockAddr::inet(ip(1), 0)),
+            Err(Errno::EINVAL)
+        );
+        // An IPv4 socket given a sockaddr_in6: the family is wrong.
+        let tcp4 = sys::socket(&pa, af::INET, sock::STREAM, 0).unwrap();
+        assert_eq!(
+            sys::connect(&pa, tcp4, SockAddr::inet6(ip6(0, 2), 54)),
             Err(Errno::EAFNOSUPPORT)
         );
         // A connected socket hears ICMPv6 port unreachable.
@@ -218,6 +226,20 @@ fn loopback_and_link_local_addresses() {
         let mut b = [0u8; 4];
         s.read_exact(&mut b).unwrap();
         assert_eq!(&b, b"ping");
+        // The wildcard address as a destination means this host, in both
+        // families (as on Linux and BSD).
+        let l4 = TcpListener::bind(&pa, addr(1, 7002)).unwrap();
+        let _c6 = TcpStream::connect(&pa, sa6(Ipv6Addr::UNSPECIFIED, 7000)).unwrap();
+        assert_eq!(l.accept().unwrap().1.ip(), IpAddr::V6(Ipv6Addr::LOCALHOST));
+        let l4b =
+            TcpListener::bind(&pa, SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 7003)).unwrap();
+        let _c4 =
+            TcpStream::connect(&pa, SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 7003)).unwrap();
+        assert_eq!(
+            l4b.accept().unwrap().1.ip(),
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        );
+        drop(l4);
         // Link-local: every Ethernet interface has one from its MAC; a
         // connection to one needs its zone (the interface index).
         let ll_b = link_local(&pb, "bus0");
