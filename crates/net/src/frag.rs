@@ -37,7 +37,7 @@ pub(crate) const IPV6_MIN_MTU: usize = 1280;
 pub(crate) const NH_FRAGMENT: u8 = 44;
 
 const IPV4_HDR: usize = 20;
-const IPV6_HDR: usize = 40;
+use crate::ip6::IPV6_HDR;
 /// The IPv6 Fragment header's size.
 const FRAG_HDR: usize = 8;
 /// The largest IPv4 total length and the largest IPv6 payload length.

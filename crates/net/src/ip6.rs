@@ -32,7 +32,7 @@ use crate::stack::{Core, Effects};
 /// Length of the fixed IPv6 header.
 pub(crate) const IPV6_HDR: usize = 40;
 /// An ICMPv6 error never exceeds the minimum MTU (RFC 4443 §2.4(c)).
-const ICMP6_ERROR_MAX: usize = 1280;
+const ICMP6_ERROR_MAX: usize = crate::frag::IPV6_MIN_MTU;
 /// Hop limit of neighbour discovery messages (RFC 4861 §7.1).
 const ND_HOP_LIMIT: u8 = 255;
 /// Extension headers walked before giving up on a packet.
