@@ -8,7 +8,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use hyper::{BlockIo, Errno};
-use kern::sync::RwLock;
+use kern::sync::SpinRwLock;
 
 /// The unit of addressing: every offset and length is a multiple of it.
 pub const SECTOR_SIZE: usize = 512;
@@ -116,7 +116,7 @@ impl BlockDevice for HostDevice {
 
 /// A device in memory.
 pub struct MemDevice {
-    data: RwLock<Vec<u8>>,
+    data: SpinRwLock<Vec<u8>>,
     read_only: bool,
 }
 
@@ -124,7 +124,7 @@ impl MemDevice {
     /// A zero-filled device of `sectors` sectors.
     pub fn new(sectors: u64) -> MemDevice {
         MemDevice {
-            data: RwLock::new(vec![0; sectors as usize * SECTOR_SIZE]),
+            data: SpinRwLock::new(vec![0; sectors as usize * SECTOR_SIZE]),
             read_only: false,
         }
     }
@@ -133,7 +133,7 @@ impl MemDevice {
     pub fn from_bytes(mut bytes: Vec<u8>, read_only: bool) -> MemDevice {
         bytes.truncate(bytes.len() / SECTOR_SIZE * SECTOR_SIZE);
         MemDevice {
-            data: RwLock::new(bytes),
+            data: SpinRwLock::new(bytes),
             read_only,
         }
     }

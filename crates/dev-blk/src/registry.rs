@@ -13,7 +13,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use hyper::{BlockOpenFlags, Errno};
-use kern::sync::Mutex;
+use kern::sync::SpinMutex;
 use kern::{Component, Kernel, Stage};
 
 use crate::dev::{BlockDevice, HostDevice, Partition};
@@ -24,16 +24,16 @@ pub const EXTENSION: &str = "dev-blk";
 
 /// Block devices of one kernel, by name.
 pub struct Registry {
-    devices: Mutex<BTreeMap<String, Arc<dyn BlockDevice>>>,
-    claimed: Arc<Mutex<BTreeSet<String>>>,
+    devices: SpinMutex<BTreeMap<String, Arc<dyn BlockDevice>>>,
+    claimed: Arc<SpinMutex<BTreeSet<String>>>,
 }
 
 impl Registry {
     /// An empty registry.
     pub fn new() -> Registry {
         Registry {
-            devices: Mutex::new(BTreeMap::new()),
-            claimed: Arc::new(Mutex::new(BTreeSet::new())),
+            devices: SpinMutex::new(BTreeMap::new()),
+            claimed: Arc::new(SpinMutex::new(BTreeSet::new())),
         }
     }
 
@@ -139,7 +139,7 @@ impl Default for Registry {
 /// Exclusive use of a registered device; see [`Registry::claim`].
 pub struct Claim {
     name: String,
-    set: Arc<Mutex<BTreeSet<String>>>,
+    set: Arc<SpinMutex<BTreeSet<String>>>,
 }
 
 impl Claim {

@@ -23,7 +23,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use dev_blk::Claim;
 use hyper::{Errno, Timespec};
 use kern::consts::s;
-use kern::sync::Mutex;
+use kern::sync::SpinMutex;
 use kern::vfs::{DirEntry, FileSystem, NewNode, Node, NodeKind, SetAttr, StatVfs, WriteAt};
 use kern::Stat;
 
@@ -41,10 +41,10 @@ struct Live {
 }
 
 pub(crate) struct Shared {
-    state: Mutex<Ext2>,
-    live: Mutex<Live>,
+    state: SpinMutex<Ext2>,
+    live: SpinMutex<Live>,
     unmounted: AtomicBool,
-    claim: Mutex<Option<Claim>>,
+    claim: SpinMutex<Option<Claim>>,
 }
 
 impl Shared {
@@ -109,10 +109,10 @@ impl Ext2Fs {
             return Err(st.corrupt("root inode is not a directory"));
         }
         let shared = Arc::new(Shared {
-            state: Mutex::new(st),
-            live: Mutex::new(Live::default()),
+            state: SpinMutex::new(st),
+            live: SpinMutex::new(Live::default()),
             unmounted: AtomicBool::new(false),
-            claim: Mutex::new(Some(claim)),
+            claim: SpinMutex::new(Some(claim)),
         });
         let root = shared.node(ROOT_INO, NodeKind::Directory);
         Ok(Ext2Fs { shared, root })

@@ -34,7 +34,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use hyper::{Errno, Hyper, Timespec};
 use kern::consts::s;
-use kern::sync::Mutex;
+use kern::sync::SpinMutex;
 use kern::vfs::{DirEntry, FileSystem, FsType, NewNode, Node, NodeKind, SetAttr, StatVfs, WriteAt};
 use kern::{Component, Kernel, Stage, Stat};
 
@@ -154,7 +154,7 @@ struct Shared {
     hyper: Arc<dyn Hyper>,
     next_ino: AtomicU64,
     /// Held by every operation that changes a directory.
-    ns: Mutex<()>,
+    ns: SpinMutex<()>,
     max_pages: u64,
     max_inodes: u64,
     pages: AtomicU64,
@@ -185,7 +185,7 @@ impl Tmpfs {
         let shared = Arc::new(Shared {
             hyper,
             next_ino: AtomicU64::new(3),
-            ns: Mutex::new(()),
+            ns: SpinMutex::new(()),
             max_pages: opts.size / PAGE as u64,
             max_inodes: opts.inodes,
             pages: AtomicU64::new(0),
@@ -197,7 +197,7 @@ impl Tmpfs {
             ino: 2,
             kind: NodeKind::Directory,
             fs: shared.clone(),
-            meta: Mutex::new(Meta {
+            meta: SpinMutex::new(Meta {
                 perm: opts.mode,
                 uid: opts.uid,
                 gid: opts.gid,
@@ -207,7 +207,7 @@ impl Tmpfs {
                 mtime: now,
                 ctime: now,
             }),
-            data: NodeData::Dir(Mutex::new(DirData::new(me.clone()))),
+            data: NodeData::Dir(SpinMutex::new(DirData::new(me.clone()))),
         });
         Tmpfs { shared, root }
     }
@@ -304,8 +304,8 @@ impl DirData {
 }
 
 enum NodeData {
-    File(Mutex<FileData>),
-    Dir(Mutex<DirData>),
+    File(SpinMutex<FileData>),
+    Dir(SpinMutex<DirData>),
     Symlink(Vec<u8>),
     Special,
 }
@@ -318,7 +318,7 @@ pub struct TmpNode {
     ino: u64,
     kind: NodeKind,
     fs: Arc<Shared>,
-    meta: Mutex<Meta>,
+    meta: SpinMutex<Meta>,
     data: NodeData,
 }
 
@@ -336,14 +336,14 @@ fn downcast(n: &Arc<dyn Node>) -> Result<&TmpNode, Errno> {
 }
 
 impl TmpNode {
-    fn dir(&self) -> Result<&Mutex<DirData>, Errno> {
+    fn dir(&self) -> Result<&SpinMutex<DirData>, Errno> {
         match &self.data {
             NodeData::Dir(d) => Ok(d),
             _ => Err(Errno::ENOTDIR),
         }
     }
 
-    fn file(&self) -> Result<&Mutex<FileData>, Errno> {
+    fn file(&self) -> Result<&SpinMutex<FileData>, Errno> {
         match &self.data {
             NodeData::File(f) => Ok(f),
             NodeData::Dir(_) => Err(Errno::EISDIR),
@@ -380,11 +380,11 @@ impl TmpNode {
         }
         let now = fs.now();
         let data = match new.kind {
-            NodeKind::Regular => NodeData::File(Mutex::new(FileData {
+            NodeKind::Regular => NodeData::File(SpinMutex::new(FileData {
                 size: 0,
                 pages: BTreeMap::new(),
             })),
-            NodeKind::Directory => NodeData::Dir(Mutex::new(DirData::new(parent))),
+            NodeKind::Directory => NodeData::Dir(SpinMutex::new(DirData::new(parent))),
             NodeKind::Symlink => NodeData::Symlink(new.target.to_vec()),
             _ => NodeData::Special,
         };
@@ -393,7 +393,7 @@ impl TmpNode {
             ino: fs.next_ino.fetch_add(1, Ordering::Relaxed),
             kind: new.kind,
             fs: fs.clone(),
-            meta: Mutex::new(Meta {
+            meta: SpinMutex::new(Meta {
                 perm: new.perm & s::PERM_MASK,
                 uid: new.uid,
                 gid: new.gid,

@@ -163,6 +163,10 @@ impl Hyper for PosixHyper {
         thread::yield_now();
     }
 
+    fn ncpu(&self) -> u32 {
+        thread::available_parallelism().map_or(1, |n| n.get().min(u32::MAX as usize) as u32)
+    }
+
     fn set_current(&self, ctx: Option<CurrentContext>) -> Option<CurrentContext> {
         CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), ctx))
     }

@@ -19,6 +19,7 @@ pub struct Observed {
     version: u32,
     on_spawn: Option<Box<dyn Fn(&str) + Send + Sync>>,
     on_console: Option<Box<dyn Fn(&[u8]) + Send + Sync>>,
+    params: Vec<(String, String)>,
 }
 
 impl Observed {
@@ -29,6 +30,7 @@ impl Observed {
             version: PosixHyper::new().version(),
             on_spawn: None,
             on_console: None,
+            params: Vec::new(),
         }
     }
 
@@ -41,6 +43,13 @@ impl Observed {
     /// Calls `f` with the name of every thread the kernel starts.
     pub fn on_spawn(mut self, f: impl Fn(&str) + Send + Sync + 'static) -> Self {
         self.on_spawn = Some(Box::new(f));
+        self
+    }
+
+    /// Answers `param(name)` with `value` instead of the environment's
+    /// (`RUMP_SPIN`, `RUMP_NCPU`, ...).
+    pub fn with_param(mut self, name: &str, value: &str) -> Self {
+        self.params.push((name.to_string(), value.to_string()));
         self
     }
 
@@ -77,6 +86,12 @@ impl Hyper for Observed {
     fn yield_now(&self) {
         self.inner.yield_now()
     }
+    fn relax(&self) {
+        self.inner.relax()
+    }
+    fn ncpu(&self) -> u32 {
+        self.inner.ncpu()
+    }
     fn set_current(&self, ctx: Option<CurrentContext>) -> Option<CurrentContext> {
         self.inner.set_current(ctx)
     }
@@ -102,6 +117,9 @@ impl Hyper for Observed {
         }
     }
     fn param(&self, name: &str) -> Option<String> {
+        if let Some((_, v)) = self.params.iter().rev().find(|(n, _)| n == name) {
+            return Some(v.clone());
+        }
         self.inner.param(name)
     }
     fn block_open(&self, name: &str, flags: BlockOpenFlags) -> Result<Box<dyn BlockIo>, Errno> {

@@ -104,6 +104,22 @@ pub trait Hyper: Send + Sync + 'static {
     /// Offers the processor to another runnable host thread.
     fn yield_now(&self);
 
+    /// One round of a busy-wait (a `pause` on x86). Every spin loop in the
+    /// kernel calls it each round and is bounded, so a platform that runs
+    /// one thread at a time (a simulator, a cooperative unikernel) can
+    /// count rounds or switch threads here. Returns promptly.
+    fn relax(&self) {
+        core::hint::spin_loop();
+    }
+
+    /// Processors the kernel's threads may run on at once. Spinning for a
+    /// lock only pays off while the holder runs on another one, so the
+    /// kernel lets at most `ncpu - 1` threads spin. `RUMP_NCPU` overrides
+    /// it.
+    fn ncpu(&self) -> u32 {
+        1
+    }
+
     // ----- the current context (curlwp) ------------------------------------
 
     /// Binds the calling host thread to a kernel context (or unbinds it with

@@ -11,7 +11,7 @@ use alloc::sync::Arc;
 
 use hyper::{Errno, MonoNs, Parker, ThreadHandle};
 
-use crate::sync::Mutex;
+use crate::sync::SpinMutex;
 use crate::Kernel;
 
 /// Identifies a scheduled callout, for [`Callouts::cancel`].
@@ -32,15 +32,15 @@ struct Shared {
 
 /// The callouts of one kernel.
 pub struct Callouts {
-    shared: Arc<Mutex<Shared>>,
-    thread: Mutex<Option<Box<dyn ThreadHandle>>>,
+    shared: Arc<SpinMutex<Shared>>,
+    thread: SpinMutex<Option<Box<dyn ThreadHandle>>>,
 }
 
 impl Callouts {
     pub(crate) fn new() -> Self {
         Callouts {
-            shared: Arc::new(Mutex::new(Shared::default())),
-            thread: Mutex::new(None),
+            shared: Arc::new(SpinMutex::new(Shared::default())),
+            thread: SpinMutex::new(None),
         }
     }
 
@@ -99,7 +99,7 @@ impl Callouts {
         }
         let shared = self.shared.clone();
         let hyper = k.hyper().clone();
-        let started = Arc::new(Mutex::new(false));
+        let started = Arc::new(SpinMutex::new(false));
         let ready = started.clone();
         let handle = k.spawn_thread(
             "callout",
@@ -137,7 +137,7 @@ impl Callouts {
     }
 }
 
-fn run_worker(hyper: &dyn hyper::Hyper, shared: &Mutex<Shared>) {
+fn run_worker(hyper: &dyn hyper::Hyper, shared: &SpinMutex<Shared>) {
     let parker = hyper.current_parker();
     loop {
         let (due, next) = {

@@ -12,9 +12,9 @@ use core::sync::atomic::{AtomicI32, Ordering};
 use hyper::{Errno, Timespec};
 
 use crate::consts::o;
-use crate::sync::{Mutex, WaitQueue};
+use crate::sync::{RawSleepMutex, Sched, SleepMutexGuard, WaitQueue};
 use crate::vfs::Vnode;
-use crate::Kernel;
+use crate::{Kernel, Proc};
 
 /// Where a read or write happens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,10 +46,12 @@ pub struct Stat {
 
 /// The operations of one kind of open file.
 pub trait FileOps: Send + Sync {
-    /// Reads into `buf`. Blocking kinds consult `file.is_nonblocking()`.
-    fn read(&self, k: &Kernel, file: &File, buf: &mut [u8], pos: Pos) -> Result<usize, Errno>;
-    /// Writes `buf`.
-    fn write(&self, k: &Kernel, file: &File, buf: &[u8], pos: Pos) -> Result<usize, Errno>;
+    /// Reads into `buf`, for process `p` (whose calls a wait must be
+    /// cancellable with: [`Proc::wait`]). Blocking kinds consult
+    /// `file.is_nonblocking()`.
+    fn read(&self, p: &Proc, file: &File, buf: &mut [u8], pos: Pos) -> Result<usize, Errno>;
+    /// Writes `buf`, for process `p`.
+    fn write(&self, p: &Proc, file: &File, buf: &[u8], pos: Pos) -> Result<usize, Errno>;
     /// Status.
     fn stat(&self, k: &Kernel) -> Result<Stat, Errno>;
     /// The `poll` events that are ready now, out of `events` plus the
@@ -78,7 +80,10 @@ pub trait FileOps: Send + Sync {
 pub struct File {
     /// Access mode and status flags (`O_*`), changed by `F_SETFL`.
     flags: AtomicI32,
-    offset: Mutex<u64>,
+    /// The offset, locked across a whole read, write, seek or readdir at
+    /// the offset, so those are atomic with respect to each other (POSIX
+    /// 2.9.7; Linux's `f_pos_lock`).
+    offset: RawSleepMutex<u64>,
     ops: Box<dyn FileOps>,
 }
 
@@ -89,7 +94,7 @@ impl File {
             flags: AtomicI32::new(
                 flags & !(o::CLOEXEC | o::CREAT | o::EXCL | o::TRUNC | o::NOCTTY),
             ),
-            offset: Mutex::new(0),
+            offset: RawSleepMutex::new(0),
             ops,
         }
     }
@@ -131,14 +136,12 @@ impl File {
         self.flags() & o::APPEND != 0
     }
 
-    /// The current offset.
-    pub fn offset(&self) -> u64 {
-        *self.offset.lock()
-    }
-
-    /// Sets the offset.
-    pub fn set_offset(&self, off: u64) {
-        *self.offset.lock() = off;
+    /// Locks the offset for one operation at it: hold the guard across
+    /// the I/O, then store the new offset through it. Other threads
+    /// reading, writing or seeking this open file wait (sleeping, as
+    /// `sched` says) until the guard goes.
+    pub fn lock_offset(&self, sched: &Sched) -> SleepMutexGuard<'_, u64> {
+        self.offset.lock(sched)
     }
 
     /// The vnode, if this file is one.
@@ -146,19 +149,19 @@ impl File {
         self.ops.vnode()
     }
 
-    /// Reads, checking the access mode.
-    pub fn read(&self, k: &Kernel, buf: &mut [u8], pos: Pos) -> Result<usize, Errno> {
+    /// Reads for process `p`, checking the access mode.
+    pub fn read(&self, p: &Proc, buf: &mut [u8], pos: Pos) -> Result<usize, Errno> {
         if !self.is_readable() {
             return Err(Errno::EBADF);
         }
-        self.ops.read(k, self, buf, pos)
+        self.ops.read(p, self, buf, pos)
     }
 
-    /// Writes, checking the access mode.
-    pub fn write(&self, k: &Kernel, buf: &[u8], pos: Pos) -> Result<usize, Errno> {
+    /// Writes for process `p`, checking the access mode.
+    pub fn write(&self, p: &Proc, buf: &[u8], pos: Pos) -> Result<usize, Errno> {
         if !self.is_writable() {
             return Err(Errno::EBADF);
         }
-        self.ops.write(k, self, buf, pos)
+        self.ops.write(p, self, buf, pos)
     }
 }

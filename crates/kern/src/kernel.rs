@@ -19,7 +19,7 @@ use hyper::{Errno, Hyper, MonoNs, Parker, HYPER_VERSION};
 use crate::callout::Callouts;
 use crate::cred::Cred;
 use crate::proc::Proc;
-use crate::sync::{Mutex, WaitQueue};
+use crate::sync::{Sched, SpinMutex, WaitQueue};
 use crate::sysctl::Sysctl;
 use crate::vfs::Vfs;
 
@@ -59,6 +59,10 @@ pub trait Component: Send + Sync {
     }
 }
 
+/// Rounds of `ready` a wait tries before it sleeps (when a processor is
+/// free to spin on; see [`Sched`]).
+const WAIT_SPIN_ROUNDS: u32 = 64;
+
 /// What to boot.
 #[derive(Clone, Default)]
 pub struct KernelConfig {
@@ -83,15 +87,18 @@ pub struct WeakKernel(Weak<KernelInner>);
 
 struct KernelInner {
     hyper: Arc<dyn Hyper>,
+    sched: Arc<Sched>,
     halted: AtomicBool,
-    sleepers: Mutex<Vec<Arc<dyn Parker>>>,
+    /// Threads sleeping in waits made for no process (kernel threads);
+    /// waits for a process register with it ([`Proc::wait`]).
+    sleepers: SpinMutex<Vec<Arc<dyn Parker>>>,
     next_pid: AtomicI32,
-    procs: Mutex<BTreeMap<i32, Weak<Proc>>>,
-    components: Mutex<Vec<Arc<dyn Component>>>,
+    procs: SpinMutex<BTreeMap<i32, Weak<Proc>>>,
+    components: SpinMutex<Vec<Arc<dyn Component>>>,
     vfs: Vfs,
     sysctl: Sysctl,
     callouts: Callouts,
-    extensions: Mutex<BTreeMap<&'static str, Arc<dyn Any + Send + Sync>>>,
+    extensions: SpinMutex<BTreeMap<&'static str, Arc<dyn Any + Send + Sync>>>,
 }
 
 impl Kernel {
@@ -99,20 +106,29 @@ impl Kernel {
     /// component's init in stage order and mounts the root file system.
     pub fn boot(hyper: Arc<dyn Hyper>, config: KernelConfig) -> Result<Kernel, Errno> {
         if hyper.version() != HYPER_VERSION {
+            hyper.console_write(
+                alloc::format!(
+                    "[rump] boot: the platform implements hypercall version {}, this kernel needs {}\n",
+                    hyper.version(),
+                    HYPER_VERSION
+                )
+                .as_bytes(),
+            );
             return Err(Errno::ENOSYS);
         }
         let kernel = Kernel {
             inner: Arc::new(KernelInner {
+                sched: Sched::new(hyper.clone()),
                 hyper,
                 halted: AtomicBool::new(false),
-                sleepers: Mutex::new(Vec::new()),
+                sleepers: SpinMutex::new(Vec::new()),
                 next_pid: AtomicI32::new(1),
-                procs: Mutex::new(BTreeMap::new()),
-                components: Mutex::new(Vec::new()),
+                procs: SpinMutex::new(BTreeMap::new()),
+                components: SpinMutex::new(Vec::new()),
                 vfs: Vfs::new(),
                 sysctl: Sysctl::new(),
                 callouts: Callouts::new(),
-                extensions: Mutex::new(BTreeMap::new()),
+                extensions: SpinMutex::new(BTreeMap::new()),
             }),
         };
         kernel.inner.sysctl.install_base(&config.params)?;
@@ -149,6 +165,11 @@ impl Kernel {
     /// The platform this kernel runs on.
     pub fn hyper(&self) -> &Arc<dyn Hyper> {
         &self.inner.hyper
+    }
+
+    /// The scheduling context of this kernel's locks and waits.
+    pub fn sched(&self) -> &Arc<Sched> {
+        &self.inner.sched
     }
 
     /// The VFS: mount table and file-system types.
@@ -247,40 +268,69 @@ impl Kernel {
     }
 
     /// Sleeps until `ready` returns `Some`, the deadline passes
-    /// (`ETIMEDOUT`) or the kernel halts (`ESHUTDOWN`). The calling thread
-    /// is registered on every queue in `queues`; whoever changes what
-    /// `ready` looks at must wake one of them. `ready` runs with no lock of
-    /// ours held and may take its own.
+    /// (`ETIMEDOUT`) or the kernel halts (`ESHUTDOWN`), for a kernel thread
+    /// (no process: nothing can cancel it but halt; system calls use
+    /// [`Proc::wait`]). The calling thread is registered on every queue in
+    /// `queues`; whoever changes what `ready` looks at must wake one of
+    /// them. `ready` runs with no lock of ours held and may take its own.
     pub fn wait<R>(
         &self,
+        queues: &[&WaitQueue],
+        deadline: Option<MonoNs>,
+        ready: impl FnMut() -> Result<Option<R>, Errno>,
+    ) -> Result<R, Errno> {
+        self.wait_for(None, queues, deadline, ready)
+    }
+
+    /// The sleeping loop behind [`Kernel::wait`] and [`Proc::wait`]: when
+    /// `who` is given, the wait registers with that process and fails with
+    /// `EINTR` once [`Proc::cancel_calls`] is called after it began.
+    pub(crate) fn wait_for<R>(
+        &self,
+        who: Option<&Proc>,
         queues: &[&WaitQueue],
         deadline: Option<MonoNs>,
         mut ready: impl FnMut() -> Result<Option<R>, Errno>,
     ) -> Result<R, Errno> {
         self.check()?;
+        let generation = who.map(|p| p.cancel_generation());
+        let cancelled = || match (who, generation) {
+            (Some(p), Some(g)) => p.cancel_generation() != g,
+            _ => false,
+        };
         if let Some(r) = ready()? {
             return Ok(r);
         }
-        // A short spin first: a wake-up through the host costs tens of
-        // microseconds, a spin a few hundred nanoseconds.
-        for _ in 0..64 {
-            core::hint::spin_loop();
-            if let Some(r) = ready()? {
-                return Ok(r);
+        // A short spin first, when a processor is free for it: a wake-up
+        // through the host costs tens of microseconds, a round of `ready`
+        // a few hundred nanoseconds.
+        let sched = &self.inner.sched;
+        if let Some(_slot) = sched.try_spin() {
+            for _ in 0..WAIT_SPIN_ROUNDS.min(sched.max_rounds()) {
+                sched.relax();
+                if let Some(r) = ready()? {
+                    return Ok(r);
+                }
             }
         }
         let hyper = &self.inner.hyper;
         let parker = hyper.current_parker();
         let id = parker.id();
+        let registry = match who {
+            Some(p) => p.sleepers(),
+            None => &self.inner.sleepers,
+        };
         loop {
             for q in queues {
                 q.register(&parker);
             }
-            self.inner.sleepers.lock().push(parker.clone());
+            registry.lock().push(parker.clone());
             // Halt wins over readiness: halting closes descriptors, which
             // may make a condition true (EOF), but a woken call must fail.
             let outcome = if self.is_halted() {
                 Some(Err(Errno::ESHUTDOWN))
+            } else if cancelled() {
+                Some(Err(Errno::EINTR))
             } else {
                 match ready() {
                     Ok(Some(r)) => Some(Ok(r)),
@@ -297,7 +347,12 @@ impl Kernel {
             for q in queues {
                 q.unregister(id);
             }
-            self.inner.sleepers.lock().retain(|p| p.id() != id);
+            {
+                let mut r = registry.lock();
+                if let Some(i) = r.iter().rposition(|p| p.id() == id) {
+                    r.swap_remove(i);
+                }
+            }
             if let Some(out) = outcome {
                 return out;
             }
@@ -332,7 +387,7 @@ impl Kernel {
             t.clear();
             live
         };
-        for p in procs {
+        for p in &procs {
             p.release_resources();
         }
         self.inner.vfs.unmount_all();
@@ -340,12 +395,25 @@ impl Kernel {
         // A sleeper that registered after the first wake-up sees the flag
         // on its re-check; wake once more for those that raced with it.
         self.wake_sleepers();
+        for p in &procs {
+            p.wake_sleepers();
+        }
     }
 
     fn wake_sleepers(&self) {
         let sleepers: Vec<_> = self.inner.sleepers.lock().clone();
         for p in sleepers {
             p.unpark();
+        }
+        let procs: Vec<Arc<Proc>> = self
+            .inner
+            .procs
+            .lock()
+            .values()
+            .filter_map(|w| w.upgrade())
+            .collect();
+        for p in procs {
+            p.wake_sleepers();
         }
     }
 

@@ -19,9 +19,9 @@ use hyper::{Errno, Timespec};
 
 use crate::consts::{o, poll, s, PIPE_BUF};
 use crate::file::{File, FileOps, Pos, Stat};
-use crate::sync::{Mutex, WaitQueue};
+use crate::sync::{SpinMutex, WaitQueue};
 use crate::vfs::Vnode;
-use crate::Kernel;
+use crate::{Kernel, Proc};
 
 /// Capacity of a pipe (Linux's default is 16 pages).
 pub const PIPE_CAPACITY: usize = 65536;
@@ -39,7 +39,7 @@ struct PipeState {
 
 /// The shared state of a pipe or fifo.
 pub struct Pipe {
-    state: Mutex<PipeState>,
+    state: SpinMutex<PipeState>,
     wq: WaitQueue,
     ino: u64,
     ctime: Timespec,
@@ -59,7 +59,7 @@ impl Pipe {
         let mut id = [0u8; 8];
         k.hyper().random_fill(&mut id);
         Arc::new(Pipe {
-            state: Mutex::new(PipeState {
+            state: SpinMutex::new(PipeState {
                 buf: VecDeque::new(),
                 readers: 0,
                 writers: 0,
@@ -136,7 +136,7 @@ pub fn open_fifo(k: &Kernel, pipe: &Arc<Pipe>, vn: Vnode, flags: i32) -> Result<
 }
 
 impl FileOps for PipeEnd {
-    fn read(&self, k: &Kernel, file: &File, buf: &mut [u8], pos: Pos) -> Result<usize, Errno> {
+    fn read(&self, p: &Proc, file: &File, buf: &mut [u8], pos: Pos) -> Result<usize, Errno> {
         if pos != Pos::Current {
             return Err(Errno::ESPIPE);
         }
@@ -144,7 +144,7 @@ impl FileOps for PipeEnd {
             return Ok(0);
         }
         let nonblock = file.is_nonblocking();
-        let n = k.wait(&[&self.pipe.wq], None, || {
+        let n = p.wait(&[&self.pipe.wq], None, || {
             let mut st = self.pipe.state.lock();
             if st.buf.is_empty() {
                 if st.writers == 0 {
@@ -167,7 +167,7 @@ impl FileOps for PipeEnd {
         Ok(n)
     }
 
-    fn write(&self, k: &Kernel, file: &File, data: &[u8], pos: Pos) -> Result<usize, Errno> {
+    fn write(&self, p: &Proc, file: &File, data: &[u8], pos: Pos) -> Result<usize, Errno> {
         if pos != Pos::Current {
             return Err(Errno::ESPIPE);
         }
@@ -175,7 +175,7 @@ impl FileOps for PipeEnd {
         let mut done = 0;
         while done < data.len() || data.is_empty() {
             let rest = &data[done..];
-            let wrote = k.wait(&[&self.pipe.wq], None, || {
+            let wrote = p.wait(&[&self.pipe.wq], None, || {
                 let mut st = self.pipe.state.lock();
                 if st.readers == 0 {
                     return Err(Errno::EPIPE);

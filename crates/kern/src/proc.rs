@@ -7,14 +7,17 @@
 //! that shares, copies or starts without the parent's descriptors.
 
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+
+use alloc::vec::Vec;
+use hyper::{MonoNs, Parker};
 
 use hyper::Errno;
 
 use crate::cred::Cred;
 use crate::fd::FdTable;
 use crate::file::File;
-use crate::sync::Mutex;
+use crate::sync::{SpinMutex, WaitQueue};
 use crate::vfs::Vnode;
 use crate::Kernel;
 
@@ -42,11 +45,17 @@ pub struct Proc {
     pid: i32,
     ppid: i32,
     kernel: Kernel,
-    cred: Mutex<Arc<Cred>>,
-    dirs: Mutex<Option<ProcDirs>>,
+    cred: SpinMutex<Arc<Cred>>,
+    dirs: SpinMutex<Option<ProcDirs>>,
     umask: AtomicU32,
-    fds: Arc<Mutex<FdTable>>,
+    fds: Arc<SpinMutex<FdTable>>,
     next_lid: AtomicI32,
+    /// Threads sleeping in this process's calls (for halt and
+    /// cancellation).
+    sleepers: SpinMutex<Vec<Arc<dyn Parker>>>,
+    /// Bumped by [`Proc::cancel_calls`]; a wait that began before the bump
+    /// fails with `EINTR`.
+    cancel_gen: AtomicU64,
 }
 
 /// A thread of a process, for binding host threads (the C ABI, hijack).
@@ -67,14 +76,16 @@ impl Proc {
             pid,
             ppid: ppid.unwrap_or(0),
             kernel,
-            cred: Mutex::new(Arc::new(cred)),
-            dirs: Mutex::new(root.map(|r| ProcDirs {
+            cred: SpinMutex::new(Arc::new(cred)),
+            dirs: SpinMutex::new(root.map(|r| ProcDirs {
                 cwd: r.clone(),
                 root: r,
             })),
             umask: AtomicU32::new(0o022),
-            fds: Arc::new(Mutex::new(FdTable::new())),
+            fds: Arc::new(SpinMutex::new(FdTable::new())),
             next_lid: AtomicI32::new(1),
+            sleepers: SpinMutex::new(Vec::new()),
+            cancel_gen: AtomicU64::new(0),
         }
     }
 
@@ -141,7 +152,7 @@ impl Proc {
     }
 
     /// The descriptor table.
-    pub fn fds(&self) -> &Mutex<FdTable> {
+    pub fn fds(&self) -> &SpinMutex<FdTable> {
         &self.fds
     }
 
@@ -162,18 +173,20 @@ impl Proc {
         self.kernel.check()?;
         let table = match fds {
             ForkFds::Share => self.fds.clone(),
-            ForkFds::Copy => Arc::new(Mutex::new(self.fds.lock().clone())),
-            ForkFds::Clear => Arc::new(Mutex::new(FdTable::new())),
+            ForkFds::Copy => Arc::new(SpinMutex::new(self.fds.lock().clone())),
+            ForkFds::Clear => Arc::new(SpinMutex::new(FdTable::new())),
         };
         let child = Arc::new(Proc {
             pid: self.kernel.alloc_pid(),
             ppid: self.pid,
             kernel: self.kernel.clone(),
-            cred: Mutex::new(self.cred()),
-            dirs: Mutex::new(self.dirs.lock().clone()),
+            cred: SpinMutex::new(self.cred()),
+            dirs: SpinMutex::new(self.dirs.lock().clone()),
             umask: AtomicU32::new(self.umask()),
             fds: table,
             next_lid: AtomicI32::new(1),
+            sleepers: SpinMutex::new(Vec::new()),
+            cancel_gen: AtomicU64::new(0),
         });
         self.kernel.register_proc(&child);
         Ok(child)
@@ -185,6 +198,44 @@ impl Proc {
             lid: self.next_lid.fetch_add(1, Ordering::Relaxed),
             proc: self.clone(),
         })
+    }
+
+    /// Sleeps, for a call of this process, until `ready` returns `Some`,
+    /// the deadline passes (`ETIMEDOUT`), the kernel halts (`ESHUTDOWN`)
+    /// or the process's calls are cancelled (`EINTR`). See
+    /// [`Kernel::wait`] for the rules `ready` and `queues` follow.
+    pub fn wait<R>(
+        &self,
+        queues: &[&WaitQueue],
+        deadline: Option<MonoNs>,
+        ready: impl FnMut() -> Result<Option<R>, Errno>,
+    ) -> Result<R, Errno> {
+        self.kernel.wait_for(Some(self), queues, deadline, ready)
+    }
+
+    /// Interrupts every call this process is blocked in right now: each
+    /// returns `EINTR` (as a signal would, without `SA_RESTART`). Calls
+    /// that begin afterwards wait normally; other processes' calls, even
+    /// on the same descriptors, are not disturbed. For a server whose
+    /// client went away mid-call.
+    pub fn cancel_calls(&self) {
+        self.cancel_gen.fetch_add(1, Ordering::SeqCst);
+        self.wake_sleepers();
+    }
+
+    pub(crate) fn cancel_generation(&self) -> u64 {
+        self.cancel_gen.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn sleepers(&self) -> &SpinMutex<Vec<Arc<dyn Parker>>> {
+        &self.sleepers
+    }
+
+    pub(crate) fn wake_sleepers(&self) {
+        let sleepers: Vec<_> = self.sleepers.lock().clone();
+        for p in sleepers {
+            p.unpark();
+        }
     }
 
     /// Closes every descriptor marked close-on-exec.

@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 
 use hyper::Errno;
 
-use crate::sync::Mutex;
+use crate::sync::SpinMutex;
 
 /// The value of a node.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -37,7 +37,7 @@ struct Node {
 
 /// The parameter tree of one kernel.
 pub struct Sysctl {
-    nodes: Mutex<BTreeMap<String, Node>>,
+    nodes: SpinMutex<BTreeMap<String, Node>>,
 }
 
 /// The longest host name `kern.hostname` takes (Linux's `HOST_NAME_MAX`).
@@ -46,7 +46,7 @@ pub const HOST_NAME_MAX: usize = 64;
 impl Sysctl {
     pub(crate) fn new() -> Self {
         Sysctl {
-            nodes: Mutex::new(BTreeMap::new()),
+            nodes: SpinMutex::new(BTreeMap::new()),
         }
     }
 

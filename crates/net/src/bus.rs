@@ -19,7 +19,7 @@ use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use kern::sync::{Mutex, RwLock};
+use kern::sync::{SpinMutex, SpinRwLock};
 use kern::Errno;
 
 use crate::iface::Link;
@@ -29,7 +29,7 @@ use crate::stack::Stack;
 /// Named in-process buses.
 #[derive(Default)]
 pub struct BusRegistry {
-    buses: Mutex<BTreeMap<String, Weak<Bus>>>,
+    buses: SpinMutex<BTreeMap<String, Weak<Bus>>>,
 }
 
 impl BusRegistry {
@@ -45,7 +45,7 @@ impl BusRegistry {
         }
         m.retain(|_, w| w.strong_count() > 0);
         let b = Arc::new(Bus {
-            ports: RwLock::new(Vec::new()),
+            ports: SpinRwLock::new(Vec::new()),
             pump: Pump::new(),
             next_id: AtomicU64::new(1),
         });
@@ -65,7 +65,7 @@ impl BusRegistry {
 
 /// One bus.
 pub(crate) struct Bus {
-    ports: RwLock<Vec<Port>>,
+    ports: SpinRwLock<Vec<Port>>,
     pump: Pump<(u64, Vec<Vec<u8>>)>,
     next_id: AtomicU64,
 }

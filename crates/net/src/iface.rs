@@ -20,7 +20,7 @@ use smoltcp::phy::{ChecksumCapabilities, Device, DeviceCapabilities, Medium, RxT
 use smoltcp::time::Instant;
 use smoltcp::wire::HardwareAddress;
 
-use kern::sync::Mutex;
+use kern::sync::SpinMutex;
 
 use crate::addr::IfStats;
 use crate::arp::ArpTable;
@@ -166,7 +166,7 @@ pub(crate) struct IfShared {
     pub name: String,
     pub stats: IfCounters,
     pub has_pcap: AtomicBool,
-    pub pcap: Mutex<Option<Pcap>>,
+    pub pcap: SpinMutex<Option<Pcap>>,
 }
 
 impl IfShared {
@@ -176,7 +176,7 @@ impl IfShared {
             name,
             stats: IfCounters::default(),
             has_pcap: AtomicBool::new(false),
-            pcap: Mutex::new(None),
+            pcap: SpinMutex::new(None),
         }
     }
 

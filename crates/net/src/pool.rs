@@ -8,7 +8,7 @@
 
 use alloc::vec::Vec;
 
-use kern::sync::Mutex;
+use kern::sync::SpinMutex;
 
 /// Idle buffers kept per pool.
 pub(crate) const POOL_MAX: usize = 256;
@@ -18,13 +18,13 @@ pub(crate) const POOL_MAX: usize = 256;
 pub(crate) const FRAME_CAP: usize = 65536 + 64;
 
 pub(crate) struct FramePool {
-    free: Mutex<Vec<Vec<u8>>>,
+    free: SpinMutex<Vec<Vec<u8>>>,
 }
 
 impl FramePool {
     pub fn new() -> Self {
         FramePool {
-            free: Mutex::new(Vec::new()),
+            free: SpinMutex::new(Vec::new()),
         }
     }
 

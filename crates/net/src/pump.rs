@@ -17,18 +17,18 @@
 use alloc::collections::VecDeque;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use kern::sync::Mutex;
+use kern::sync::SpinMutex;
 
 /// A queue drained by whichever thread finds it idle.
 pub(crate) struct Pump<T> {
-    queue: Mutex<VecDeque<T>>,
+    queue: SpinMutex<VecDeque<T>>,
     active: AtomicBool,
 }
 
 impl<T> Pump<T> {
     pub fn new() -> Self {
         Pump {
-            queue: Mutex::new(VecDeque::new()),
+            queue: SpinMutex::new(VecDeque::new()),
             active: AtomicBool::new(false),
         }
     }

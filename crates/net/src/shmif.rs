@@ -56,7 +56,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use hyper::{Hyper, SharedMem, ThreadHandle};
-use kern::sync::Mutex;
+use kern::sync::SpinMutex;
 use kern::Errno;
 
 use crate::iface::Link;
@@ -362,7 +362,7 @@ struct ShmifLink {
     me: u64,
     hyper: Arc<dyn Hyper>,
     stop: Arc<AtomicBool>,
-    thread: Mutex<Option<Box<dyn ThreadHandle>>>,
+    thread: SpinMutex<Option<Box<dyn ThreadHandle>>>,
     port: Arc<RxPort>,
 }
 
@@ -376,7 +376,7 @@ struct ShmifLink {
 /// for it, without a hand-off through the reader thread (two wake-ups per
 /// round trip fewer between processes).
 pub(crate) struct RxPort {
-    pos: Mutex<u64>,
+    pos: SpinMutex<u64>,
     bus: Arc<ShmBus>,
     me: u64,
     ifindex: usize,
@@ -384,7 +384,7 @@ pub(crate) struct RxPort {
     detached: AtomicBool,
     /// The reader thread's parker, woken when the last spinning socket
     /// call of the kernel stops draining for it.
-    reader: Mutex<Option<Arc<dyn hyper::Parker>>>,
+    reader: SpinMutex<Option<Arc<dyn hyper::Parker>>>,
 }
 
 impl RxPort {
@@ -445,12 +445,12 @@ pub(crate) fn attach(
     let stop = Arc::new(AtomicBool::new(false));
     let weak = stack.this.clone();
     let port = Arc::new(RxPort {
-        pos: Mutex::new(bus.head()),
+        pos: SpinMutex::new(bus.head()),
         bus: bus.clone(),
         me,
         ifindex,
         detached: AtomicBool::new(false),
-        reader: Mutex::new(None),
+        reader: SpinMutex::new(None),
     });
     let (b2, p2, s2, h2) = (bus.clone(), port.clone(), stop.clone(), stack.hyper.clone());
     let handle = k.spawn_thread(
@@ -463,7 +463,7 @@ pub(crate) fn attach(
         me,
         hyper: stack.hyper.clone(),
         stop,
-        thread: Mutex::new(Some(handle)),
+        thread: SpinMutex::new(Some(handle)),
         port,
     }))
 }

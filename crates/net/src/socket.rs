@@ -21,7 +21,7 @@ use kern::consts::{
     af, ip as ipopt, ipproto, ipv6 as ip6opt, msg, o, poll, s as mode, shut, so, sock,
     tcp as tcpopt,
 };
-use kern::{Errno, File, FileOps, Kernel, Pos, Stat};
+use kern::{Errno, File, FileOps, Kernel, Pos, Proc, Stat};
 use smoltcp::socket::tcp::State;
 
 use crate::addr::SockAddr;
@@ -384,7 +384,7 @@ impl Socket {
     /// passes first, `ESHUTDOWN` at halt.
     fn block<R>(
         &self,
-        k: &Kernel,
+        p: &Proc,
         nonblock: bool,
         timeout_ns: Option<u64>,
         on_timeout: Errno,
@@ -407,6 +407,7 @@ impl Socket {
         if nonblock {
             return Err(Errno::EAGAIN);
         }
+        let k = p.kernel();
         k.check()?;
         let start = k.now();
         let deadline = timeout_ns.map(|t| start.saturating_add(t));
@@ -436,7 +437,7 @@ impl Socket {
             }
         }
         drop(polling);
-        match k.wait(&[&self.shared.wq], deadline, || Ok(once())) {
+        match p.wait(&[&self.shared.wq], deadline, || Ok(once())) {
             Ok(r) => r,
             Err(Errno::ETIMEDOUT) => Err(on_timeout),
             Err(e) => Err(e),
@@ -527,7 +528,7 @@ impl Socket {
 
     /// `accept4`: the next completed connection and its peer's address.
     /// `flags` may hold `SOCK_NONBLOCK` (and `SOCK_CLOEXEC`, for the caller).
-    pub fn accept(&self, k: &Kernel, file: &File, flags: i32) -> Result<(File, SockAddr), Errno> {
+    pub fn accept(&self, p: &Proc, file: &File, flags: i32) -> Result<(File, SockAddr), Errno> {
         self.check()?;
         if !matches!(self.kind(), Kind::Tcp) {
             return Err(Errno::EOPNOTSUPP);
@@ -542,7 +543,7 @@ impl Socket {
             .socks
             .get(self.id)
             .and_then(|s| s.opts.rcvtimeo);
-        let got = self.block(k, file.is_nonblocking(), timeout, Errno::EAGAIN, |c, _| {
+        let got = self.block(p, file.is_nonblocking(), timeout, Errno::EAGAIN, |c, _| {
             let Some(child) = c.tcp_accept(self.id)? else {
                 return Ok(None);
             };
@@ -581,7 +582,7 @@ impl Socket {
     /// non-blocking, returns `EINPROGRESS`; the outcome is then in
     /// `SO_ERROR`). A datagram socket records its peer; `AF_UNSPEC`
     /// dissolves the association.
-    pub fn connect(&self, k: &Kernel, file: &File, addr: SockAddr) -> Result<(), Errno> {
+    pub fn connect(&self, p: &Proc, file: &File, addr: SockAddr) -> Result<(), Errno> {
         self.check()?;
         let r = self.id;
         match self.kind() {
@@ -648,7 +649,7 @@ impl Socket {
                     return Err(Errno::EINPROGRESS);
                 }
                 // SO_SNDTIMEO expiring leaves the attempt going (Linux).
-                self.block(k, false, timeout, Errno::EINPROGRESS, |c, _| {
+                self.block(p, false, timeout, Errno::EINPROGRESS, |c, _| {
                     connect_outcome(c, r)
                 })
             }
@@ -660,13 +661,13 @@ impl Socket {
     /// taking some.
     pub fn send(
         &self,
-        k: &Kernel,
+        p: &Proc,
         file: &File,
         data: &[u8],
         flags: i32,
         to: Option<SockAddr>,
     ) -> Result<usize, Errno> {
-        self.send_msg(k, file, data, flags, to, &[])
+        self.send_msg(p, file, data, flags, to, &[])
     }
 
     /// `sendmsg`: [`Socket::send`] with control messages. UDP sockets take
@@ -675,7 +676,7 @@ impl Socket {
     /// does.
     pub fn send_msg(
         &self,
-        k: &Kernel,
+        p: &Proc,
         file: &File,
         data: &[u8],
         flags: i32,
@@ -708,7 +709,7 @@ impl Socket {
                 loop {
                     let res =
                         self.block(
-                            k,
+                            p,
                             nonblock,
                             timeout,
                             Errno::EAGAIN,
@@ -747,19 +748,19 @@ impl Socket {
     /// and `MSG_TRUNC`.
     pub fn recv(
         &self,
-        k: &Kernel,
+        p: &Proc,
         file: &File,
         buf: &mut [u8],
         flags: i32,
     ) -> Result<RecvInfo, Errno> {
-        self.recv_msg(k, file, buf, flags).map(|r| r.0)
+        self.recv_msg(p, file, buf, flags).map(|r| r.0)
     }
 
     /// `recvmsg`: [`Socket::recv`] with the control messages the socket
     /// asked for (datagram sockets; stream sockets have none).
     pub fn recv_msg(
         &self,
-        k: &Kernel,
+        p: &Proc,
         file: &File,
         buf: &mut [u8],
         flags: i32,
@@ -779,7 +780,7 @@ impl Socket {
         match self.kind() {
             Kind::Udp | Kind::Ping => {
                 let is_udp = matches!(self.kind(), Kind::Udp);
-                let got = self.block(k, nonblock, timeout, Errno::EAGAIN, |c, _| {
+                let got = self.block(p, nonblock, timeout, Errno::EAGAIN, |c, _| {
                     if is_udp {
                         c.udp_recv(r, buf, peek)
                     } else {
@@ -821,7 +822,7 @@ impl Socket {
                 let waitall = flags & msg::WAITALL != 0 && !peek;
                 let mut done = 0;
                 loop {
-                    let res = self.block(k, nonblock, timeout, Errno::EAGAIN, |c, fx| {
+                    let res = self.block(p, nonblock, timeout, Errno::EAGAIN, |c, fx| {
                         tcp_recv_step(c, pool, r, &mut buf[done..], peek, fx)
                     });
                     match res {
@@ -1217,18 +1218,18 @@ fn tcp_recv_step(
 }
 
 impl FileOps for Socket {
-    fn read(&self, k: &Kernel, file: &File, buf: &mut [u8], pos: Pos) -> Result<usize, Errno> {
+    fn read(&self, p: &Proc, file: &File, buf: &mut [u8], pos: Pos) -> Result<usize, Errno> {
         if pos != Pos::Current {
             return Err(Errno::ESPIPE);
         }
-        self.recv(k, file, buf, 0).map(|i| i.len)
+        self.recv(p, file, buf, 0).map(|i| i.len)
     }
 
-    fn write(&self, k: &Kernel, file: &File, buf: &[u8], pos: Pos) -> Result<usize, Errno> {
+    fn write(&self, p: &Proc, file: &File, buf: &[u8], pos: Pos) -> Result<usize, Errno> {
         if pos != Pos::Current {
             return Err(Errno::ESPIPE);
         }
-        self.send(k, file, buf, 0, None)
+        self.send(p, file, buf, 0, None)
     }
 
     fn stat(&self, _k: &Kernel) -> Result<Stat, Errno> {

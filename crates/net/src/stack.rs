@@ -35,7 +35,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use hashbrown::HashMap;
 use hyper::{Hyper, MonoNs, Parker, ThreadHandle};
-use kern::sync::{Mutex, WaitQueue};
+use kern::sync::{SpinMutex, WaitQueue};
 use kern::{Errno, Kernel, WeakKernel};
 
 use crate::addr::NetStats;
@@ -304,7 +304,7 @@ pub(crate) struct Core {
 
 /// One kernel's network stack (the `"net"` kernel extension).
 pub struct Stack {
-    pub(crate) core: Mutex<Core>,
+    pub(crate) core: SpinMutex<Core>,
     pub(crate) pool: FramePool,
     pub(crate) hyper: Arc<dyn Hyper>,
     pub(crate) kernel: WeakKernel,
@@ -316,11 +316,11 @@ pub struct Stack {
     halted: AtomicBool,
     /// Receive ports that threads waiting on sockets drain themselves
     /// (shmif; see `shmif::RxPort`).
-    rx_ports: kern::sync::RwLock<Vec<Weak<crate::shmif::RxPort>>>,
+    rx_ports: kern::sync::SpinRwLock<Vec<Weak<crate::shmif::RxPort>>>,
     has_rx_ports: AtomicBool,
     /// Threads spinning in socket calls (and so draining the ports).
     rx_pollers: AtomicU32,
-    timer: Mutex<Option<TimerThread>>,
+    timer: SpinMutex<Option<TimerThread>>,
     timer_starting: AtomicBool,
 }
 
@@ -363,7 +363,7 @@ impl Stack {
         let next_port =
             params.port_first + (seed % (params.port_last - params.port_first + 1) as u64) as u16;
         Arc::new_cyclic(|this| Stack {
-            core: Mutex::new(Core {
+            core: SpinMutex::new(Core {
                 now: 0,
                 kernel: k.downgrade(),
                 params,
@@ -396,10 +396,10 @@ impl Stack {
             this: this.clone(),
             txq: Pump::new(),
             halted: AtomicBool::new(false),
-            rx_ports: kern::sync::RwLock::new(Vec::new()),
+            rx_ports: kern::sync::SpinRwLock::new(Vec::new()),
             has_rx_ports: AtomicBool::new(false),
             rx_pollers: AtomicU32::new(0),
-            timer: Mutex::new(None),
+            timer: SpinMutex::new(None),
             timer_starting: AtomicBool::new(false),
         })
     }
@@ -599,7 +599,7 @@ impl Stack {
         };
         let weak = self.this.clone();
         let hyper = self.hyper.clone();
-        let slot: Arc<Mutex<Option<Arc<dyn Parker>>>> = Arc::new(Mutex::new(None));
+        let slot: Arc<SpinMutex<Option<Arc<dyn Parker>>>> = Arc::new(SpinMutex::new(None));
         let slot2 = slot.clone();
         let spawned = k.spawn_thread(
             "net.timer",

@@ -12,7 +12,7 @@ use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 
 use hyper::{FrameIo, ThreadHandle};
-use kern::sync::Mutex;
+use kern::sync::SpinMutex;
 use kern::Errno;
 
 use crate::iface::Link;
@@ -20,7 +20,7 @@ use crate::stack::Stack;
 
 struct VirtLink {
     io: Arc<dyn FrameIo>,
-    thread: Mutex<Option<Box<dyn ThreadHandle>>>,
+    thread: SpinMutex<Option<Box<dyn ThreadHandle>>>,
 }
 
 /// Opens tap `spec` for interface `ifindex` and starts its reader.
@@ -40,7 +40,7 @@ pub(crate) fn attach(
     )?;
     Ok(Arc::new(VirtLink {
         io,
-        thread: Mutex::new(Some(handle)),
+        thread: SpinMutex::new(Some(handle)),
     }))
 }
 

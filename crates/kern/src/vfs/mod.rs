@@ -29,7 +29,7 @@ pub use node::{DirEntry, FileSystem, FsType, NewNode, Node, NodeKind, SetAttr, S
 use crate::consts::ms;
 use crate::file::Stat;
 use crate::pipe::Pipe;
-use crate::sync::{Mutex, RwLock};
+use crate::sync::{SpinMutex, SpinRwLock};
 use crate::Kernel;
 
 /// A file as the VFS sees it: the node and the mount it belongs to.
@@ -140,14 +140,14 @@ struct MountTable {
 
 /// The VFS state of one kernel.
 pub struct Vfs {
-    fstypes: Mutex<BTreeMap<&'static str, Arc<dyn FsType>>>,
-    table: RwLock<MountTable>,
+    fstypes: SpinMutex<BTreeMap<&'static str, Arc<dyn FsType>>>,
+    table: SpinRwLock<MountTable>,
     /// How many mounts cover a directory: lookup consults the table only
     /// when this is non-zero.
     n_covering: AtomicUsize,
     next_mount_id: AtomicU64,
     /// Open fifos by (mount id, inode), alive while an end is open.
-    fifos: Mutex<BTreeMap<(u64, u64), Weak<Pipe>>>,
+    fifos: SpinMutex<BTreeMap<(u64, u64), Weak<Pipe>>>,
 }
 
 /// `umount2` flag: detach even when busy.
@@ -158,11 +158,11 @@ pub const MNT_DETACH: i32 = 2;
 impl Vfs {
     pub(crate) fn new() -> Self {
         Vfs {
-            fstypes: Mutex::new(BTreeMap::new()),
-            table: RwLock::new(MountTable::default()),
+            fstypes: SpinMutex::new(BTreeMap::new()),
+            table: SpinRwLock::new(MountTable::default()),
             n_covering: AtomicUsize::new(0),
             next_mount_id: AtomicU64::new(1),
-            fifos: Mutex::new(BTreeMap::new()),
+            fifos: SpinMutex::new(BTreeMap::new()),
         }
     }
 

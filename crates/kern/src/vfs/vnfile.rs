@@ -9,7 +9,7 @@ use hyper::Errno;
 use crate::consts::{poll, seek};
 use crate::file::{File, FileOps, Pos, Stat};
 use crate::vfs::{NodeKind, Vnode, WriteAt};
-use crate::Kernel;
+use crate::{Kernel, Proc};
 
 /// A vnode opened as a file.
 pub struct VnodeFile {
@@ -23,51 +23,62 @@ pub fn open_vnode(vn: Vnode, flags: i32) -> File {
 }
 
 impl FileOps for VnodeFile {
-    fn read(&self, _k: &Kernel, file: &File, buf: &mut [u8], pos: Pos) -> Result<usize, Errno> {
-        let off = match pos {
-            Pos::At(off) => off,
-            Pos::Current => file.offset(),
-        };
-        check_range(off, buf.len())?;
+    fn read(&self, p: &Proc, file: &File, buf: &mut [u8], pos: Pos) -> Result<usize, Errno> {
         match self.vn.kind() {
             NodeKind::Directory => return Err(Errno::EISDIR),
             NodeKind::Regular | NodeKind::Symlink => {}
             _ => return Err(Errno::ENXIO),
         }
-        let n = self.vn.node.read(off, buf)?;
-        if pos == Pos::Current {
-            file.set_offset(off + n as u64);
+        match pos {
+            Pos::At(off) => {
+                check_range(off, buf.len())?;
+                self.vn.node.read(off, buf)
+            }
+            Pos::Current => {
+                let mut at = file.lock_offset(p.kernel().sched());
+                check_range(*at, buf.len())?;
+                let n = self.vn.node.read(*at, buf)?;
+                *at += n as u64;
+                Ok(n)
+            }
         }
-        Ok(n)
     }
 
-    fn write(&self, _k: &Kernel, file: &File, buf: &[u8], pos: Pos) -> Result<usize, Errno> {
-        check_range(
-            match pos {
-                Pos::At(off) => off,
-                Pos::Current => file.offset(),
-            },
-            buf.len(),
-        )?;
+    fn write(&self, p: &Proc, file: &File, buf: &[u8], pos: Pos) -> Result<usize, Errno> {
         match self.vn.kind() {
             NodeKind::Directory => return Err(Errno::EISDIR),
             NodeKind::Regular => {}
             _ => return Err(Errno::ENXIO),
         }
         self.vn.check_writable_mount()?;
-        // Linux: pwrite on an O_APPEND file appends anyway.
-        let at = match pos {
-            _ if file.is_append() => WriteAt::End,
-            Pos::At(off) => WriteAt::Offset(off),
-            Pos::Current => WriteAt::Offset(file.offset()),
-        };
-        let (n, end) = self.vn.node.write(at, buf)?;
-        // Linux moves the offset only when something was written (an empty
-        // append leaves it where it was).
-        if pos == Pos::Current && n > 0 {
-            file.set_offset(end);
+        match pos {
+            Pos::At(off) => {
+                check_range(off, buf.len())?;
+                // Linux: pwrite on an O_APPEND file appends anyway.
+                let at = if file.is_append() {
+                    WriteAt::End
+                } else {
+                    WriteAt::Offset(off)
+                };
+                Ok(self.vn.node.write(at, buf)?.0)
+            }
+            Pos::Current => {
+                let mut cur = file.lock_offset(p.kernel().sched());
+                check_range(*cur, buf.len())?;
+                let at = if file.is_append() {
+                    WriteAt::End
+                } else {
+                    WriteAt::Offset(*cur)
+                };
+                let (n, end) = self.vn.node.write(at, buf)?;
+                // Linux moves the offset only when something was written
+                // (an empty append leaves it where it was).
+                if n > 0 {
+                    *cur = end;
+                }
+                Ok(n)
+            }
         }
-        Ok(n)
     }
 
     fn stat(&self, _k: &Kernel) -> Result<Stat, Errno> {
@@ -78,15 +89,14 @@ impl FileOps for VnodeFile {
         events & (poll::IN | poll::RDNORM | poll::OUT | poll::WRNORM)
     }
 
-    fn seek(&self, _k: &Kernel, file: &File, off: i64, whence: i32) -> Result<u64, Errno> {
+    fn seek(&self, k: &Kernel, file: &File, off: i64, whence: i32) -> Result<u64, Errno> {
+        let mut cur = file.lock_offset(k.sched());
         let is_dir = self.vn.kind() == NodeKind::Directory;
         let size = || -> Result<i64, Errno> { Ok(self.vn.node.getattr()?.size as i64) };
         let new = match whence {
             seek::SET => off,
             // An offset beyond 2^63 - 1 is EINVAL, as on Linux.
-            seek::CUR => (file.offset() as i64)
-                .checked_add(off)
-                .ok_or(Errno::EINVAL)?,
+            seek::CUR => (*cur as i64).checked_add(off).ok_or(Errno::EINVAL)?,
             seek::END if !is_dir => size()?.checked_add(off).ok_or(Errno::EINVAL)?,
             seek::DATA | seek::HOLE if !is_dir => {
                 let sz = size()?;
@@ -104,7 +114,7 @@ impl FileOps for VnodeFile {
         if new < 0 {
             return Err(Errno::EINVAL);
         }
-        file.set_offset(new as u64);
+        *cur = new as u64;
         Ok(new as u64)
     }
 

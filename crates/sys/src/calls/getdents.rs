@@ -18,7 +18,8 @@ pub fn getdents64(p: &Proc, fd: i32, buf: &mut [u8]) -> Result<usize, Errno> {
         return Err(Errno::ENOTDIR);
     }
     let mut used = 0;
-    let mut next_off = f.offset();
+    let mut at = f.lock_offset(p.kernel().sched());
+    let mut next_off = *at;
     let mut too_small = false;
     vn.node.readdir(next_off, &mut |e| {
         let reclen = (HEADER + e.name.len() + 1).next_multiple_of(8);
@@ -40,6 +41,6 @@ pub fn getdents64(p: &Proc, fd: i32, buf: &mut [u8]) -> Result<usize, Errno> {
     if too_small {
         return Err(Errno::EINVAL);
     }
-    f.set_offset(next_off);
+    *at = next_off;
     Ok(used)
 }

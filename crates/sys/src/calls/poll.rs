@@ -59,7 +59,7 @@ pub fn poll(p: &Proc, fds: &mut [PollFd], timeout_ms: i32) -> Result<usize, Errn
         .filter_map(|f| f.ops().wait_queue())
         .collect();
     let deadline = (timeout_ms > 0).then(|| k.now().saturating_add(timeout_ms as u64 * 1_000_000));
-    match k.wait(&queues, deadline, || {
+    match p.wait(&queues, deadline, || {
         let n = scan(fds);
         Ok((n > 0).then_some(n))
     }) {

@@ -9,14 +9,14 @@ use crate::util::remove_privs;
 pub fn read(p: &Proc, fd: i32, buf: &mut [u8]) -> Result<usize, Errno> {
     p.kernel().check()?;
     let f = p.file(fd)?;
-    f.read(p.kernel(), buf, Pos::Current)
+    f.read(p, buf, Pos::Current)
 }
 
 /// Writes at the file's offset (or the end, with `O_APPEND`).
 pub fn write(p: &Proc, fd: i32, buf: &[u8]) -> Result<usize, Errno> {
     p.kernel().check()?;
     let f = p.file(fd)?;
-    let n = f.write(p.kernel(), buf, Pos::Current)?;
+    let n = f.write(p, buf, Pos::Current)?;
     wrote(p, &f, n)
 }
 
@@ -26,7 +26,7 @@ pub fn pread(p: &Proc, fd: i32, buf: &mut [u8], offset: i64) -> Result<usize, Er
     p.kernel().check()?;
     let off = u64::try_from(offset).map_err(|_| Errno::EINVAL)?;
     let f = p.file(fd)?;
-    f.read(p.kernel(), buf, Pos::At(off))
+    f.read(p, buf, Pos::At(off))
 }
 
 /// Writes at `offset`; the file offset does not move. Offsets are checked
@@ -35,7 +35,7 @@ pub fn pwrite(p: &Proc, fd: i32, buf: &[u8], offset: i64) -> Result<usize, Errno
     p.kernel().check()?;
     let off = u64::try_from(offset).map_err(|_| Errno::EINVAL)?;
     let f = p.file(fd)?;
-    let n = f.write(p.kernel(), buf, Pos::At(off))?;
+    let n = f.write(p, buf, Pos::At(off))?;
     wrote(p, &f, n)
 }
 
@@ -49,7 +49,7 @@ pub fn readv(p: &Proc, fd: i32, bufs: &mut [&mut [u8]]) -> Result<usize, Errno> 
         if b.is_empty() {
             continue;
         }
-        let n = match f.read(p.kernel(), b, Pos::Current) {
+        let n = match f.read(p, b, Pos::Current) {
             Ok(n) => n,
             Err(e) if total > 0 && e == Errno::EAGAIN => break,
             Err(e) => return Err(e),
@@ -72,7 +72,7 @@ pub fn writev(p: &Proc, fd: i32, bufs: &[&[u8]]) -> Result<usize, Errno> {
         if b.is_empty() {
             continue;
         }
-        let n = match f.write(p.kernel(), b, Pos::Current) {
+        let n = match f.write(p, b, Pos::Current) {
             Ok(n) => n,
             Err(e) if total > 0 => {
                 let _ = e;

@@ -28,7 +28,7 @@ pub fn sendto(
     if flags & !SEND_FLAGS != 0 {
         return Err(Errno::EOPNOTSUPP);
     }
-    with_socket(p, fd, |s, f| s.send(p.kernel(), f, data, flags, to))
+    with_socket(p, fd, |s, f| s.send(p, f, data, flags, to))
 }
 
 /// Sends the concatenation of `bufs` (one datagram on a datagram socket)
@@ -58,9 +58,7 @@ pub fn sendmsg(
             &joined
         }
     };
-    with_socket(p, fd, |s, f| {
-        s.send_msg(p.kernel(), f, data, flags, to, control)
-    })
+    with_socket(p, fd, |s, f| s.send_msg(p, f, data, flags, to, control))
 }
 
 /// Receives. Flags: `MSG_PEEK`, `MSG_DONTWAIT`, `MSG_WAITALL`,
@@ -74,7 +72,7 @@ pub fn recvfrom(p: &Proc, fd: i32, buf: &mut [u8], flags: i32) -> Result<RecvInf
     if flags & !RECV_FLAGS != 0 {
         return Err(Errno::EOPNOTSUPP);
     }
-    with_socket(p, fd, |s, f| s.recv(p.kernel(), f, buf, flags))
+    with_socket(p, fd, |s, f| s.recv(p, f, buf, flags))
 }
 
 /// Receives into several buffers in order (one datagram on a datagram
@@ -93,11 +91,11 @@ pub fn recvmsg(
         return Err(Errno::EOPNOTSUPP);
     }
     if let [one] = bufs {
-        return with_socket(p, fd, |s, f| s.recv_msg(p.kernel(), f, one, flags));
+        return with_socket(p, fd, |s, f| s.recv_msg(p, f, one, flags));
     }
     let total: usize = bufs.iter().map(|b| b.len()).sum();
     let mut tmp = alloc::vec![0u8; total];
-    let got = with_socket(p, fd, |s, f| s.recv_msg(p.kernel(), f, &mut tmp, flags))?;
+    let got = with_socket(p, fd, |s, f| s.recv_msg(p, f, &mut tmp, flags))?;
     let mut at = 0;
     let n = got.0.len.min(total);
     for b in bufs.iter_mut() {

@@ -1,0 +1,217 @@
+//! [`SleepRwLock`]: an adaptive reader-writer lock that prefers writers.
+//!
+//! Data lives in a `spin::RwLock<T>`; the sleeping, spinning and fairness
+//! are ours. A writer that wants the lock counts itself in
+//! `writers_wanting` first, and new readers then stay out, so a stream of
+//! readers cannot starve a writer (spin's own lock would let it). Readers
+//! woken by a writer's release may enter once even while another writer
+//! waits, so a stream of writers cannot starve readers either: readers and
+//! writers alternate in batches.
+
+use alloc::sync::Arc;
+use core::ops::{Deref, DerefMut};
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use super::sched::{Sched, SpinBudget};
+use super::Sleepers;
+
+/// A reader-writer lock whose contenders spin briefly, then sleep.
+pub struct SleepRwLock<T> {
+    data: spin::RwLock<T>,
+    readers: Sleepers,
+    writers: Sleepers,
+    /// Writers spinning or queued for the lock.
+    writers_wanting: AtomicU32,
+    budget: SpinBudget,
+    sched: Arc<Sched>,
+}
+
+/// Shared access to a [`SleepRwLock`].
+pub struct SleepRwLockReadGuard<'a, T> {
+    inner: spin::RwLockReadGuard<'a, T>,
+    _wake: ReadRelease<'a, T>,
+}
+
+/// Exclusive access to a [`SleepRwLock`].
+pub struct SleepRwLockWriteGuard<'a, T> {
+    inner: spin::RwLockWriteGuard<'a, T>,
+    _wake: WriteRelease<'a, T>,
+}
+
+struct ReadRelease<'a, T> {
+    l: &'a SleepRwLock<T>,
+}
+
+struct WriteRelease<'a, T> {
+    l: &'a SleepRwLock<T>,
+}
+
+impl<T> Drop for ReadRelease<'_, T> {
+    fn drop(&mut self) {
+        // Only writers can be waiting for readers to leave (a queued
+        // reader waits for a writer, whose release wakes it).
+        if self.l.writers.any_after_release() && self.l.data.reader_count() == 0 {
+            self.l.writers.wake_one();
+        }
+    }
+}
+
+impl<T> Drop for WriteRelease<'_, T> {
+    fn drop(&mut self) {
+        let l = self.l;
+        let writers = l.writers.any_after_release();
+        if l.readers.len() != 0 {
+            l.readers.wake_all();
+        }
+        if writers {
+            l.writers.wake_one();
+        }
+    }
+}
+
+impl<T> SleepRwLock<T> {
+    /// A new, unlocked lock scheduled by `sched`.
+    pub fn new(sched: &Arc<Sched>, value: T) -> SleepRwLock<T> {
+        SleepRwLock {
+            data: spin::RwLock::new(value),
+            readers: Sleepers::new(),
+            writers: Sleepers::new(),
+            writers_wanting: AtomicU32::new(0),
+            budget: SpinBudget::new(),
+            sched: sched.clone(),
+        }
+    }
+
+    /// Shared access, sleeping while a writer holds or wants the lock.
+    #[inline]
+    pub fn read(&self) -> SleepRwLockReadGuard<'_, T> {
+        if self.writers_wanting.load(Ordering::Relaxed) == 0 {
+            if let Some(g) = self.data.try_read() {
+                return self.wrap_read(g);
+            }
+        }
+        self.read_contended()
+    }
+
+    /// Exclusive access, sleeping while anyone else holds the lock.
+    #[inline]
+    pub fn write(&self) -> SleepRwLockWriteGuard<'_, T> {
+        match self.data.try_write() {
+            Some(g) => self.wrap_write(g),
+            None => self.write_contended(),
+        }
+    }
+
+    /// Writers waiting right now (a snapshot).
+    pub fn writers_waiting(&self) -> u32 {
+        self.writers_wanting.load(Ordering::Relaxed)
+    }
+
+    #[cold]
+    fn read_contended(&self) -> SleepRwLockReadGuard<'_, T> {
+        let max = self.sched.max_rounds();
+        if let Some(_slot) = self.sched.try_spin() {
+            for _ in 0..self.budget.rounds(max) {
+                self.sched.relax();
+                if self.writers_wanting.load(Ordering::Relaxed) == 0 {
+                    if let Some(g) = self.data.try_read() {
+                        self.budget.paid_off(max);
+                        return self.wrap_read(g);
+                    }
+                }
+            }
+            self.budget.failed();
+        }
+        let me = self.sched.hyper().current_parker();
+        let mut woken = false;
+        loop {
+            self.readers.push(&me);
+            // A reader woken by a writer's release enters even if another
+            // writer already waits (batches alternate; see module docs).
+            if woken || self.writers_wanting.load(Ordering::SeqCst) == 0 {
+                if let Some(g) = self.data.try_read() {
+                    self.readers.withdraw(me.id());
+                    return self.wrap_read(g);
+                }
+            }
+            me.park_until(None);
+            self.readers.withdraw(me.id());
+            woken = true;
+            if let Some(g) = self.data.try_read() {
+                return self.wrap_read(g);
+            }
+        }
+    }
+
+    #[cold]
+    fn write_contended(&self) -> SleepRwLockWriteGuard<'_, T> {
+        self.writers_wanting.fetch_add(1, Ordering::SeqCst);
+        let g = self.write_wait();
+        self.writers_wanting.fetch_sub(1, Ordering::SeqCst);
+        self.wrap_write(g)
+    }
+
+    fn write_wait(&self) -> spin::RwLockWriteGuard<'_, T> {
+        let max = self.sched.max_rounds();
+        if let Some(_slot) = self.sched.try_spin() {
+            for _ in 0..self.budget.rounds(max) {
+                self.sched.relax();
+                if let Some(g) = self.data.try_write() {
+                    self.budget.paid_off(max);
+                    return g;
+                }
+            }
+            self.budget.failed();
+        }
+        let me = self.sched.hyper().current_parker();
+        loop {
+            self.writers.push(&me);
+            if let Some(g) = self.data.try_write() {
+                self.writers.withdraw(me.id());
+                return g;
+            }
+            me.park_until(None);
+            self.writers.withdraw(me.id());
+            if let Some(g) = self.data.try_write() {
+                return g;
+            }
+        }
+    }
+
+    fn wrap_read<'a>(&'a self, inner: spin::RwLockReadGuard<'a, T>) -> SleepRwLockReadGuard<'a, T> {
+        SleepRwLockReadGuard {
+            inner,
+            _wake: ReadRelease { l: self },
+        }
+    }
+
+    fn wrap_write<'a>(
+        &'a self,
+        inner: spin::RwLockWriteGuard<'a, T>,
+    ) -> SleepRwLockWriteGuard<'a, T> {
+        SleepRwLockWriteGuard {
+            inner,
+            _wake: WriteRelease { l: self },
+        }
+    }
+}
+
+impl<T> Deref for SleepRwLockReadGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T> Deref for SleepRwLockWriteGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T> DerefMut for SleepRwLockWriteGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+}
