@@ -11,14 +11,15 @@
 //! them the metrics are printed with no baseline.
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Context};
 use rump::sys;
 use rump::sys::consts::o;
 
+use super::common::{
+    can_loop_mount, drop_caches, image_dir, mount_ext2, syncfs, unmount_ext2, LoopMount,
+};
 use super::report::{Metric, Unit};
 
 const CHUNK: usize = 1 << 20;
@@ -29,13 +30,7 @@ pub fn run(
     image_mb: u64,
     dir: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let tmp = match &dir {
-        Some(d) => tempfile::tempdir_in(d)?,
-        None => {
-            tempfile::tempdir_in(std::env::var_os("TMPDIR").unwrap_or_else(|| "/var/tmp".into()))
-                .or_else(|_| tempfile::tempdir())?
-        }
-    };
+    let tmp = image_dir(dir.as_deref())?;
     let ours_img = tmp.path().join("ours.img");
     let linux_img = tmp.path().join("linux.img");
     let opts = rump::ext2::MkfsOptions {
@@ -58,7 +53,7 @@ pub fn run(
 
     // Sequential write.
     let ours_w = {
-        let (k, p) = mount(&ours_img)?;
+        let (k, p) = mount_ext2(&ours_img)?;
         let t = Instant::now();
         let fd = sys::open(&p, b"/mnt/big", o::WRONLY | o::CREAT | o::TRUNC, 0o644)?;
         for _ in 0..file_mb {
@@ -68,7 +63,7 @@ pub fn run(
         sys::fsync(&p, fd)?;
         let secs = t.elapsed().as_secs_f64();
         sys::close(&p, fd)?;
-        unmount(k, p)?;
+        unmount_ext2(k, p)?;
         bytes / secs / 1e6
     };
     let linux_w = if linux {
@@ -90,7 +85,7 @@ pub fn run(
     // Sequential read, cold.
     drop_caches(&[&ours_img, &linux_img]);
     let ours_r = {
-        let (k, p) = mount(&ours_img)?;
+        let (k, p) = mount_ext2(&ours_img)?;
         let t = Instant::now();
         let fd = sys::open(&p, b"/mnt/big", o::RDONLY, 0)?;
         let mut total = 0usize;
@@ -104,7 +99,7 @@ pub fn run(
         let secs = t.elapsed().as_secs_f64();
         anyhow::ensure!(total == file_mb * CHUNK, "read {total} bytes");
         sys::close(&p, fd)?;
-        unmount(k, p)?;
+        unmount_ext2(k, p)?;
         bytes / secs / 1e6
     };
     drop_caches(&[&ours_img, &linux_img]);
@@ -133,7 +128,7 @@ pub fn run(
     let ops = (3 * small_files) as f64;
     let payload = [b's'; 64];
     let ours_s = {
-        let (k, p) = mount(&ours_img)?;
+        let (k, p) = mount_ext2(&ours_img)?;
         sys::mkdir(&p, b"/mnt/small", 0o755)?;
         let names: Vec<Vec<u8>> = (0..small_files)
             .map(|i| format!("/mnt/small/file{i:06}").into_bytes())
@@ -152,7 +147,7 @@ pub fn run(
         }
         sys::sync(&p)?;
         let secs = t.elapsed().as_secs_f64();
-        unmount(k, p)?;
+        unmount_ext2(k, p)?;
         ops / secs
     };
     let linux_s = if linux {
@@ -205,89 +200,4 @@ pub fn run(
         .print();
     }
     Ok(())
-}
-
-fn mount(img: &Path) -> anyhow::Result<(rump::Kernel, rump::Process)> {
-    let k = rump::Kernel::builder().ext2().boot()?;
-    let p = k.process()?;
-    rump::ext2::mount_image(&p, img, "/dev/disk0", "/mnt", false)?;
-    Ok((k, p))
-}
-
-fn unmount(k: rump::Kernel, p: rump::Process) -> anyhow::Result<()> {
-    sys::umount2(&p, b"/mnt", 0)?;
-    drop(p);
-    k.halt();
-    Ok(())
-}
-
-/// Drops the host page cache (all of it as root; else the images' pages
-/// with `posix_fadvise`).
-fn drop_caches(images: &[&Path]) {
-    // SAFETY: sync(2) takes no arguments and cannot fail.
-    unsafe { libc::sync() };
-    if std::fs::write("/proc/sys/vm/drop_caches", b"3\n").is_ok() {
-        return;
-    }
-    for img in images {
-        if let Ok(f) = std::fs::File::open(img) {
-            use std::os::fd::AsRawFd;
-            // SAFETY: the descriptor is open for the duration of the call.
-            unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-        }
-    }
-}
-
-fn syncfs(dir: &Path) -> anyhow::Result<()> {
-    let f = std::fs::File::open(dir)?;
-    use std::os::fd::AsRawFd;
-    // SAFETY: the descriptor is open for the duration of the call.
-    let r = unsafe { libc::syncfs(f.as_raw_fd()) };
-    if r != 0 {
-        bail!("syncfs: {}", std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-fn can_loop_mount() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    root && Path::new("/dev/loop-control").exists()
-        && std::fs::read_to_string("/proc/filesystems").is_ok_and(|s| {
-            s.lines()
-                .any(|l| l.ends_with("ext2") || l.ends_with("ext4"))
-        })
-}
-
-/// `mount -t ext2 -o loop`, undone on drop.
-struct LoopMount {
-    dir: PathBuf,
-}
-
-impl LoopMount {
-    fn new(img: &Path, dir: &Path) -> anyhow::Result<LoopMount> {
-        std::fs::create_dir_all(dir)?;
-        let out = Command::new("mount")
-            .args(["-t", "ext2", "-o", "loop"])
-            .arg(img)
-            .arg(dir)
-            .output()
-            .context("run mount")?;
-        if !out.status.success() {
-            bail!(
-                "mount {}: {}",
-                img.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(LoopMount {
-            dir: dir.to_path_buf(),
-        })
-    }
-}
-
-impl Drop for LoopMount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.dir).status();
-    }
 }

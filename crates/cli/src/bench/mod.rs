@@ -3,8 +3,10 @@
 //! run where one exists and reports `speedup` (above 1: we win).
 
 mod boot;
+mod common;
 mod ext2;
 mod report;
+mod scale;
 mod syscall;
 mod tcp;
 
@@ -41,6 +43,10 @@ pub enum Which {
     /// TCP through rump kernels (loopback, in-process bus, shmif) vs the
     /// host's loopback TCP.
     Tcp(tcp::TcpArgs),
+    /// Create/unlink throughput with 1..64 threads (one rump process
+    /// each, one kernel) on tmpfs and ext2, and cold ext2 reads, vs the
+    /// host's tmpfs and Linux's ext2 on a loop mount.
+    Scale(scale::ScaleArgs),
     /// open+fstat+close on tmpfs, in-process vs the host's tmpfs.
     Syscall {
         /// Rounds per measurement.
@@ -57,6 +63,7 @@ pub fn run(which: Which) -> anyhow::Result<()> {
         } => boot::run(iterations, kernels),
         Which::Syscall { iterations } => syscall::run(iterations),
         Which::Tcp(args) => tcp::run(args),
+        Which::Scale(args) => scale::run(args),
         Which::Ext2 {
             file_mb,
             small_files,

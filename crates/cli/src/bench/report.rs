@@ -18,6 +18,8 @@ pub enum Unit {
     Gbps,
     /// Operations per second: larger is better.
     OpsPerSec,
+    /// A dimensionless ratio of two figures of ours (no baseline).
+    Ratio,
 }
 
 impl Unit {
@@ -28,11 +30,15 @@ impl Unit {
             Unit::MBps => "MB/s",
             Unit::Gbps => "Gbit/s",
             Unit::OpsPerSec => "ops/s",
+            Unit::Ratio => "ratio",
         }
     }
 
     fn higher_is_better(self) -> bool {
-        matches!(self, Unit::MBps | Unit::Gbps | Unit::OpsPerSec)
+        matches!(
+            self,
+            Unit::MBps | Unit::Gbps | Unit::OpsPerSec | Unit::Ratio
+        )
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use rump::sys::consts::o;
 
+use super::common::HostTmpfs;
 use super::report::{median, Metric, Unit};
 
 const ROUNDS: usize = 7;
@@ -19,7 +20,7 @@ pub fn run(iterations: usize) -> anyhow::Result<()> {
     rump::fs::create_dir_all(&p, "/bench")?;
     rump::fs::write(&p, "/bench/file", b"x")?;
 
-    let host_dir = host_tmpfs_dir()?;
+    let host_dir = HostTmpfs::new()?;
     let host_file = host_dir.path().join("file");
     std::fs::write(&host_file, b"x")?;
     let c_path = CString::new(host_file.as_os_str().as_encoded_bytes())?;
@@ -68,29 +69,4 @@ fn host_round(path: &CString) -> anyhow::Result<()> {
     // SAFETY: `fd` is an open descriptor this function owns.
     unsafe { libc::close(fd) };
     Ok(())
-}
-
-/// A temporary directory on a host tmpfs: `/dev/shm` if it is one.
-fn host_tmpfs_dir() -> anyhow::Result<tempfile::TempDir> {
-    let shm = std::path::Path::new("/dev/shm");
-    if is_tmpfs(shm) {
-        return Ok(tempfile::tempdir_in(shm)?);
-    }
-    eprintln!("note: /dev/shm is not tmpfs here; host baseline uses the temporary directory");
-    Ok(tempfile::tempdir()?)
-}
-
-fn is_tmpfs(path: &std::path::Path) -> bool {
-    let Ok(c) = CString::new(path.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
-    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
-    // SAFETY: `c` is NUL-terminated and `st` has room for one statfs.
-    let r = unsafe { libc::statfs(c.as_ptr(), st.as_mut_ptr()) };
-    if r != 0 {
-        return false;
-    }
-    // SAFETY: statfs returned 0, so it initialised `st`.
-    let st = unsafe { st.assume_init() };
-    st.f_type == 0x0102_1994
 }

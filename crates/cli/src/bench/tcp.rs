@@ -8,9 +8,11 @@
 //! on a shmif bus file: single-stream bulk throughput, and 1-byte
 //! request/response round trips (median and p99). Also bus throughput
 //! with 1,000 idle connections open, in runs taking turns with the plain
-//! bus runs. Rounds alternate ours and the host's so both see the same
-//! machine noise; each figure is the median round (round trips: the
-//! percentiles of all samples, taken in slices that take turns).
+//! bus runs, and bus round trips (median) with two CPU-bound host
+//! threads running throughout (`--no-loaded` leaves this out). Rounds
+//! alternate ours and the host's so both see the same machine noise;
+//! each figure is the median round (round trips: the percentiles of all
+//! samples, taken in slices that take turns).
 //!
 //! The shmif peer and the cross-process host baseline run in a child
 //! process: this same binary, started as `rump bench tcp --peer MODE`
@@ -21,6 +23,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -54,6 +57,10 @@ pub struct TcpArgs {
     /// experiments (`net.inet.tcp.spin_ns=0`).
     #[arg(long = "set")]
     set: Vec<String>,
+    /// Leave out the bus round trips under load (two busy host threads),
+    /// which run by default.
+    #[arg(long = "no-loaded", action = clap::ArgAction::SetFalse)]
+    loaded: bool,
     /// Run only the metrics whose names contain this.
     #[arg(long)]
     only: Option<String>,
@@ -185,6 +192,37 @@ pub fn run(a: TcpArgs) -> anyhow::Result<()> {
         }
     }
 
+    // Bus round trips while two CPU-bound host threads run throughout
+    // (this process's threads competing for the cores with their own
+    // work, as in a busy application), against the host's loopback
+    // round trips under the same load, in slices taking turns.
+    if a.loaded && want(&["tcp_bus_rtt_ns_median_loaded"]) {
+        let load = Load::start(2);
+        let (ka, pa, kb, pb) = bus_pair(a.mtu, &boot)?;
+        let mut links = vec![
+            rump_echo(&pa, &pb, SocketAddrV4::new(ip(2), PORT + 1))?,
+            host_echo()?,
+        ];
+        let samples = round_trips(&mut links, a.rounds, a.round_trips)?;
+        for link in links {
+            link.close()?;
+        }
+        ka.halt();
+        kb.halt();
+        drop(load);
+        let [mut ours, mut host] = samples
+            .try_into()
+            .map_err(|_| anyhow!("samples of two links"))?;
+        Metric {
+            bench: "tcp",
+            metric: "tcp_bus_rtt_ns_median_loaded",
+            value: median(&mut ours),
+            unit: Unit::Ns,
+            baseline: Some(("host loopback (loaded)", median(&mut host))),
+        }
+        .print();
+    }
+
     // Two processes on a shmif bus file; the host baseline between two
     // processes too.
     if want(&["tcp_shmif_bulk_gbps"]) {
@@ -267,6 +305,41 @@ fn ns(metric: &str, ours: f64, host: f64) {
         baseline: Some(("host loopback TCP (std::net)", host)),
     }
     .print();
+}
+
+/// Host threads in a CPU-bound loop until dropped.
+struct Load {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(threads: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..threads)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut x = 1u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        x = std::hint::black_box(
+                            x.wrapping_mul(6364136223846793005).wrapping_add(1),
+                        );
+                    }
+                })
+            })
+            .collect();
+        Load { stop, threads }
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
 }
 
 /// Runs `round` `n` times; the medians of its two results.
