@@ -7,11 +7,23 @@
 //! listing is returned exactly once). Hard links, symbolic links, fifos and
 //! device nodes are supported.
 //!
-//! Locking: each node has its own lock for its data and attributes; every
-//! operation that changes a directory also takes the file-system-wide
-//! namespace lock, so operations touching two directories (rename, rmdir)
-//! cannot deadlock with each other, while lookups and reads take one node
-//! lock at a time.
+//! Locking: each node has a sleeping lock for its data (entries, pages)
+//! and one for its attributes ([`kern::sync::RawSleepMutex`], scheduled by
+//! the kernel's `Sched`). Lock order, outermost first:
+//!
+//! 1. the file system's rename lock (`ns`), taken only by rename, so
+//!    parent links (which only rename changes) stay put while it runs;
+//! 2. directory data locks: a parent before its child (rmdir locks the
+//!    parent, then the victim; rename locks the victim or the moving
+//!    directory after both of its directories); two directories neither
+//!    of which is the other's parent (only rename takes such a pair) by
+//!    ascending inode number;
+//! 3. attribute locks, which are leaves: nothing is locked while one is
+//!    held.
+//!
+//! So create, link, unlink and rmdir lock only the directory they change
+//! (rmdir also its victim), and threads working in different directories
+//! never meet on a lock.
 //!
 //! Mount options (`mount -t tmpfs -o ...`): `size=BYTES[k|m|g]`,
 //! `nr_inodes=N`, `mode=OCTAL`, `uid=N`, `gid=N`. The default size is
@@ -34,7 +46,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use hyper::{Errno, Hyper, Timespec};
 use kern::consts::s;
-use kern::sync::SpinMutex;
+use kern::sync::{RawSleepMutex, Sched};
 use kern::vfs::{DirEntry, FileSystem, FsType, NewNode, Node, NodeKind, SetAttr, StatVfs, WriteAt};
 use kern::{Component, Kernel, Stage, Stat};
 
@@ -91,7 +103,11 @@ impl FsType for TmpfsType {
             gid: 0,
         };
         opts.parse(data)?;
-        Ok(Arc::new(Tmpfs::new(k.hyper().clone(), opts)))
+        Ok(Arc::new(Tmpfs::new(
+            k.hyper().clone(),
+            k.sched().clone(),
+            opts,
+        )))
     }
 }
 
@@ -152,9 +168,11 @@ pub struct Tmpfs {
 
 struct Shared {
     hyper: Arc<dyn Hyper>,
+    sched: Arc<Sched>,
     next_ino: AtomicU64,
-    /// Held by every operation that changes a directory.
-    ns: SpinMutex<()>,
+    /// Held by rename, the one operation that changes two directories
+    /// (and the tree's shape).
+    ns: RawSleepMutex<()>,
     max_pages: u64,
     max_inodes: u64,
     pages: AtomicU64,
@@ -181,11 +199,12 @@ impl Shared {
 }
 
 impl Tmpfs {
-    fn new(hyper: Arc<dyn Hyper>, opts: Options) -> Tmpfs {
+    fn new(hyper: Arc<dyn Hyper>, sched: Arc<Sched>, opts: Options) -> Tmpfs {
         let shared = Arc::new(Shared {
             hyper,
+            sched,
             next_ino: AtomicU64::new(3),
-            ns: SpinMutex::new(()),
+            ns: RawSleepMutex::new(()),
             max_pages: opts.size / PAGE as u64,
             max_inodes: opts.inodes,
             pages: AtomicU64::new(0),
@@ -197,7 +216,7 @@ impl Tmpfs {
             ino: 2,
             kind: NodeKind::Directory,
             fs: shared.clone(),
-            meta: SpinMutex::new(Meta {
+            meta: RawSleepMutex::new(Meta {
                 perm: opts.mode,
                 uid: opts.uid,
                 gid: opts.gid,
@@ -207,7 +226,8 @@ impl Tmpfs {
                 mtime: now,
                 ctime: now,
             }),
-            data: NodeData::Dir(SpinMutex::new(DirData::new(me.clone()))),
+            up: RawSleepMutex::new(me.clone()),
+            data: NodeData::Dir(RawSleepMutex::new(DirData::new())),
         });
         Tmpfs { shared, root }
     }
@@ -267,7 +287,6 @@ struct DirData {
     entries: BTreeMap<u64, (Vec<u8>, Arc<TmpNode>)>,
     by_name: BTreeMap<Vec<u8>, u64>,
     next_cookie: u64,
-    parent: Weak<TmpNode>,
     removed: bool,
 }
 
@@ -275,12 +294,11 @@ struct DirData {
 const FIRST_COOKIE: u64 = 2;
 
 impl DirData {
-    fn new(parent: Weak<TmpNode>) -> Self {
+    fn new() -> Self {
         DirData {
             entries: BTreeMap::new(),
             by_name: BTreeMap::new(),
             next_cookie: FIRST_COOKIE,
-            parent,
             removed: false,
         }
     }
@@ -304,8 +322,8 @@ impl DirData {
 }
 
 enum NodeData {
-    File(SpinMutex<FileData>),
-    Dir(SpinMutex<DirData>),
+    File(RawSleepMutex<FileData>),
+    Dir(RawSleepMutex<DirData>),
     Symlink(Vec<u8>),
     Special,
 }
@@ -318,17 +336,46 @@ pub struct TmpNode {
     ino: u64,
     kind: NodeKind,
     fs: Arc<Shared>,
-    meta: SpinMutex<Meta>,
+    meta: RawSleepMutex<Meta>,
+    /// A directory's parent (the root's is itself; unused for other
+    /// kinds). A leaf lock of its own, so rename can walk up the tree
+    /// while it holds directory locks.
+    up: RawSleepMutex<Weak<TmpNode>>,
     data: NodeData,
 }
 
 impl Drop for TmpNode {
     fn drop(&mut self) {
         if let NodeData::File(f) = &self.data {
-            self.fs.release_pages(f.lock().pages.len() as u64);
+            self.fs
+                .release_pages(f.lock(&self.fs.sched).pages.len() as u64);
         }
         self.fs.inodes.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// Whether `anc` is `dir` or one of its ancestors, following the parent
+/// links (leaf locks only, so callers may hold directory locks).
+fn is_ancestor_or_self(anc: &TmpNode, dir: &TmpNode, sched: &Sched) -> bool {
+    let mut cur = match dir.me.upgrade() {
+        Some(c) => c,
+        None => return false,
+    };
+    // Bounded: a tree deeper than this cannot be walked by namei anyway.
+    for _ in 0..1 << 20 {
+        if cur.is_same(anc) {
+            return true;
+        }
+        let up = match cur.up.lock(sched).upgrade() {
+            Some(u) => u,
+            None => return false,
+        };
+        if up.is_same(&cur) {
+            return false;
+        }
+        cur = up;
+    }
+    false
 }
 
 fn downcast(n: &Arc<dyn Node>) -> Result<&TmpNode, Errno> {
@@ -336,14 +383,14 @@ fn downcast(n: &Arc<dyn Node>) -> Result<&TmpNode, Errno> {
 }
 
 impl TmpNode {
-    fn dir(&self) -> Result<&SpinMutex<DirData>, Errno> {
+    fn dir(&self) -> Result<&RawSleepMutex<DirData>, Errno> {
         match &self.data {
             NodeData::Dir(d) => Ok(d),
             _ => Err(Errno::ENOTDIR),
         }
     }
 
-    fn file(&self) -> Result<&SpinMutex<FileData>, Errno> {
+    fn file(&self) -> Result<&RawSleepMutex<FileData>, Errno> {
         match &self.data {
             NodeData::File(f) => Ok(f),
             NodeData::Dir(_) => Err(Errno::EISDIR),
@@ -353,18 +400,18 @@ impl TmpNode {
 
     fn touch_mc(&self) {
         let now = self.fs.now();
-        let mut m = self.meta.lock();
+        let mut m = self.meta.lock(&self.fs.sched);
         m.mtime = now;
         m.ctime = now;
     }
 
     fn touch_c(&self) {
         let now = self.fs.now();
-        self.meta.lock().ctime = now;
+        self.meta.lock(&self.fs.sched).ctime = now;
     }
 
     fn add_nlink(&self, delta: i64) {
-        let mut m = self.meta.lock();
+        let mut m = self.meta.lock(&self.fs.sched);
         m.nlink = m.nlink.saturating_add_signed(delta);
     }
 
@@ -380,20 +427,25 @@ impl TmpNode {
         }
         let now = fs.now();
         let data = match new.kind {
-            NodeKind::Regular => NodeData::File(SpinMutex::new(FileData {
+            NodeKind::Regular => NodeData::File(RawSleepMutex::new(FileData {
                 size: 0,
                 pages: BTreeMap::new(),
             })),
-            NodeKind::Directory => NodeData::Dir(SpinMutex::new(DirData::new(parent))),
+            NodeKind::Directory => NodeData::Dir(RawSleepMutex::new(DirData::new())),
             NodeKind::Symlink => NodeData::Symlink(new.target.to_vec()),
             _ => NodeData::Special,
         };
         Ok(Arc::new_cyclic(|me| TmpNode {
             me: me.clone(),
+            up: RawSleepMutex::new(if new.kind == NodeKind::Directory {
+                parent.clone()
+            } else {
+                Weak::new()
+            }),
             ino: fs.next_ino.fetch_add(1, Ordering::Relaxed),
             kind: new.kind,
             fs: fs.clone(),
-            meta: SpinMutex::new(Meta {
+            meta: RawSleepMutex::new(Meta {
                 perm: new.perm & s::PERM_MASK,
                 uid: new.uid,
                 gid: new.gid,
@@ -444,18 +496,18 @@ impl Node for TmpNode {
     fn getattr(&self) -> Result<Stat, Errno> {
         let (size, pages) = match &self.data {
             NodeData::File(f) => {
-                let f = f.lock();
+                let f = f.lock(&self.fs.sched);
                 (f.size, f.pages.len() as u64)
             }
             NodeData::Dir(d) => {
                 // Linux tmpfs reports 20 bytes per entry plus the two dots.
-                let n = d.lock().entries.len() as u64;
+                let n = d.lock(&self.fs.sched).entries.len() as u64;
                 ((n + 2) * 20, 0)
             }
             NodeData::Symlink(t) => (t.len() as u64, 0),
             NodeData::Special => (0, 0),
         };
-        let m = self.meta.lock();
+        let m = self.meta.lock(&self.fs.sched);
         Ok(Stat {
             dev: 0,
             ino: self.ino,
@@ -476,7 +528,7 @@ impl Node for TmpNode {
     fn setattr(&self, set: &SetAttr) -> Result<(), Errno> {
         if let Some(size) = set.size {
             let f = self.file()?;
-            let mut fd = f.lock();
+            let mut fd = f.lock(&self.fs.sched);
             if size != fd.size {
                 self.resize(&mut fd, size)?;
                 drop(fd);
@@ -484,7 +536,7 @@ impl Node for TmpNode {
             }
         }
         let now = self.fs.now();
-        let mut m = self.meta.lock();
+        let mut m = self.meta.lock(&self.fs.sched);
         if let Some(p) = set.perm {
             m.perm = p & s::PERM_MASK;
         }
@@ -505,13 +557,14 @@ impl Node for TmpNode {
     }
 
     fn lookup(&self, name: &[u8]) -> Result<Arc<dyn Node>, Errno> {
-        let d = self.dir()?.lock();
+        let d = self.dir()?.lock(&self.fs.sched);
         if d.removed {
             return Err(Errno::ENOENT);
         }
         if name == b".." {
-            return d
-                .parent
+            return self
+                .up
+                .lock(&self.fs.sched)
                 .upgrade()
                 .map(|p| p as Arc<dyn Node>)
                 .ok_or(Errno::ENOENT);
@@ -527,9 +580,8 @@ impl Node for TmpNode {
     }
 
     fn create(&self, name: &[u8], new: &NewNode<'_>) -> Result<Arc<dyn Node>, Errno> {
-        let _ns = self.fs.ns.lock();
         let dir = self.dir()?;
-        let mut d = dir.lock();
+        let mut d = dir.lock(&self.fs.sched);
         if d.removed {
             return Err(Errno::ENOENT);
         }
@@ -547,20 +599,19 @@ impl Node for TmpNode {
     }
 
     fn link(&self, name: &[u8], target: &Arc<dyn Node>) -> Result<(), Errno> {
-        let _ns = self.fs.ns.lock();
         let t = downcast(target)?;
         if t.kind == NodeKind::Directory {
             return Err(Errno::EPERM);
         }
         let dir = self.dir()?;
-        let mut d = dir.lock();
+        let mut d = dir.lock(&self.fs.sched);
         if d.removed {
             return Err(Errno::ENOENT);
         }
         if d.get(name).is_some() {
             return Err(Errno::EEXIST);
         }
-        if t.meta.lock().nlink == 0 {
+        if t.meta.lock(&self.fs.sched).nlink == 0 {
             return Err(Errno::ENOENT);
         }
         d.insert(name, t.me.upgrade().ok_or(Errno::ENOENT)?);
@@ -572,9 +623,8 @@ impl Node for TmpNode {
     }
 
     fn unlink(&self, name: &[u8]) -> Result<(), Errno> {
-        let _ns = self.fs.ns.lock();
         let dir = self.dir()?;
-        let mut d = dir.lock();
+        let mut d = dir.lock(&self.fs.sched);
         let victim = d.get(name).ok_or(Errno::ENOENT)?;
         if victim.kind == NodeKind::Directory {
             return Err(Errno::EISDIR);
@@ -588,13 +638,12 @@ impl Node for TmpNode {
     }
 
     fn rmdir(&self, name: &[u8]) -> Result<(), Errno> {
-        let _ns = self.fs.ns.lock();
         let dir = self.dir()?;
-        let mut d = dir.lock();
+        let mut d = dir.lock(&self.fs.sched);
         let victim = d.get(name).ok_or(Errno::ENOENT)?.clone();
         let vd = victim.dir()?;
         {
-            let mut vd = vd.lock();
+            let mut vd = vd.lock(&self.fs.sched);
             if !vd.entries.is_empty() {
                 return Err(Errno::ENOTEMPTY);
             }
@@ -602,22 +651,58 @@ impl Node for TmpNode {
         }
         d.remove(name);
         drop(d);
-        victim.meta.lock().nlink = 0;
+        victim.meta.lock(&self.fs.sched).nlink = 0;
         self.add_nlink(-1);
         self.touch_mc();
         Ok(())
     }
 
     fn rename(&self, old: &[u8], new_dir: &Arc<dyn Node>, new: &[u8]) -> Result<(), Errno> {
-        let _ns = self.fs.ns.lock();
+        let sched = &self.fs.sched;
+        // One rename at a time: renames are what change the tree's shape,
+        // so while this is held no parent link moves.
+        let _ns = self.fs.ns.lock(sched);
         let nd = downcast(new_dir)?;
         let src_dir = self.dir()?;
         let dst_dir = nd.dir()?;
-        let moving = src_dir.lock().get(old).cloned().ok_or(Errno::ENOENT)?;
-        if dst_dir.lock().removed {
+        let same_dir = self.is_same(nd);
+        // Both directories stay locked for the whole change. Order: a
+        // parent before its child (as rmdir locks), otherwise by inode
+        // number; see the module docs.
+        let (mut sd, mut dd) = if same_dir {
+            (src_dir.lock(sched), None)
+        } else {
+            let dst_parent = nd.up.lock(sched).clone();
+            let src_parent = self.up.lock(sched).clone();
+            let src_first = if dst_parent.ptr_eq(&self.me) {
+                true
+            } else if src_parent.ptr_eq(&nd.me) {
+                false
+            } else {
+                self.ino < nd.ino
+            };
+            if src_first {
+                let a = src_dir.lock(sched);
+                let b = dst_dir.lock(sched);
+                (a, Some(b))
+            } else {
+                let b = dst_dir.lock(sched);
+                let a = src_dir.lock(sched);
+                (a, Some(b))
+            }
+        };
+        let moving = sd.get(old).cloned().ok_or(Errno::ENOENT)?;
+        let dst = dd.as_deref_mut().unwrap_or(&mut *sd);
+        if dst.removed {
             return Err(Errno::ENOENT);
         }
-        let existing = dst_dir.lock().get(new).cloned();
+        if moving.kind == NodeKind::Directory && is_ancestor_or_self(&moving, nd, sched) {
+            // A directory into itself or its own subtree (the system-call
+            // layer checks too, but a concurrent rename may have moved
+            // things since; parent links are stable now).
+            return Err(Errno::EINVAL);
+        }
+        let existing = dst.get(new).cloned();
         if let Some(e) = &existing {
             if e.is_same(&moving) {
                 // Same file (also hard links to it): nothing to do.
@@ -630,7 +715,12 @@ impl Node for TmpNode {
                 (true, false) => return Err(Errno::ENOTDIR),
                 (false, true) => return Err(Errno::EISDIR),
                 (true, true) => {
-                    let mut ed = e.dir()?.lock();
+                    // Replacing the source directory itself (an ancestor
+                    // of what moves): it is not empty.
+                    if e.is_same(self) {
+                        return Err(Errno::ENOTEMPTY);
+                    }
+                    let mut ed = e.dir()?.lock(sched);
                     if !ed.entries.is_empty() {
                         return Err(Errno::ENOTEMPTY);
                     }
@@ -640,25 +730,31 @@ impl Node for TmpNode {
             }
         }
         let is_dir = moving.kind == NodeKind::Directory;
-        src_dir.lock().remove(old);
-        if let Some(e) = dst_dir.lock().remove(new) {
+        sd.remove(old);
+        let dst = dd.as_deref_mut().unwrap_or(&mut *sd);
+        let replaced = dst.remove(new);
+        dst.insert(new, moving.clone());
+        if is_dir && !same_dir {
+            *moving.up.lock(sched) = nd.me.clone();
+        }
+        drop(dd);
+        drop(sd);
+        if let Some(e) = replaced {
             if e.kind == NodeKind::Directory {
-                e.meta.lock().nlink = 0;
+                e.meta.lock(sched).nlink = 0;
                 nd.add_nlink(-1);
             } else {
                 e.add_nlink(-1);
             }
             e.touch_c();
         }
-        dst_dir.lock().insert(new, moving.clone());
-        if is_dir && !self.is_same(nd) {
-            moving.dir()?.lock().parent = nd.me.clone();
+        if is_dir && !same_dir {
             self.add_nlink(-1);
             nd.add_nlink(1);
         }
         moving.touch_c();
         self.touch_mc();
-        if !self.is_same(nd) {
+        if !same_dir {
             nd.touch_mc();
         }
         Ok(())
@@ -672,7 +768,7 @@ impl Node for TmpNode {
     }
 
     fn read(&self, off: u64, buf: &mut [u8]) -> Result<usize, Errno> {
-        let fd = self.file()?.lock();
+        let fd = self.file()?.lock(&self.fs.sched);
         if off >= fd.size || buf.is_empty() {
             return Ok(0);
         }
@@ -694,7 +790,7 @@ impl Node for TmpNode {
     }
 
     fn write(&self, at: WriteAt, buf: &[u8]) -> Result<(usize, u64), Errno> {
-        let mut fd = self.file()?.lock();
+        let mut fd = self.file()?.lock(&self.fs.sched);
         let off = match at {
             WriteAt::Offset(o) => o,
             WriteAt::End => fd.size,
@@ -744,7 +840,7 @@ impl Node for TmpNode {
         cookie: u64,
         sink: &mut dyn FnMut(DirEntry<'_>) -> bool,
     ) -> Result<(), Errno> {
-        let d = self.dir()?.lock();
+        let d = self.dir()?.lock(&self.fs.sched);
         if d.removed {
             return Ok(());
         }
@@ -759,7 +855,11 @@ impl Node for TmpNode {
             return Ok(());
         }
         if cookie <= 1 {
-            let pino = d.parent.upgrade().map_or(self.ino, |p| p.ino);
+            let pino = self
+                .up
+                .lock(&self.fs.sched)
+                .upgrade()
+                .map_or(self.ino, |p| p.ino);
             if !sink(DirEntry {
                 ino: pino,
                 kind: NodeKind::Directory,

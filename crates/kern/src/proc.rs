@@ -17,7 +17,7 @@ use hyper::Errno;
 use crate::cred::Cred;
 use crate::fd::FdTable;
 use crate::file::File;
-use crate::sync::{SpinMutex, WaitQueue};
+use crate::sync::{SleepMutex, SpinMutex, WaitQueue};
 use crate::vfs::Vnode;
 use crate::Kernel;
 
@@ -45,10 +45,10 @@ pub struct Proc {
     pid: i32,
     ppid: i32,
     kernel: Kernel,
-    cred: SpinMutex<Arc<Cred>>,
-    dirs: SpinMutex<Option<ProcDirs>>,
+    cred: SleepMutex<Arc<Cred>>,
+    dirs: SleepMutex<Option<ProcDirs>>,
     umask: AtomicU32,
-    fds: Arc<SpinMutex<FdTable>>,
+    fds: Arc<SleepMutex<FdTable>>,
     next_lid: AtomicI32,
     /// Threads sleeping in this process's calls (for halt and
     /// cancellation).
@@ -72,17 +72,21 @@ impl Proc {
         root: Option<Vnode>,
         ppid: Option<i32>,
     ) -> Proc {
+        let sched = kernel.sched().clone();
         Proc {
             pid,
             ppid: ppid.unwrap_or(0),
             kernel,
-            cred: SpinMutex::new(Arc::new(cred)),
-            dirs: SpinMutex::new(root.map(|r| ProcDirs {
-                cwd: r.clone(),
-                root: r,
-            })),
+            cred: SleepMutex::new(&sched, Arc::new(cred)),
+            dirs: SleepMutex::new(
+                &sched,
+                root.map(|r| ProcDirs {
+                    cwd: r.clone(),
+                    root: r,
+                }),
+            ),
             umask: AtomicU32::new(0o022),
-            fds: Arc::new(SpinMutex::new(FdTable::new())),
+            fds: Arc::new(SleepMutex::new(&sched, FdTable::new())),
             next_lid: AtomicI32::new(1),
             sleepers: SpinMutex::new(Vec::new()),
             cancel_gen: AtomicU64::new(0),
@@ -152,7 +156,7 @@ impl Proc {
     }
 
     /// The descriptor table.
-    pub fn fds(&self) -> &SpinMutex<FdTable> {
+    pub fn fds(&self) -> &SleepMutex<FdTable> {
         &self.fds
     }
 
@@ -171,17 +175,18 @@ impl Proc {
     /// directories and umask; descriptors as `fds` says.
     pub fn rfork(&self, fds: ForkFds) -> Result<Arc<Proc>, Errno> {
         self.kernel.check()?;
+        let sched = self.kernel.sched();
         let table = match fds {
             ForkFds::Share => self.fds.clone(),
-            ForkFds::Copy => Arc::new(SpinMutex::new(self.fds.lock().clone())),
-            ForkFds::Clear => Arc::new(SpinMutex::new(FdTable::new())),
+            ForkFds::Copy => Arc::new(SleepMutex::new(sched, self.fds.lock().clone())),
+            ForkFds::Clear => Arc::new(SleepMutex::new(sched, FdTable::new())),
         };
         let child = Arc::new(Proc {
             pid: self.kernel.alloc_pid(),
             ppid: self.pid,
             kernel: self.kernel.clone(),
-            cred: SpinMutex::new(self.cred()),
-            dirs: SpinMutex::new(self.dirs.lock().clone()),
+            cred: SleepMutex::new(sched, self.cred()),
+            dirs: SleepMutex::new(sched, self.dirs.lock().clone()),
             umask: AtomicU32::new(self.umask()),
             fds: table,
             next_lid: AtomicI32::new(1),
