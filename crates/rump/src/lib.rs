@@ -231,6 +231,16 @@ impl Process {
         })
     }
 
+    /// Interrupts every system call this process is blocked in (a `read`
+    /// of an empty pipe, `accept`, `recv`, `poll`, ...): each returns
+    /// `EINTR`, as after a signal without `SA_RESTART`. Calls of other
+    /// processes keep waiting, and calls this process makes afterwards
+    /// wait normally. A server uses it when the client a process serves
+    /// goes away mid-call.
+    pub fn cancel_calls(&self) {
+        self.p.cancel_calls();
+    }
+
     /// The kernel process underneath.
     pub fn raw(&self) -> &Arc<kern::Proc> {
         &self.p
