@@ -123,7 +123,10 @@ fn contenders_of_a_long_holder_sleep_instead_of_spinning() {
     let mut cpu_total = Duration::ZERO;
     for w in waiters {
         let (waited, cpu) = w.join().unwrap();
-        assert!(waited >= hold / 2, "a contender got the lock early: {waited:?}");
+        assert!(
+            waited >= hold / 2,
+            "a contender got the lock early: {waited:?}"
+        );
         cpu_total += cpu;
     }
     assert_eq!(*m.lock(), contenders as u32 + 1);
