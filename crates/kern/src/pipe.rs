@@ -104,7 +104,7 @@ pub fn pipe(k: &Kernel, flags: i32) -> (File, File) {
 
 /// Opens an end of the fifo `pipe`, found through the file `vn`, with the
 /// access mode and `O_NONBLOCK` of `flags` (see the module docs).
-pub fn open_fifo(k: &Kernel, pipe: &Arc<Pipe>, vn: Vnode, flags: i32) -> Result<File, Errno> {
+pub fn open_fifo(p: &Proc, pipe: &Arc<Pipe>, vn: Vnode, flags: i32) -> Result<File, Errno> {
     let nonblock = flags & o::NONBLOCK != 0;
     let (reads, writes) = match flags & o::ACCMODE {
         o::RDONLY => (true, false),
@@ -122,7 +122,7 @@ pub fn open_fifo(k: &Kernel, pipe: &Arc<Pipe>, vn: Vnode, flags: i32) -> Result<
     let blocks = !nonblock && reads != writes;
     if blocks {
         // `end` is dropped on error, which undoes its count.
-        k.wait(&[&pipe.wq], None, || {
+        p.wait(&[&pipe.wq], None, || {
             let st = pipe.state.lock();
             let ok = if reads {
                 st.writers > 0 || st.writer_opens != seen_w

@@ -188,3 +188,20 @@ fn accept_recv_and_poll_are_cancelled() {
         assert_eq!(udp_rb.recv_timeout(wait).unwrap(), Ok(5));
     });
 }
+
+#[test]
+fn opening_a_fifo_without_a_writer_is_cancelled() {
+    within(30, || {
+        let (_k, victim, _bystander) = pair();
+        sys::mknod(&victim, b"/fifo", rump::sys::consts::s::IFIFO | 0o644, 0).unwrap();
+        let v = victim.clone();
+        let got = blocked("open of a fifo without a writer", move || {
+            sys::open(&v, b"/fifo", o::RDONLY, 0).map(drop)
+        });
+        victim.cancel_calls();
+        assert_eq!(
+            got.recv_timeout(Duration::from_secs(5)).unwrap(),
+            Err(Errno::EINTR)
+        );
+    });
+}

@@ -41,7 +41,7 @@ pub fn openat(p: &Proc, dirfd: i32, path: &[u8], flags: i32, mode: u32) -> Resul
         }
         if vn.kind() == NodeKind::Fifo {
             let pipe = p.kernel().vfs().fifo(p.kernel(), &vn);
-            return kern::pipe::open_fifo(p.kernel(), &pipe, vn, flags);
+            return kern::pipe::open_fifo(p, &pipe, vn, flags);
         }
         Ok(vnfile::open_vnode(vn, flags))
     })?;
