@@ -14,12 +14,12 @@ use core::any::Any;
 use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use alloc::collections::BTreeMap;
-use hyper::{Errno, Hyper, MonoNs, Parker, HYPER_VERSION};
+use hyper::{Errno, Hyper, MonoNs, HYPER_VERSION};
 
 use crate::callout::Callouts;
 use crate::cred::Cred;
 use crate::proc::Proc;
-use crate::sync::{Sched, SpinMutex, WaitQueue};
+use crate::sync::{Sched, Sleepers, SpinMutex, WaitQueue};
 use crate::sysctl::Sysctl;
 use crate::vfs::Vfs;
 
@@ -91,7 +91,7 @@ struct KernelInner {
     halted: AtomicBool,
     /// Threads sleeping in waits made for no process (kernel threads);
     /// waits for a process register with it ([`Proc::wait`]).
-    sleepers: SpinMutex<Vec<Arc<dyn Parker>>>,
+    sleepers: Sleepers,
     next_pid: AtomicI32,
     procs: SpinMutex<BTreeMap<i32, Weak<Proc>>>,
     components: SpinMutex<Vec<Arc<dyn Component>>>,
@@ -121,7 +121,7 @@ impl Kernel {
                 sched: Sched::new(hyper.clone()),
                 hyper,
                 halted: AtomicBool::new(false),
-                sleepers: SpinMutex::new(Vec::new()),
+                sleepers: Sleepers::new(),
                 next_pid: AtomicI32::new(1),
                 procs: SpinMutex::new(BTreeMap::new()),
                 components: SpinMutex::new(Vec::new()),
@@ -324,7 +324,7 @@ impl Kernel {
             for q in queues {
                 q.register(&parker);
             }
-            registry.lock().push(parker.clone());
+            registry.push(&parker);
             // Halt wins over readiness: halting closes descriptors, which
             // may make a condition true (EOF), but a woken call must fail.
             let outcome = if self.is_halted() {
@@ -347,12 +347,7 @@ impl Kernel {
             for q in queues {
                 q.unregister(id);
             }
-            {
-                let mut r = registry.lock();
-                if let Some(i) = r.iter().rposition(|p| p.id() == id) {
-                    r.swap_remove(i);
-                }
-            }
+            registry.withdraw(id);
             if let Some(out) = outcome {
                 return out;
             }
@@ -401,10 +396,7 @@ impl Kernel {
     }
 
     fn wake_sleepers(&self) {
-        let sleepers: Vec<_> = self.inner.sleepers.lock().clone();
-        for p in sleepers {
-            p.unpark();
-        }
+        self.inner.sleepers.wake_all();
         let procs: Vec<Arc<Proc>> = self
             .inner
             .procs

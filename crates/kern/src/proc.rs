@@ -9,15 +9,14 @@
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
-use alloc::vec::Vec;
-use hyper::{MonoNs, Parker};
+use hyper::MonoNs;
 
 use hyper::Errno;
 
 use crate::cred::Cred;
 use crate::fd::FdTable;
 use crate::file::File;
-use crate::sync::{SleepMutex, SpinMutex, WaitQueue};
+use crate::sync::{SleepMutex, Sleepers, WaitQueue};
 use crate::vfs::Vnode;
 use crate::Kernel;
 
@@ -52,7 +51,7 @@ pub struct Proc {
     next_lid: AtomicI32,
     /// Threads sleeping in this process's calls (for halt and
     /// cancellation).
-    sleepers: SpinMutex<Vec<Arc<dyn Parker>>>,
+    sleepers: Sleepers,
     /// Bumped by [`Proc::cancel_calls`]; a wait that began before the bump
     /// fails with `EINTR`.
     cancel_gen: AtomicU64,
@@ -88,7 +87,7 @@ impl Proc {
             umask: AtomicU32::new(0o022),
             fds: Arc::new(SleepMutex::new(&sched, FdTable::new())),
             next_lid: AtomicI32::new(1),
-            sleepers: SpinMutex::new(Vec::new()),
+            sleepers: Sleepers::new(),
             cancel_gen: AtomicU64::new(0),
         }
     }
@@ -190,7 +189,7 @@ impl Proc {
             umask: AtomicU32::new(self.umask()),
             fds: table,
             next_lid: AtomicI32::new(1),
-            sleepers: SpinMutex::new(Vec::new()),
+            sleepers: Sleepers::new(),
             cancel_gen: AtomicU64::new(0),
         });
         self.kernel.register_proc(&child);
@@ -232,15 +231,12 @@ impl Proc {
         self.cancel_gen.load(Ordering::SeqCst)
     }
 
-    pub(crate) fn sleepers(&self) -> &SpinMutex<Vec<Arc<dyn Parker>>> {
+    pub(crate) fn sleepers(&self) -> &Sleepers {
         &self.sleepers
     }
 
     pub(crate) fn wake_sleepers(&self) {
-        let sleepers: Vec<_> = self.sleepers.lock().clone();
-        for p in sleepers {
-            p.unpark();
-        }
+        self.sleepers.wake_all();
     }
 
     /// Closes every descriptor marked close-on-exec.
