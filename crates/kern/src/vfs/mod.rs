@@ -13,6 +13,7 @@
 
 pub mod namei;
 mod node;
+pub mod ops;
 pub mod perm;
 pub mod vnfile;
 

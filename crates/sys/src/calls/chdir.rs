@@ -7,7 +7,7 @@ use kern::cred::Access;
 use kern::vfs::{perm, NodeKind, Vnode};
 use kern::{Cred, Errno, Proc};
 
-use crate::util::{path_of, with_at, Env};
+use crate::util::with_at;
 
 /// Changes the working directory.
 pub fn chdir(p: &Proc, path: &[u8]) -> Result<(), Errno> {
@@ -30,10 +30,7 @@ pub fn fchdir(p: &Proc, fd: i32) -> Result<(), Errno> {
 
 /// The working directory as a path from the process root.
 pub fn getcwd(p: &Proc) -> Result<Vec<u8>, Errno> {
-    p.kernel().check()?;
-    let env = Env::of(p)?;
-    let ctx = env.ctx(p, None);
-    path_of(&ctx, &env.dirs.cwd)
+    kern::vfs::ops::getcwd(p)
 }
 
 /// Changes the root directory (root only).

@@ -1,11 +1,10 @@
 //! `link`, `linkat`.
 
 use kern::consts::at;
-use kern::cred::Access;
-use kern::vfs::{perm, NodeKind};
+use kern::vfs::ops;
 use kern::{Errno, Proc};
 
-use crate::util::{at_base, new_name, Env};
+use crate::util::at_base;
 
 /// Makes `new` another name for the file `old`.
 pub fn link(p: &Proc, old: &[u8], new: &[u8]) -> Result<(), Errno> {
@@ -29,21 +28,8 @@ pub fn linkat(
     p.kernel().check()?;
     kern::vfs::namei::check_path(old)?;
     kern::vfs::namei::check_path(new)?;
-    let env = Env::of(p)?;
     let obase = at_base(p, olddirfd, old)?;
     let nbase = at_base(p, newdirfd, new)?;
-    let target = env
-        .ctx(p, obase.as_ref())
-        .lookup(old, flags & at::SYMLINK_FOLLOW != 0)?;
-    let nctx = env.ctx(p, nbase.as_ref());
-    // Linux's order: EEXIST, ENOENT, EROFS, then EXDEV, EACCES, EPERM.
-    let np = new_name(&nctx, new, false)?;
-    if np.dir.mnt.id != target.mnt.id {
-        return Err(Errno::EXDEV);
-    }
-    perm::check(&env.cred, &np.dir, Access::WRITE.union(Access::EXEC))?;
-    if target.kind() == NodeKind::Directory {
-        return Err(Errno::EPERM);
-    }
-    np.dir.node.link(&np.name, &target.node)
+    let follow = flags & at::SYMLINK_FOLLOW != 0;
+    ops::link(p, obase.as_ref(), old, nbase.as_ref(), new, follow)
 }

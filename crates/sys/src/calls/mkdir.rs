@@ -1,12 +1,10 @@
 //! `mkdir`, `mkdirat`.
 
-use kern::consts::{at, s};
-use kern::cred::Access;
-use kern::vfs::{perm, NewNode, NodeKind};
+use kern::consts::at;
+use kern::vfs::ops;
 use kern::{Errno, Proc};
 
-use super::open::new_owner;
-use crate::util::{new_name, with_at};
+use crate::util::base_for;
 
 /// Makes a directory.
 pub fn mkdir(p: &Proc, path: &[u8], mode: u32) -> Result<(), Errno> {
@@ -15,26 +13,6 @@ pub fn mkdir(p: &Proc, path: &[u8], mode: u32) -> Result<(), Errno> {
 
 /// Makes a directory relative to `dirfd`.
 pub fn mkdirat(p: &Proc, dirfd: i32, path: &[u8], mode: u32) -> Result<(), Errno> {
-    with_at(p, dirfd, path, |env, ctx| {
-        let parent = new_name(ctx, path, true)?;
-        let dir = &parent.dir;
-        perm::check(&env.cred, dir, Access::WRITE.union(Access::EXEC))?;
-        let mut bits = mode & (0o777 | s::ISVTX) & !p.umask();
-        let (uid, gid, _) = new_owner(env, dir, bits)?;
-        if dir.node.getattr()?.mode & s::ISGID != 0 {
-            bits |= s::ISGID;
-        }
-        dir.node.create(
-            &parent.name,
-            &NewNode {
-                kind: NodeKind::Directory,
-                perm: bits,
-                uid,
-                gid,
-                rdev: 0,
-                target: b"",
-            },
-        )?;
-        Ok(())
-    })
+    let base = base_for(p, dirfd, path)?;
+    ops::mkdir(p, base.as_ref(), path, mode).map(drop)
 }
