@@ -16,7 +16,12 @@
 //! which stay coherent with cached copies.
 //!
 //! The cache has no lock of its own: its owner (one mounted file system)
-//! serialises access.
+//! serialises access. Every device call the cache makes runs through the
+//! owner's [`IoGate`], if it set one, so the owner can tell contenders for
+//! its lock that the holder is about to block (see
+//! `kern::sync::SleepMutex::holder_blocking`). A [`DirectReader`] reads
+//! the device with no access to the cache at all, for transfers the owner
+//! makes after releasing its lock.
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
@@ -30,6 +35,62 @@ use crate::dev::{BlockDevice, SECTOR_SIZE};
 
 /// Largest run written back with one device call.
 const MAX_RUN_BYTES: usize = 1 << 20;
+
+/// Runs the cache's device calls (block I/O that may block), so the
+/// cache's owner can announce them to contenders for its lock.
+pub trait IoGate: Send + Sync {
+    /// Runs `f`, which makes a blocking device call.
+    fn blocking(&self, f: &mut dyn FnMut());
+}
+
+fn gated(
+    gate: &Option<Arc<dyn IoGate>>,
+    f: impl FnOnce() -> Result<(), Errno>,
+) -> Result<(), Errno> {
+    match gate {
+        None => f(),
+        Some(g) => {
+            let mut f = Some(f);
+            // EIO should a gate fail to run the call.
+            let mut r = Err(Errno::EIO);
+            g.blocking(&mut || {
+                if let Some(f) = f.take() {
+                    r = f();
+                }
+            });
+            r
+        }
+    }
+}
+
+/// Reads whole blocks straight from a cache's device, without the cache
+/// (see [`BufCache::direct_reader`]). It does not see dirty cached copies:
+/// the caller reads only blocks it knows are not cached, or overlays them.
+#[derive(Clone)]
+pub struct DirectReader {
+    dev: Arc<dyn BlockDevice>,
+    bsize: usize,
+    sectors_per_block: u64,
+    nblocks: u64,
+}
+
+impl DirectReader {
+    /// Reads `buf.len() / block_size` consecutive blocks from `first`.
+    pub fn read(&self, first: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        let n = (buf.len() / self.bsize) as u64;
+        if !buf.len().is_multiple_of(self.bsize)
+            || first.checked_add(n).is_none_or(|e| e > self.nblocks)
+        {
+            return Err(Errno::EIO);
+        }
+        self.dev.read_blocks(first * self.sectors_per_block, buf)
+    }
+
+    /// The block size.
+    pub fn block_size(&self) -> usize {
+        self.bsize
+    }
+}
 
 /// Counters, for tests and tuning.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -56,6 +117,7 @@ pub struct BufCache {
     limit: usize,
     tick: u64,
     stats: CacheStats,
+    gate: Option<Arc<dyn IoGate>>,
 }
 
 impl BufCache {
@@ -80,6 +142,7 @@ impl BufCache {
             limit: (limit_bytes / block_size).max(16),
             tick: 0,
             stats: CacheStats::default(),
+            gate: None,
         })
     }
 
@@ -93,9 +156,44 @@ impl BufCache {
         self.nblocks
     }
 
-    /// The device underneath.
+    /// The device underneath. Calls on it bypass the [`IoGate`]: prefer
+    /// [`BufCache::device_io`].
     pub fn device(&self) -> &Arc<dyn BlockDevice> {
         &self.dev
+    }
+
+    /// Sets the gate every later device call of the cache runs through.
+    pub fn set_gate(&mut self, gate: Arc<dyn IoGate>) {
+        self.gate = Some(gate);
+    }
+
+    /// Runs `f` on the device, through the gate.
+    pub fn device_io(
+        &self,
+        f: impl FnOnce(&dyn BlockDevice) -> Result<(), Errno>,
+    ) -> Result<(), Errno> {
+        let dev = &*self.dev;
+        gated(&self.gate, || f(dev))
+    }
+
+    /// A reader of the device that needs no access to the cache.
+    pub fn direct_reader(&self) -> DirectReader {
+        DirectReader {
+            dev: self.dev.clone(),
+            bsize: self.bsize,
+            sectors_per_block: self.sectors_per_block,
+            nblocks: self.nblocks,
+        }
+    }
+
+    /// Whether `blk` is cached and dirty.
+    pub fn is_dirty(&self, blk: u64) -> bool {
+        self.dirty.contains(&blk)
+    }
+
+    /// The dirty blocks in `range`, ascending.
+    pub fn dirty_in(&self, range: core::ops::Range<u64>) -> impl Iterator<Item = u64> + '_ {
+        self.dirty.range(range).copied()
     }
 
     /// Counters.
@@ -127,8 +225,8 @@ impl BufCache {
         self.stats.misses += 1;
         self.make_room()?;
         let mut data = vec![0u8; self.bsize].into_boxed_slice();
-        self.dev
-            .read_blocks(blk * self.sectors_per_block, &mut data)?;
+        let (dev, lba) = (&self.dev, blk * self.sectors_per_block);
+        gated(&self.gate, || dev.read_blocks(lba, &mut data))?;
         self.bufs.insert(
             blk,
             Buf {
@@ -202,7 +300,8 @@ impl BufCache {
         {
             return Err(Errno::EIO);
         }
-        self.dev.read_blocks(first * self.sectors_per_block, buf)?;
+        let (dev, lba) = (&self.dev, first * self.sectors_per_block);
+        gated(&self.gate, || dev.read_blocks(lba, buf))?;
         for (&blk, b) in self.bufs.range(first..first + n) {
             let off = (blk - first) as usize * self.bsize;
             buf[off..off + self.bsize].copy_from_slice(&b.data);
@@ -219,7 +318,8 @@ impl BufCache {
         {
             return Err(Errno::EIO);
         }
-        self.dev.write_blocks(first * self.sectors_per_block, buf)?;
+        let (dev, lba) = (&self.dev, first * self.sectors_per_block);
+        gated(&self.gate, || dev.write_blocks(lba, buf))?;
         self.stats.writes += 1;
         let bsize = self.bsize;
         for (&blk, b) in self.bufs.range_mut(first..first + n) {
@@ -233,6 +333,24 @@ impl BufCache {
     /// Writes every dirty block, in ascending order, coalescing runs.
     pub fn write_back(&mut self) -> Result<(), Errno> {
         let dirty: Vec<u64> = self.dirty.iter().copied().collect();
+        self.write_sorted(&dirty)
+    }
+
+    /// Writes those of `blocks` that are dirty, in ascending order,
+    /// coalescing runs; the others stay dirty. Returns how many blocks
+    /// were written.
+    pub fn write_blocks(&mut self, blocks: &BTreeSet<u64>) -> Result<usize, Errno> {
+        let dirty: Vec<u64> = blocks
+            .iter()
+            .copied()
+            .filter(|b| self.dirty.contains(b))
+            .collect();
+        self.write_sorted(&dirty)?;
+        Ok(dirty.len())
+    }
+
+    /// Writes `dirty` (ascending, all dirty), coalescing runs.
+    fn write_sorted(&mut self, dirty: &[u64]) -> Result<(), Errno> {
         let max_run = (MAX_RUN_BYTES / self.bsize).max(1);
         let mut i = 0;
         let mut run = Vec::new();
@@ -247,8 +365,8 @@ impl BufCache {
                 let b = self.bufs.get(blk).ok_or(Errno::EIO)?;
                 run.extend_from_slice(&b.data);
             }
-            self.dev
-                .write_blocks(start * self.sectors_per_block, &run)?;
+            let (dev, lba) = (&self.dev, start * self.sectors_per_block);
+            gated(&self.gate, || dev.write_blocks(lba, &run))?;
             self.stats.writes += 1;
             for blk in &dirty[i..j] {
                 self.dirty.remove(blk);
@@ -261,7 +379,7 @@ impl BufCache {
     /// Writes back and issues the device barrier.
     pub fn sync(&mut self) -> Result<(), Errno> {
         self.write_back()?;
-        self.dev.flush()
+        self.device_io(|d| d.flush())
     }
 
     /// Drops every clean block.
@@ -367,6 +485,58 @@ mod tests {
         assert_eq!(c.dirty_count(), 0);
         assert_eq!(c.read(100), Err(Errno::EIO));
         assert_eq!(c.read_direct(63, &mut buf), Err(Errno::EIO));
+    }
+
+    #[test]
+    fn write_blocks_writes_only_those_asked_for() {
+        let d = dev();
+        let mut c = BufCache::new(d.clone(), 1024, 1 << 20).unwrap();
+        for b in [1, 2, 3, 5, 9] {
+            c.zeroed(b).unwrap().fill(b as u8);
+        }
+        c.read(4).unwrap();
+        let want: BTreeSet<u64> = [2, 3, 4, 9, 20].into_iter().collect();
+        // 4 and 20 are not dirty; 2-3 is one run, 9 another.
+        assert_eq!(c.write_blocks(&want).unwrap(), 3);
+        assert_eq!(c.stats().writes, 2);
+        let bytes = d.to_bytes();
+        assert_eq!(
+            (bytes[2 * 1024], bytes[3 * 1024], bytes[9 * 1024]),
+            (2, 3, 9)
+        );
+        assert_eq!((bytes[1024], bytes[5 * 1024]), (0, 0));
+        assert!(c.is_dirty(1) && c.is_dirty(5) && !c.is_dirty(2));
+        assert_eq!(c.dirty_in(0..4).collect::<Vec<_>>(), vec![1]);
+    }
+
+    #[test]
+    fn device_calls_go_through_the_gate() {
+        use core::sync::atomic::{AtomicUsize, Ordering};
+        struct Count(AtomicUsize);
+        impl IoGate for Count {
+            fn blocking(&self, f: &mut dyn FnMut()) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+                f()
+            }
+        }
+        let gate = Arc::new(Count(AtomicUsize::new(0)));
+        let mut c = BufCache::new(dev(), 1024, 1 << 20).unwrap();
+        c.set_gate(gate.clone());
+        c.read(1).unwrap(); // miss: one call
+        c.read(1).unwrap(); // hit: none
+        c.modify(1).unwrap()[0] = 7;
+        c.sync().unwrap(); // write and barrier
+        let mut buf = vec![0u8; 2048];
+        c.read_direct(0, &mut buf).unwrap();
+        assert_eq!(buf[1024], 7);
+        assert_eq!(gate.0.load(Ordering::Relaxed), 4);
+        // A direct reader sees the device, without the gate.
+        let r = c.direct_reader();
+        let mut one = vec![0u8; 1024];
+        r.read(1, &mut one).unwrap();
+        assert_eq!(one[0], 7);
+        assert_eq!(r.read(64, &mut one), Err(Errno::EIO));
+        assert_eq!(gate.0.load(Ordering::Relaxed), 4);
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! inode I/O, bitmap allocation, the block map (direct, indirect, double
 //! and triple indirect), file data, directories, and sync.
 //!
-//! Everything here runs under the file system's one lock (see `node.rs`),
-//! so the functions take `&mut Ext2` and need no locking of their own.
+//! Everything here runs under the file system's mount lock (see
+//! `node.rs`), so the functions take `&mut Ext2` and need no locking of
+//! their own; the one exception is the second half of a read
+//! ([`Ext2::plan_read`]), which the caller does without it.
 //! Metadata goes through the buffer cache; whole data blocks bypass it
 //! (`BufCache::read_direct`/`write_direct`), partial ones use it.
 //!
@@ -13,14 +15,14 @@
 //! logged and reported as `EUCLEAN` (never a panic).
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use dev_blk::cache::BufCache;
+use dev_blk::cache::{BufCache, DirectReader};
 use dev_blk::BlockDevice;
 use hyper::{Errno, Hyper};
 
@@ -30,6 +32,9 @@ use crate::format::*;
 pub const DEFAULT_CACHE_BYTES: usize = 32 << 20;
 /// Largest run of whole blocks read or written with one device call.
 const MAX_DIRECT_RUN: usize = 1 << 20;
+/// Most new directory entries remembered for `fsync`; past it, the next
+/// `fsync` syncs everything.
+const MAX_NEW_ENTRIES: usize = 1 << 16;
 
 /// Geometry and feature facts fixed at mount.
 #[derive(Clone, Debug)]
@@ -162,7 +167,27 @@ pub struct Ext2 {
     /// Hash indexes judged so far (`htree`): directory inode to the
     /// directory's size when judged and whether its index is usable.
     pub(crate) dx_judged: BTreeMap<u32, (u64, bool)>,
+    /// Inodes whose size or block map changed since they were last
+    /// synced: `fdatasync` must write them (for others, only times may
+    /// have changed).
+    meta_dirty: BTreeSet<u32>,
+    /// Inodes given a directory entry since the last sync, with that
+    /// directory: their `fsync` writes the directory too, as ext2 has no
+    /// journal to make the entry durable (ext4 without a journal does the
+    /// same).
+    new_entries: BTreeMap<u32, u32>,
+    /// More new entries than [`MAX_NEW_ENTRIES`] came: the next `fsync`
+    /// syncs everything.
+    new_entries_overflow: bool,
+    /// The in-memory superblock has a change `fsync` must write (a
+    /// feature flag).
+    sb_dirty: bool,
 }
+
+/// Whole-block runs of a read, to be read from the device after the
+/// file-system lock is released: (first block, offset in the buffer,
+/// length in bytes). None of the blocks was cached when planned.
+pub type ReadRuns = Vec<(u64, usize, usize)>;
 
 fn rd32(b: &[u8], i: usize) -> u32 {
     let mut a = [0u8; 4];
@@ -333,6 +358,10 @@ impl Ext2 {
             name: name.into(),
             next_generation: 0,
             dx_judged: BTreeMap::new(),
+            meta_dirty: BTreeSet::new(),
+            new_entries: BTreeMap::new(),
+            new_entries_overflow: false,
+            sb_dirty: false,
         };
         fs.load_groups()?;
         // Free counts come from the descriptors, as Linux recomputes them.
@@ -361,7 +390,7 @@ impl Ext2 {
             fs.sb.mnt_count = fs.sb.mnt_count.wrapping_add(1);
             fs.sb.mtime = fs.now().sec as u32;
             fs.write_super()?;
-            fs.cache.device().flush()?;
+            fs.cache.device_io(|d| d.flush())?;
         }
         Ok(fs)
     }
@@ -436,9 +465,11 @@ impl Ext2 {
     pub fn write_super(&mut self) -> Result<(), Errno> {
         let mut p = SuperblockPacket::new_checked(&mut self.sb_raw[..]).map_err(|_| Errno::EIO)?;
         self.sb.emit(&mut p);
+        let raw = &self.sb_raw;
         self.cache
-            .device()
-            .write_blocks(SUPERBLOCK_OFFSET / 512, &self.sb_raw)
+            .device_io(|d| d.write_blocks(SUPERBLOCK_OFFSET / 512, raw))?;
+        self.sb_dirty = false;
+        Ok(())
     }
 
     fn flush_groups(&mut self) -> Result<(), Errno> {
@@ -469,7 +500,146 @@ impl Ext2 {
         self.cache.write_back()?;
         self.sb.wtime = self.now().sec as u32;
         self.write_super()?;
-        self.cache.device().flush()
+        self.cache.device_io(|d| d.flush())?;
+        self.meta_dirty.clear();
+        self.new_entries.clear();
+        self.new_entries_overflow = false;
+        Ok(())
+    }
+
+    /// Notes that `ino`'s size or block map changed (see `meta_dirty`).
+    pub fn note_meta(&mut self, ino: u32) {
+        self.meta_dirty.insert(ino);
+    }
+
+    /// Notes that `ino` got an entry in directory `dir` (see
+    /// `new_entries`).
+    pub fn note_entry(&mut self, ino: u32, dir: u32) {
+        if self.new_entries.len() >= MAX_NEW_ENTRIES {
+            self.new_entries.clear();
+            self.new_entries_overflow = true;
+        }
+        if !self.new_entries_overflow {
+            self.new_entries.insert(ino, dir);
+        }
+    }
+
+    /// Makes file `ino` durable: its dirty data and indirect blocks, its
+    /// inode's block (unless `datasync` and only its times changed), the
+    /// allocation metadata (dirty bitmaps and descriptor blocks, and the
+    /// superblock if a feature flag changed), and, for a file given a
+    /// directory entry since the last sync, that directory the same way;
+    /// then the device barrier. Other files' dirty blocks stay in the
+    /// cache. Returns the number of cached blocks written.
+    pub fn fsync_inode(&mut self, ino: u32, datasync: bool) -> Result<usize, Errno> {
+        if self.read_only {
+            return Ok(0);
+        }
+        if self.new_entries_overflow {
+            let n = self.cache.dirty_count();
+            self.sync()?;
+            return Ok(n);
+        }
+        let mut set = BTreeSet::new();
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![ino];
+        while let Some(i) = todo.pop() {
+            if !seen.insert(i) {
+                continue;
+            }
+            let inode = self.read_inode(i)?;
+            self.dirty_blocks_of(i, &inode, &mut set)?;
+            if !(datasync && i == ino && !self.meta_dirty.contains(&i)) {
+                set.insert(self.inode_slot(i)?.0);
+            }
+            if let Some(&dir) = self.new_entries.get(&i) {
+                todo.push(dir);
+            }
+        }
+        self.flush_groups()?;
+        for d in &self.groups {
+            set.insert(d.block_bitmap as u64);
+            set.insert(d.inode_bitmap as u64);
+        }
+        let per_block = (self.g.bs as usize / GROUP_DESC_SIZE) as u64;
+        let gd_blocks = (self.g.ngroups as u64).div_ceil(per_block);
+        let fdb = self.g.fdb as u64;
+        set.extend(fdb + 1..fdb + 1 + gd_blocks);
+        let n = self.cache.write_blocks(&set)?;
+        if self.sb_dirty {
+            self.write_super()?;
+        }
+        self.cache.device_io(|d| d.flush())?;
+        for i in seen {
+            self.meta_dirty.remove(&i);
+            self.new_entries.remove(&i);
+        }
+        Ok(n)
+    }
+
+    /// Adds to `out` the dirty cached blocks of file `ino`: data,
+    /// directory and indirect blocks.
+    fn dirty_blocks_of(
+        &mut self,
+        ino: u32,
+        inode: &InodeRepr,
+        out: &mut BTreeSet<u64>,
+    ) -> Result<(), Errno> {
+        let has_blocks = match inode.file_type() {
+            S_IFREG | S_IFDIR => true,
+            S_IFLNK => !inode.is_fast_symlink(self.g.bs),
+            _ => false,
+        };
+        if !has_blocks || self.cache.dirty_count() == 0 {
+            return Ok(());
+        }
+        for &b in inode.block.iter().take(12) {
+            if b != 0 && self.cache.is_dirty(b as u64) {
+                out.insert(b as u64);
+            }
+        }
+        for level in 1..=3usize {
+            let ptr = inode.block[IND_BLOCK + level - 1];
+            if ptr != 0 {
+                self.dirty_tree(ino, ptr, level, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Ext2::dirty_blocks_of`] for the tree under indirect block `ptr`.
+    fn dirty_tree(
+        &mut self,
+        ino: u32,
+        ptr: u32,
+        level: usize,
+        out: &mut BTreeSet<u64>,
+    ) -> Result<(), Errno> {
+        let b = self.check_data_block(ptr, ino)?;
+        if self.cache.is_dirty(b) {
+            out.insert(b);
+        }
+        let p = self.g.ppb as usize;
+        let entries: Vec<u32> = {
+            let data = self.cache.read(b)?;
+            (0..p).map(|i| rd32(data, i)).filter(|&c| c != 0).collect()
+        };
+        for child in entries {
+            if level == 1 {
+                let c = self.check_data_block(child, ino)?;
+                if self.cache.is_dirty(c) {
+                    out.insert(c);
+                }
+            } else {
+                self.dirty_tree(ino, child, level - 1, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A reader of the device for [`ReadRuns`], usable without the lock.
+    pub fn direct_reader(&self) -> DirectReader {
+        self.cache.direct_reader()
     }
 
     /// Syncs and marks the file system clean: the clean flag reaches the
@@ -481,7 +651,7 @@ impl Ext2 {
         self.sync()?;
         self.sb.state |= state::VALID;
         self.write_super()?;
-        self.cache.device().flush()?;
+        self.cache.device_io(|d| d.flush())?;
         self.read_only = true;
         Ok(())
     }
@@ -924,13 +1094,36 @@ impl Ext2 {
         off: u64,
         buf: &mut [u8],
     ) -> Result<usize, Errno> {
+        let (n, runs) = self.plan_read(ino, inode, off, buf)?;
+        for (first, start, len) in runs {
+            let dst = buf.get_mut(start..start + len).ok_or(Errno::EIO)?;
+            self.cache.read_direct(first, dst)?;
+        }
+        Ok(n)
+    }
+
+    /// The first half of a read at `off`: fills `buf` with holes, partial
+    /// blocks and blocks the cache holds (which may be newer than the
+    /// device), and returns the byte count and the runs of whole uncached
+    /// blocks left to read from the device. The caller reads them with a
+    /// [`DirectReader`], after releasing the file-system lock if it holds
+    /// the file's data lock (see `node.rs`), so none of them can be freed
+    /// or rewritten meanwhile.
+    pub fn plan_read(
+        &mut self,
+        ino: u32,
+        inode: &InodeRepr,
+        off: u64,
+        buf: &mut [u8],
+    ) -> Result<(usize, ReadRuns), Errno> {
+        let mut runs = Vec::new();
         if off >= inode.size || buf.is_empty() {
-            return Ok(0);
+            return Ok((0, runs));
         }
         let n = (buf.len() as u64).min(inode.size - off) as usize;
         let bs = self.g.bs as usize;
         let mut done = 0;
-        // A run of whole blocks to read straight from the device.
+        // The run of whole blocks being gathered.
         let mut run: Option<(u64, usize, usize)> = None;
         while done < n {
             let pos = off + done as u64;
@@ -938,7 +1131,7 @@ impl Ext2 {
             let in_blk = (pos % bs as u64) as usize;
             let chunk = (bs - in_blk).min(n - done);
             let pblk = self.bmap(ino, inode, lblk)?;
-            if chunk == bs && pblk != 0 {
+            if chunk == bs && pblk != 0 && !self.cache.contains(pblk as u64) {
                 match &mut run {
                     Some((first, start, len))
                         if *first + (*len / bs) as u64 == pblk as u64
@@ -948,10 +1141,7 @@ impl Ext2 {
                         *len += bs
                     }
                     _ => {
-                        if let Some((first, start, len)) = run.take() {
-                            self.cache
-                                .read_direct(first, &mut buf[start..start + len])?;
-                        }
+                        runs.extend(run.take());
                         run = Some((pblk as u64, done, bs));
                     }
                 }
@@ -966,11 +1156,8 @@ impl Ext2 {
             }
             done += chunk;
         }
-        if let Some((first, start, len)) = run {
-            self.cache
-                .read_direct(first, &mut buf[start..start + len])?;
-        }
-        Ok(n)
+        runs.extend(run);
+        Ok((n, runs))
     }
 
     /// Writes file data at `off`, allocating blocks. Returns the bytes
@@ -1055,6 +1242,7 @@ impl Ext2 {
             && self.sb.feature_ro_compat & feature::RO_COMPAT_LARGE_FILE == 0
         {
             self.sb.feature_ro_compat |= feature::RO_COMPAT_LARGE_FILE;
+            self.sb_dirty = true;
         }
     }
 

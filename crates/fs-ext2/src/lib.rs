@@ -103,7 +103,7 @@ impl FsType for Ext2Type {
             return Err(Errno::EROFS);
         }
         let st = fs::Ext2::open(dev, want_rw, k.hyper().clone(), name, cache)?;
-        Ok(Arc::new(Ext2Fs::new(st, claim)?))
+        Ok(Arc::new(Ext2Fs::new(st, claim, k.sched())?))
     }
 }
 

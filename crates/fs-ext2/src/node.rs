@@ -1,12 +1,36 @@
 //! The VFS face of ext2: [`Ext2Fs`] (a mounted file system) and
 //! [`Ext2Node`] (the vnode operations).
 //!
-//! Locking: one lock per mounted file system guards all of its state (the
-//! buffer cache, bitmaps, descriptors). Operations are short except for
-//! block I/O, which the POSIX platform completes without help from other
-//! kernel threads, so holding the lock across it keeps to the `hyper`
-//! blocking contract; contenders spin. A finer scheme (per-inode locks,
-//! as tmpfs has) is future work.
+//! Locking. Two kinds of lock, always taken in this order:
+//!
+//! 1. the **data lock** of an inode (a [`SleepRwLock`], one per inode in
+//!    use, shared by every node of that inode and kept in `Live`): `read`
+//!    of a regular file takes it shared; `write`, and `setattr` that
+//!    changes the size, take it exclusively. So while a reader holds it,
+//!    none of the file's blocks can be freed, reused or rewritten. (An
+//!    inode is freed only when no node refers to it, so nobody can hold
+//!    its data lock then.) No operation takes two data locks; one that
+//!    ever must takes them in ascending inode order.
+//! 2. the **mount lock** (`Shared::state`, a [`SleepMutex`] around
+//!    [`Ext2`]: the buffer cache, bitmaps, descriptors, inodes,
+//!    directories). Every device call made under it (buffer-cache misses
+//!    and write-back, direct transfers, the superblock, barriers) goes
+//!    through the cache's [`IoGate`], which tells contenders the holder is
+//!    blocked so they sleep instead of spinning.
+//!
+//! Under the mount lock only the spin locks `live` and `claim` are taken,
+//! for a few map operations and no hypercall; nothing is taken under them.
+//!
+//! A read maps the file's blocks under the mount lock, copies holes,
+//! partial blocks and cached blocks (the cache may hold newer data than
+//! the device), releases the mount lock and reads the remaining runs of
+//! whole blocks straight from the device with only the data lock held, so
+//! reads of different files (and stats, lookups, ...) overlap a read's
+//! device I/O.
+//!
+//! `fsync` writes the file's own dirty blocks and the allocation metadata
+//! (see [`Ext2::fsync_inode`]), not the whole file system; `sync`,
+//! `syncfs` and unmount write everything.
 //!
 //! Unlinked files that are still in use: a node counts live references per
 //! inode. When the link count of an inode in use drops to zero, the inode
@@ -20,10 +44,13 @@ use alloc::vec::Vec;
 use core::any::Any;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use alloc::sync::Weak;
+
+use dev_blk::cache::{DirectReader, IoGate};
 use dev_blk::Claim;
 use hyper::{Errno, Timespec};
 use kern::consts::s;
-use kern::sync::SpinMutex;
+use kern::sync::{Sched, SleepMutex, SleepRwLock, SpinMutex};
 use kern::vfs::{DirEntry, FileSystem, NewNode, Node, NodeKind, SetAttr, StatVfs, WriteAt};
 use kern::Stat;
 
@@ -33,27 +60,55 @@ use crate::fs::{ftype_of_mode, Ext2};
 /// `f_type` of `statfs(2)` for ext2.
 pub const EXT2_SUPER_MAGIC: u64 = 0xEF53;
 
+/// An inode's data lock (see the module docs).
+type DataLock = Arc<SleepRwLock<()>>;
+
 #[derive(Default)]
 struct Live {
-    refs: BTreeMap<u32, u32>,
+    /// Nodes per inode in use, and the inode's data lock.
+    refs: BTreeMap<u32, (u32, DataLock)>,
     orphans: BTreeSet<u32>,
     pending: Vec<u32>,
 }
 
 pub(crate) struct Shared {
-    state: SpinMutex<Ext2>,
+    state: SleepMutex<Ext2>,
     live: SpinMutex<Live>,
     unmounted: AtomicBool,
     claim: SpinMutex<Option<Claim>>,
+    sched: Arc<Sched>,
+    /// Reads runs of blocks without the mount lock.
+    reader: DirectReader,
+}
+
+/// The buffer cache's [`IoGate`]: device calls under the mount lock
+/// announce themselves to its contenders.
+struct MountGate(Weak<Shared>);
+
+impl IoGate for MountGate {
+    fn blocking(&self, f: &mut dyn FnMut()) {
+        match self.0.upgrade() {
+            Some(s) => s.state.holder_blocking(f),
+            None => f(),
+        }
+    }
 }
 
 impl Shared {
     fn node(self: &Arc<Self>, ino: u32, kind: NodeKind) -> Arc<Ext2Node> {
-        *self.live.lock().refs.entry(ino).or_insert(0) += 1;
+        let mut live = self.live.lock();
+        let e = live
+            .refs
+            .entry(ino)
+            .or_insert_with(|| (0, Arc::new(SleepRwLock::new(&self.sched, ()))));
+        e.0 += 1;
+        let data = e.1.clone();
+        drop(live);
         Arc::new(Ext2Node {
             fs: self.clone(),
             ino,
             kind,
+            data,
         })
     }
 
@@ -87,7 +142,7 @@ impl Shared {
     /// last node goes.
     fn last_link_gone(&self, st: &mut Ext2, ino: u32) -> Result<(), Errno> {
         let mut live = self.live.lock();
-        if live.refs.get(&ino).is_some_and(|&n| n > 0) {
+        if live.refs.get(&ino).is_some_and(|&(n, _)| n > 0) {
             live.orphans.insert(ino);
             return Ok(());
         }
@@ -103,16 +158,22 @@ pub struct Ext2Fs {
 }
 
 impl Ext2Fs {
-    pub(crate) fn new(mut st: Ext2, claim: Claim) -> Result<Ext2Fs, Errno> {
+    pub(crate) fn new(mut st: Ext2, claim: Claim, sched: &Arc<Sched>) -> Result<Ext2Fs, Errno> {
         let root = st.read_inode(ROOT_INO)?;
         if !root.is_dir() || root.links_count == 0 {
             return Err(st.corrupt("root inode is not a directory"));
         }
-        let shared = Arc::new(Shared {
-            state: SpinMutex::new(st),
-            live: SpinMutex::new(Live::default()),
-            unmounted: AtomicBool::new(false),
-            claim: SpinMutex::new(Some(claim)),
+        let reader = st.direct_reader();
+        let shared = Arc::new_cyclic(|me: &Weak<Shared>| {
+            st.cache.set_gate(Arc::new(MountGate(me.clone())));
+            Shared {
+                state: SleepMutex::new(sched, st),
+                live: SpinMutex::new(Live::default()),
+                unmounted: AtomicBool::new(false),
+                claim: SpinMutex::new(Some(claim)),
+                sched: sched.clone(),
+                reader,
+            }
         });
         let root = shared.node(ROOT_INO, NodeKind::Directory);
         Ok(Ext2Fs { shared, root })
@@ -171,13 +232,15 @@ pub struct Ext2Node {
     fs: Arc<Shared>,
     ino: u32,
     kind: NodeKind,
+    /// The inode's data lock (see the module docs).
+    data: DataLock,
 }
 
 impl Drop for Ext2Node {
     fn drop(&mut self) {
         let mut live = self.fs.live.lock();
         let gone = match live.refs.get_mut(&self.ino) {
-            Some(n) => {
+            Some((n, _)) => {
                 *n -= 1;
                 *n == 0
             }
@@ -327,6 +390,7 @@ impl Node for Ext2Node {
     }
 
     fn setattr(&self, set: &SetAttr) -> Result<(), Errno> {
+        let _data = set.size.map(|_| self.data.write());
         self.fs.with_rw(|st| {
             let mut i = st.read_inode(self.ino)?;
             let now = st.now();
@@ -338,6 +402,7 @@ impl Node for Ext2Node {
                 }
                 if size != i.size {
                     st.set_size(self.ino, &mut i, size)?;
+                    st.note_meta(self.ino);
                     i.mtime = now;
                 }
             }
@@ -427,6 +492,8 @@ impl Node for Ext2Node {
                 dir.links_count = dir.links_count.saturating_add(1);
             }
             Self::touch_dir(st, self.ino, &mut dir)?;
+            st.note_meta(ino);
+            st.note_entry(ino, self.ino);
             Ok(ino)
         })?;
         Ok(self.fs.node(ino, new.kind))
@@ -456,6 +523,7 @@ impl Node for Ext2Node {
             ti.links_count = ti.links_count.saturating_add(1);
             ti.ctime = st.now();
             st.write_inode(t.ino, &ti)?;
+            st.note_entry(t.ino, self.ino);
             Self::touch_dir(st, self.ino, &mut dir)
         })
     }
@@ -575,6 +643,7 @@ impl Node for Ext2Node {
             }
             let mut m = st.read_inode(mino)?;
             m.ctime = now;
+            st.note_entry(mino, dst);
             st.write_inode(mino, &m)
         })
     }
@@ -612,26 +681,35 @@ impl Node for Ext2Node {
     }
 
     fn read(&self, off: u64, buf: &mut [u8]) -> Result<usize, Errno> {
-        self.fs.with(|st| {
+        let _data = self.data.read();
+        let (n, runs) = self.fs.with(|st| {
             let mut i = st.read_inode(self.ino)?;
             if i.is_dir() {
                 return Err(Errno::EISDIR);
             }
-            let n = st.read_data(self.ino, &i, off, buf)?;
+            let planned = st.plan_read(self.ino, &i, off, buf)?;
             // relatime: update the access time when it is older than the
             // last change or a day old.
-            if !st.read_only && n > 0 {
+            if !st.read_only && planned.0 > 0 {
                 let now = st.now();
                 if i.atime <= i.mtime || i.atime <= i.ctime || now.sec - i.atime.sec >= 86400 {
                     i.atime = now;
                     st.write_inode(self.ino, &i)?;
                 }
             }
-            Ok(n)
-        })
+            Ok(planned)
+        })?;
+        // Whole uncached blocks, with only the data lock held: nobody can
+        // free or rewrite them until we are done.
+        for (first, start, len) in runs {
+            let dst = buf.get_mut(start..start + len).ok_or(Errno::EIO)?;
+            self.fs.reader.read(first, dst)?;
+        }
+        Ok(n)
     }
 
     fn write(&self, at: WriteAt, buf: &[u8]) -> Result<(usize, u64), Errno> {
+        let _data = self.data.write();
         self.fs.with_rw(|st| {
             let mut i = st.read_inode(self.ino)?;
             if !i.is_reg() {
@@ -644,7 +722,11 @@ impl Node for Ext2Node {
             if buf.is_empty() {
                 return Ok((0, off));
             }
+            let (size, blocks) = (i.size, i.blocks);
             let r = st.write_data(self.ino, &mut i, off, buf);
+            if (i.size, i.blocks) != (size, blocks) {
+                st.note_meta(self.ino);
+            }
             let now = st.now();
             i.mtime = now;
             i.ctime = now;
@@ -710,8 +792,9 @@ impl Node for Ext2Node {
         Ok(())
     }
 
-    fn fsync(&self, _datasync: bool) -> Result<(), Errno> {
-        self.fs.with(|st| st.sync())
+    fn fsync(&self, datasync: bool) -> Result<(), Errno> {
+        self.fs
+            .with(|st| st.fsync_inode(self.ino, datasync).map(|_| ()))
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -1,0 +1,283 @@
+//! ext2's locking and per-file fsync: `fsync` of one file writes that
+//! file (and the allocation metadata), not other files' dirty blocks, and
+//! the file survives a crash right after it; reads of two files overlap
+//! their device reads; a stat is not held up by another thread's slow
+//! device read.
+
+mod ext2_util;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ext2_util::*;
+use rump::ext2::dev_blk::{BlockDevice, MemDevice, Registry};
+use rump::sys;
+use rump::sys::consts::o;
+use rump::{Errno, Kernel, Process};
+
+/// A memory device that counts writes and can make large reads slow
+/// (recording how many are in flight at once).
+struct TestDev {
+    inner: MemDevice,
+    written_bytes: AtomicU64,
+    write_calls: AtomicU64,
+    slow: AtomicBool,
+    delay: Duration,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    slow_reads: AtomicU64,
+}
+
+/// Reads at least this long are slow when `slow` is set.
+const SLOW_READ_BYTES: usize = 16 << 10;
+
+impl TestDev {
+    fn new(image: Vec<u8>, delay: Duration) -> Arc<TestDev> {
+        Arc::new(TestDev {
+            inner: MemDevice::from_bytes(image, false),
+            written_bytes: AtomicU64::new(0),
+            write_calls: AtomicU64::new(0),
+            slow: AtomicBool::new(false),
+            delay,
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+            slow_reads: AtomicU64::new(0),
+        })
+    }
+
+    fn written(&self) -> u64 {
+        self.written_bytes.load(Ordering::SeqCst)
+    }
+
+    fn contains(&self, pat: &[u8]) -> bool {
+        self.inner.to_bytes().windows(pat.len()).any(|w| w == pat)
+    }
+}
+
+impl BlockDevice for TestDev {
+    fn sectors(&self) -> u64 {
+        self.inner.sectors()
+    }
+    fn read_blocks(&self, lba: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        if self.slow.load(Ordering::SeqCst) && buf.len() >= SLOW_READ_BYTES {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+            self.slow_reads.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(self.delay);
+            let r = self.inner.read_blocks(lba, buf);
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            return r;
+        }
+        self.inner.read_blocks(lba, buf)
+    }
+    fn write_blocks(&self, lba: u64, buf: &[u8]) -> Result<(), Errno> {
+        self.written_bytes
+            .fetch_add(buf.len() as u64, Ordering::SeqCst);
+        self.write_calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.write_blocks(lba, buf)
+    }
+    fn flush(&self) -> Result<(), Errno> {
+        self.inner.flush()
+    }
+    fn is_read_only(&self) -> bool {
+        self.inner.is_read_only()
+    }
+}
+
+/// A fresh mke2fs image of `size` bytes with `bs`-byte blocks.
+fn image(size: u64, bs: u32) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fs.img");
+    mke2fs(&path, size, &["-b", &bs.to_string()]);
+    std::fs::read(&path).unwrap()
+}
+
+fn boot_on(dev: &Arc<TestDev>) -> (Kernel, Process) {
+    let (k, p) = boot();
+    Registry::of(k.raw())
+        .unwrap()
+        .register("/dev/t", dev.clone())
+        .unwrap();
+    rump::ext2::mount(&p, "/dev/t", "/mnt", false).unwrap();
+    (k, p)
+}
+
+fn write_file(p: &Process, path: &[u8], data: &[u8]) -> i32 {
+    let fd = sys::open(p, path, o::RDWR | o::CREAT | o::TRUNC, 0o644).unwrap();
+    assert_eq!(sys::write(p, fd, data).unwrap(), data.len());
+    fd
+}
+
+fn pattern(tag: &[u8], len: usize) -> Vec<u8> {
+    tag.iter().copied().cycle().take(len).collect()
+}
+
+/// The image as it is on `dev` now, repaired by `e2fsck -fy` as after a
+/// crash, mounted on a fresh kernel.
+fn after_crash(dev: &TestDev, dir: &std::path::Path) -> (Kernel, Process, std::path::PathBuf) {
+    let img = dir.join("crashed.img");
+    std::fs::write(&img, dev.inner.to_bytes()).unwrap();
+    let out = std::process::Command::new("e2fsck")
+        .args(["-f", "-y"])
+        .arg(&img)
+        .output()
+        .unwrap();
+    let code = out.status.code().unwrap_or(8);
+    assert!(
+        code <= 1,
+        "e2fsck -fy exit {code}: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_clean(&img);
+    let (k, p) = mount_rw(&img);
+    (k, p, img)
+}
+
+#[test]
+fn fsync_writes_that_file_only_and_it_survives_a_crash() {
+    require!(have_e2fsprogs(), "e2fsprogs not installed");
+    for bs in [1024u32, 4096] {
+        let dev = TestDev::new(image(8 << 20, bs), Duration::ZERO);
+        let (k, p) = boot_on(&dev);
+        sys::sync(&p).unwrap();
+        // Partial blocks stay dirty in the buffer cache until written back.
+        let a = pattern(b"fsync-me-please/", 700);
+        let b = pattern(b"leave-me-alone!/", 700);
+        let fa = write_file(&p, b"/mnt/a", &a);
+        // Other dirty files, one in a new directory.
+        let fb = write_file(&p, b"/mnt/b", &b);
+        rump::fs::create_dir_all(&p, "/mnt/d").unwrap();
+        let fc = write_file(&p, b"/mnt/d/c", &b);
+        let before = dev.written();
+        let calls = dev.write_calls.load(Ordering::SeqCst);
+        sys::fsync(&p, fa).unwrap();
+        let wrote = dev.written() - before;
+        let calls = dev.write_calls.load(Ordering::SeqCst) - calls;
+        eprintln!("bs {bs}: fsync wrote {wrote} bytes in {calls} calls");
+        assert!(
+            dev.contains(&a[..64]),
+            "bs {bs}: a's data not on the device"
+        );
+        assert!(!dev.contains(&b[..64]), "bs {bs}: fsync(a) wrote b's data");
+        // Data, inode table, root directory, bitmaps, descriptors: a few
+        // blocks, nowhere near everything dirty.
+        assert!(
+            wrote <= 8 * bs as u64,
+            "bs {bs}: fsync of one small file wrote {wrote} bytes"
+        );
+        // A crash now: a and its name are there.
+        let dir = tempfile::tempdir().unwrap();
+        let (k2, p2, img) = after_crash(&dev, dir.path());
+        assert_eq!(rump::fs::read(&p2, "/mnt/a").unwrap(), a, "bs {bs}");
+        unmount(k2, p2);
+        assert_clean(&img);
+        // A read updates a's access time (relatime) and nothing else:
+        // fdatasync then has nothing to write.
+        let mut buf = [0u8; 16];
+        assert_eq!(sys::pread(&p, fa, &mut buf, 0).unwrap(), 16);
+        let before = dev.written();
+        sys::fdatasync(&p, fa).unwrap();
+        assert_eq!(dev.written() - before, 0, "bs {bs}: fdatasync wrote");
+        // fsync writes the inode.
+        sys::fsync(&p, fa).unwrap();
+        assert_eq!(dev.written() - before, bs as u64, "bs {bs}: fsync");
+        // sync writes the rest.
+        sys::sync(&p).unwrap();
+        assert!(dev.contains(&b[..64]));
+        for fd in [fa, fb, fc] {
+            sys::close(&p, fd).unwrap();
+        }
+        unmount(k, p);
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("final.img");
+        std::fs::write(&img, dev.inner.to_bytes()).unwrap();
+        assert_clean(&img);
+    }
+}
+
+/// Two large files, written and then unmounted so nothing is cached, on a
+/// device whose large reads take `delay`; mounted again.
+fn two_big_files(delay: Duration) -> (Arc<TestDev>, Kernel, Process, Vec<u8>, Vec<u8>) {
+    let dev = TestDev::new(image(16 << 20, 4096), delay);
+    let (k, p) = boot_on(&dev);
+    let x: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let y: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 241) as u8 ^ 0x5a).collect();
+    for (name, data) in [(&b"/mnt/x"[..], &x), (b"/mnt/y", &y)] {
+        let fd = write_file(&p, name, data);
+        sys::close(&p, fd).unwrap();
+    }
+    unmount(k, p);
+    let (k, p) = boot_on(&dev);
+    dev.slow.store(true, Ordering::SeqCst);
+    (dev, k, p, x, y)
+}
+
+fn read_all(p: &Process, path: &[u8], len: usize) -> Vec<u8> {
+    let fd = sys::open(p, path, o::RDONLY, 0).unwrap();
+    let mut buf = vec![0u8; len];
+    let mut got = 0;
+    while got < len {
+        let n = sys::read(p, fd, &mut buf[got..]).unwrap();
+        assert!(n > 0);
+        got += n;
+    }
+    sys::close(p, fd).unwrap();
+    buf
+}
+
+#[test]
+fn reads_of_two_files_overlap_their_device_reads() {
+    require!(have_e2fsprogs(), "e2fsprogs not installed");
+    let (dev, k, p, x, y) = two_big_files(Duration::from_millis(100));
+    let t = {
+        let (q, len) = (p.clone(), y.len());
+        std::thread::spawn(move || read_all(&q, b"/mnt/y", len))
+    };
+    let got_x = read_all(&p, b"/mnt/x", x.len());
+    let got_y = t.join().unwrap();
+    assert!(got_x == x, "x read back wrong");
+    assert!(got_y == y, "y read back wrong");
+    let max = dev.max_in_flight.load(Ordering::SeqCst);
+    eprintln!(
+        "slow reads {}, at most {max} at once",
+        dev.slow_reads.load(Ordering::SeqCst)
+    );
+    assert!(max >= 2, "reads of two files never overlapped (max {max})");
+    dev.slow.store(false, Ordering::SeqCst);
+    unmount(k, p);
+}
+
+#[test]
+fn stat_does_not_wait_for_another_threads_device_read() {
+    require!(have_e2fsprogs(), "e2fsprogs not installed");
+    let delay = Duration::from_millis(600);
+    let (dev, k, p, x, _) = two_big_files(delay);
+    // Warm the lookup path of y, so the stat needs no slow read.
+    sys::stat(&p, b"/mnt/y").unwrap();
+    let t = {
+        let (q, len) = (p.clone(), x.len());
+        std::thread::spawn(move || read_all(&q, b"/mnt/x", len))
+    };
+    let t0 = Instant::now();
+    while dev.in_flight.load(Ordering::SeqCst) == 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no slow read started"
+        );
+        std::thread::yield_now();
+    }
+    let t1 = Instant::now();
+    let st = sys::stat(&p, b"/mnt/y").unwrap();
+    let took = t1.elapsed();
+    let still_reading = dev.in_flight.load(Ordering::SeqCst) > 0;
+    assert_eq!(st.size, 1 << 20);
+    eprintln!("stat took {took:?} during a slow read (still reading: {still_reading})");
+    assert!(
+        took < delay / 3,
+        "stat waited {took:?} for another thread's device read"
+    );
+    assert!(t.join().unwrap() == x);
+    dev.slow.store(false, Ordering::SeqCst);
+    unmount(k, p);
+}
