@@ -182,6 +182,11 @@ pub struct Ext2 {
     /// The in-memory superblock has a change `fsync` must write (a
     /// feature flag).
     sb_dirty: bool,
+    /// Blocks that hold metadata (superblock copies, descriptor tables
+    /// and their reserve, bitmaps, inode tables): first block to one past
+    /// the last. Allocation refuses them even where a (corrupt) bitmap
+    /// marks them free.
+    meta_ranges: BTreeMap<u64, u64>,
 }
 
 /// Whole-block runs of a read, to be read from the device after the
@@ -362,6 +367,7 @@ impl Ext2 {
             new_entries: BTreeMap::new(),
             new_entries_overflow: false,
             sb_dirty: false,
+            meta_ranges: BTreeMap::new(),
         };
         fs.load_groups()?;
         // Free counts come from the descriptors, as Linux recomputes them.
@@ -425,8 +431,38 @@ impl Ext2 {
                 )));
             }
         }
+        let mut meta = BTreeMap::new();
+        let reserved = self.sb.reserved_gdt_blocks as u64;
+        let mut add = |from: u64, to: u64| {
+            let e = meta.entry(from).or_insert(to);
+            *e = (*e).max(to);
+        };
+        for (i, d) in groups.iter().enumerate() {
+            let first = g.group_first_block(i as u32);
+            if g.group_has_super(i as u32) {
+                add(first, first + 1 + g.gdt_blocks as u64 + reserved);
+            }
+            add(d.block_bitmap as u64, d.block_bitmap as u64 + 1);
+            add(d.inode_bitmap as u64, d.inode_bitmap as u64 + 1);
+            add(
+                d.inode_table as u64,
+                d.inode_table as u64 + g.itable_blocks as u64,
+            );
+        }
+        if g.fdb > 0 {
+            add(0, g.fdb as u64);
+        }
+        self.meta_ranges = meta;
         self.groups = groups;
         Ok(())
+    }
+
+    /// Whether block `b` holds metadata (see `meta_ranges`).
+    fn is_meta_block(&self, b: u64) -> bool {
+        self.meta_ranges
+            .range(..=b)
+            .next_back()
+            .is_some_and(|(_, &end)| b < end)
     }
 
     /// Writes a line to the console.
@@ -759,6 +795,12 @@ impl Ext2 {
             let Some(bit) = found else {
                 continue;
             };
+            let blk = self.g.group_first_block(grp) + bit as u64;
+            if self.is_meta_block(blk) {
+                return Err(self.corrupt(&format!(
+                    "group {grp}: block bitmap marks metadata block {blk} free"
+                )));
+            }
             let bm = self.cache.modify(bm_blk)?;
             bm[bit / 8] |= 1 << (bit % 8);
             self.groups[grp as usize].free_blocks_count -= 1;
@@ -776,6 +818,9 @@ impl Ext2 {
                 "freeing block {b}, beyond end of device ({} blocks)",
                 self.g.blocks_count
             )));
+        }
+        if self.is_meta_block(b as u64) {
+            return Err(self.corrupt(&format!("freeing block {b}, which holds metadata")));
         }
         let rel = b as u64 - self.g.fdb as u64;
         let grp = (rel / self.g.bpg as u64) as usize;
