@@ -22,7 +22,8 @@
 //! metadata checksums) give a read-only mount, where writes fail with
 //! `EROFS`.
 //!
-//! Modules: [`format`] (on-disk structures), `fs` (allocation, block map,
+//! Modules: [`format`] (on-disk structures), `fs` (the mounted state, split
+//! into geometry, sync, inodes, allocation, block map, file data and
 //! directories), [`htree`] (hash-indexed directories) and [`dirhash`]
 //! (their name hashes), `node` (the VFS operations), [`mkfs`] (creating a
 //! file system). Neighbours: `dev-blk` below (devices, buffer cache), `kern`
