@@ -22,6 +22,17 @@
 //! `kern::sync::SleepMutex::holder_blocking`). A [`DirectReader`] reads
 //! the device with no access to the cache at all, for transfers the owner
 //! makes after releasing its lock.
+//!
+//! Fetching outside the owner's lock: in *no-miss* mode
+//! ([`BufCache::set_no_miss`]) a miss, or any other device call, fails
+//! with `EAGAIN` and is recorded ([`BufCache::take_aborted`]) instead of
+//! being made, so a read-only operation can give up, release the lock,
+//! read the block with a [`DirectReader`] and retry. The block is
+//! registered as being fetched ([`BufCache::begin_fetch`]); anything that
+//! changes it meanwhile (it is loaded, zeroed, written directly or
+//! forgotten) marks the fetch stale, and [`BufCache::finish_fetch`] then
+//! drops the data instead of caching an old copy. (A block that is not
+//! cached is current on the device: dirty blocks are never dropped.)
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
@@ -92,6 +103,15 @@ impl DirectReader {
     }
 }
 
+/// Why a no-miss attempt gave up (see [`BufCache::set_no_miss`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Aborted {
+    /// This block is not cached.
+    Block(u64),
+    /// Some other device call was needed.
+    Io,
+}
+
 /// Counters, for tests and tuning.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CacheStats {
@@ -118,6 +138,11 @@ pub struct BufCache {
     tick: u64,
     stats: CacheStats,
     gate: Option<Arc<dyn IoGate>>,
+    no_miss: bool,
+    aborted: Option<Aborted>,
+    /// Blocks being fetched outside the owner's lock: fetches in flight,
+    /// and whether the block changed since the first began.
+    fetching: BTreeMap<u64, (u32, bool)>,
 }
 
 impl BufCache {
@@ -143,6 +168,9 @@ impl BufCache {
             tick: 0,
             stats: CacheStats::default(),
             gate: None,
+            no_miss: false,
+            aborted: None,
+            fetching: BTreeMap::new(),
         })
     }
 
@@ -169,9 +197,12 @@ impl BufCache {
 
     /// Runs `f` on the device, through the gate.
     pub fn device_io(
-        &self,
+        &mut self,
         f: impl FnOnce(&dyn BlockDevice) -> Result<(), Errno>,
     ) -> Result<(), Errno> {
+        if self.no_miss {
+            return Err(self.abort(Aborted::Io));
+        }
         let dev = &*self.dev;
         gated(&self.gate, || f(dev))
     }
@@ -184,6 +215,78 @@ impl BufCache {
             sectors_per_block: self.sectors_per_block,
             nblocks: self.nblocks,
         }
+    }
+
+    /// In no-miss mode, misses and every other device call fail with
+    /// `EAGAIN` (and are recorded) instead of being made.
+    pub fn set_no_miss(&mut self, on: bool) {
+        self.no_miss = on;
+    }
+
+    /// What made a no-miss attempt give up, if anything (and forgets it).
+    pub fn take_aborted(&mut self) -> Option<Aborted> {
+        self.aborted.take()
+    }
+
+    /// Whether a no-miss attempt has given up (its errors mean nothing).
+    pub fn has_aborted(&self) -> bool {
+        self.aborted.is_some()
+    }
+
+    fn abort(&mut self, why: Aborted) -> Errno {
+        if self.aborted.is_none() {
+            self.aborted = Some(why);
+        }
+        Errno::EAGAIN
+    }
+
+    fn changed(&mut self, blk: u64) {
+        if let Some(f) = self.fetching.get_mut(&blk) {
+            f.1 = true;
+        }
+    }
+
+    /// Registers a fetch of `blk` from the device by the caller, outside
+    /// the owner's lock. False if `blk` is cached or beyond the device.
+    pub fn begin_fetch(&mut self, blk: u64) -> bool {
+        if blk >= self.nblocks || self.bufs.contains_key(&blk) {
+            return false;
+        }
+        self.fetching.entry(blk).or_insert((0, false)).0 += 1;
+        true
+    }
+
+    /// Ends a fetch [`BufCache::begin_fetch`] registered: `data` (what
+    /// the device returned, `None` on an error) is cached, clean, unless
+    /// the block changed or was cached meanwhile.
+    pub fn finish_fetch(&mut self, blk: u64, data: Option<Box<[u8]>>) -> Result<(), Errno> {
+        let stale = match self.fetching.get_mut(&blk) {
+            Some(f) => {
+                f.0 = f.0.saturating_sub(1);
+                let stale = f.1;
+                if f.0 == 0 {
+                    self.fetching.remove(&blk);
+                }
+                stale
+            }
+            None => true,
+        };
+        let Some(data) = data else {
+            return Ok(());
+        };
+        if stale || data.len() != self.bsize || self.bufs.contains_key(&blk) {
+            return Ok(());
+        }
+        self.make_room()?;
+        self.tick += 1;
+        self.bufs.insert(
+            blk,
+            Buf {
+                data,
+                used: self.tick,
+            },
+        );
+        Ok(())
     }
 
     /// Whether `blk` is cached and dirty.
@@ -222,7 +325,11 @@ impl BufCache {
             self.stats.hits += 1;
             return Ok(());
         }
+        if self.no_miss {
+            return Err(self.abort(Aborted::Block(blk)));
+        }
         self.stats.misses += 1;
+        self.changed(blk);
         self.make_room()?;
         let mut data = vec![0u8; self.bsize].into_boxed_slice();
         let (dev, lba) = (&self.dev, blk * self.sectors_per_block);
@@ -263,6 +370,10 @@ impl BufCache {
             return Err(Errno::EROFS);
         }
         self.check(blk)?;
+        if self.no_miss && !self.bufs.contains_key(&blk) {
+            return Err(self.abort(Aborted::Io));
+        }
+        self.changed(blk);
         self.tick += 1;
         if !self.bufs.contains_key(&blk) {
             self.make_room()?;
@@ -281,6 +392,7 @@ impl BufCache {
 
     /// Drops a block without writing it (it was freed).
     pub fn forget(&mut self, blk: u64) {
+        self.changed(blk);
         self.bufs.remove(&blk);
         self.dirty.remove(&blk);
     }
@@ -300,6 +412,9 @@ impl BufCache {
         {
             return Err(Errno::EIO);
         }
+        if self.no_miss {
+            return Err(self.abort(Aborted::Io));
+        }
         let (dev, lba) = (&self.dev, first * self.sectors_per_block);
         gated(&self.gate, || dev.read_blocks(lba, buf))?;
         for (&blk, b) in self.bufs.range(first..first + n) {
@@ -317,6 +432,12 @@ impl BufCache {
             || first.checked_add(n).is_none_or(|e| e > self.nblocks)
         {
             return Err(Errno::EIO);
+        }
+        if self.no_miss {
+            return Err(self.abort(Aborted::Io));
+        }
+        for blk in first..first + n {
+            self.changed(blk);
         }
         let (dev, lba) = (&self.dev, first * self.sectors_per_block);
         gated(&self.gate, || dev.write_blocks(lba, buf))?;
@@ -351,6 +472,9 @@ impl BufCache {
 
     /// Writes `dirty` (ascending, all dirty), coalescing runs.
     fn write_sorted(&mut self, dirty: &[u64]) -> Result<(), Errno> {
+        if self.no_miss && !dirty.is_empty() {
+            return Err(self.abort(Aborted::Io));
+        }
         let max_run = (MAX_RUN_BYTES / self.bsize).max(1);
         let mut i = 0;
         let mut run = Vec::new();
@@ -537,6 +661,56 @@ mod tests {
         assert_eq!(one[0], 7);
         assert_eq!(r.read(64, &mut one), Err(Errno::EIO));
         assert_eq!(gate.0.load(Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    fn no_miss_mode_and_fetches_outside_the_owner() {
+        let d = dev();
+        let mut c = BufCache::new(d.clone(), 1024, 1 << 20).unwrap();
+        c.read(1).unwrap();
+        c.set_no_miss(true);
+        assert!(c.read(1).is_ok());
+        assert_eq!(c.read(2).err(), Some(Errno::EAGAIN));
+        assert_eq!(c.read(3).err(), Some(Errno::EAGAIN));
+        assert!(c.has_aborted());
+        // The first reason is kept.
+        assert_eq!(c.take_aborted(), Some(Aborted::Block(2)));
+        assert_eq!(c.device_io(|d| d.flush()), Err(Errno::EAGAIN));
+        assert_eq!(c.take_aborted(), Some(Aborted::Io));
+        c.set_no_miss(false);
+        // A fetch nothing disturbs is cached.
+        let r = c.direct_reader();
+        assert!(c.begin_fetch(2));
+        let mut data = vec![0u8; 1024].into_boxed_slice();
+        r.read(2, &mut data).unwrap();
+        c.finish_fetch(2, Some(data)).unwrap();
+        assert!(c.contains(2));
+        assert!(!c.begin_fetch(2));
+        // A fetch during which the block is written directly (or loaded,
+        // zeroed, forgotten) is dropped: its data may be old.
+        assert!(c.begin_fetch(3));
+        let old = vec![0u8; 1024].into_boxed_slice();
+        c.write_direct(3, &[5u8; 1024]).unwrap();
+        c.finish_fetch(3, Some(old)).unwrap();
+        assert!(!c.contains(3));
+        assert_eq!(c.read(3).unwrap()[0], 5);
+        for change in 0..3 {
+            let blk = 10 + change;
+            assert!(c.begin_fetch(blk));
+            match change {
+                0 => c.zeroed(blk).map(|_| ()).unwrap(),
+                1 => c.read(blk).map(|_| ()).unwrap(),
+                _ => c.forget(blk),
+            }
+            c.forget(blk);
+            c.finish_fetch(blk, Some(vec![9u8; 1024].into_boxed_slice()))
+                .unwrap();
+            assert!(!c.contains(blk), "change {change}");
+        }
+        // A failed fetch caches nothing.
+        assert!(c.begin_fetch(20));
+        c.finish_fetch(20, None).unwrap();
+        assert!(!c.contains(20));
     }
 
     #[test]

@@ -28,6 +28,14 @@
 //! reads of different files (and stats, lookups, ...) overlap a read's
 //! device I/O.
 //!
+//! Operations that only look (stat, lookup, readdir, readlink, the
+//! mapping half of a read) never hold the mount lock across a device
+//! read either: they run with the cache in no-miss mode, give up on the
+//! first block that is not cached, fetch it with the lock released, and
+//! retry (`Shared::with_ro`; the cache discards a fetch the block changed
+//! under). Operations that modify hold the lock throughout, as they must
+//! not stop half-way; their device calls go through the gate.
+//!
 //! `fsync` writes the file's own dirty blocks and the allocation metadata
 //! (see [`Ext2::fsync_inode`]), not the whole file system; `sync`,
 //! `syncfs` and unmount write everything.
@@ -46,11 +54,11 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use alloc::sync::Weak;
 
-use dev_blk::cache::{DirectReader, IoGate};
+use dev_blk::cache::{Aborted, DirectReader, IoGate};
 use dev_blk::Claim;
 use hyper::{Errno, Timespec};
 use kern::consts::s;
-use kern::sync::{Sched, SleepMutex, SleepRwLock, SpinMutex};
+use kern::sync::{Sched, SleepMutex, SleepMutexGuard, SleepRwLock, SpinMutex};
 use kern::vfs::{DirEntry, FileSystem, NewNode, Node, NodeKind, SetAttr, StatVfs, WriteAt};
 use kern::Stat;
 
@@ -59,6 +67,10 @@ use crate::fs::{ftype_of_mode, Ext2};
 
 /// `f_type` of `statfs(2)` for ext2.
 pub const EXT2_SUPER_MAGIC: u64 = 0xEF53;
+
+/// Blocks one read-only operation fetches outside the lock before it
+/// holds the lock throughout (see [`Shared::with_ro`]).
+const MAX_FETCHES: usize = 8;
 
 /// An inode's data lock (see the module docs).
 type DataLock = Arc<SleepRwLock<()>>;
@@ -112,9 +124,9 @@ impl Shared {
         })
     }
 
-    /// Runs `f` under the file-system lock, first freeing orphans whose
-    /// last node went away.
-    fn with<R>(&self, f: impl FnOnce(&mut Ext2) -> Result<R, Errno>) -> Result<R, Errno> {
+    /// Takes the file-system lock, first freeing orphans whose last node
+    /// went away.
+    fn lock(&self) -> Result<SleepMutexGuard<'_, Ext2>, Errno> {
         if self.unmounted.load(Ordering::Acquire) {
             return Err(Errno::EIO);
         }
@@ -127,7 +139,47 @@ impl Shared {
                 }
             }
         }
+        Ok(st)
+    }
+
+    /// Runs `f` under the file-system lock, first freeing orphans whose
+    /// last node went away.
+    fn with<R>(&self, f: impl FnOnce(&mut Ext2) -> Result<R, Errno>) -> Result<R, Errno> {
+        let mut st = self.lock()?;
         f(&mut st)
+    }
+
+    /// Like [`Shared::with`] for operations that change nothing (except
+    /// in-memory memos and, as their last step, a cached inode): `f` runs
+    /// with the cache in no-miss mode, and when it needs a block that is
+    /// not cached it gives up; the block is read with the lock released
+    /// (registered with the cache, so a change meanwhile discards it) and
+    /// `f` runs again. So lookups, stats and directory reads never hold
+    /// the lock across a device read. After [`MAX_FETCHES`] blocks, or
+    /// when `f` needs some other device call, `f` runs with the lock held
+    /// throughout.
+    fn with_ro<R>(&self, mut f: impl FnMut(&mut Ext2) -> Result<R, Errno>) -> Result<R, Errno> {
+        for _ in 0..MAX_FETCHES {
+            let mut st = self.lock()?;
+            st.cache.set_no_miss(true);
+            let r = f(&mut st);
+            st.cache.set_no_miss(false);
+            let blk = match st.cache.take_aborted() {
+                None => return r,
+                Some(Aborted::Io) => return f(&mut st),
+                Some(Aborted::Block(b)) => b,
+            };
+            if !st.cache.begin_fetch(blk) {
+                return f(&mut st);
+            }
+            let bs = st.g.bs as usize;
+            drop(st);
+            let mut data = alloc::vec![0u8; bs].into_boxed_slice();
+            let ok = self.reader.read(blk, &mut data).is_ok();
+            let mut st = self.state.lock();
+            st.cache.finish_fetch(blk, ok.then_some(data))?;
+        }
+        self.with(f)
     }
 
     /// Like [`Shared::with`] for operations that write.
@@ -383,7 +435,7 @@ impl Node for Ext2Node {
     }
 
     fn getattr(&self) -> Result<Stat, Errno> {
-        self.fs.with(|st| {
+        self.fs.with_ro(|st| {
             let i = st.read_inode(self.ino)?;
             Ok(stat_of(st, self.ino, &i))
         })
@@ -427,7 +479,7 @@ impl Node for Ext2Node {
     }
 
     fn lookup(&self, name: &[u8]) -> Result<Arc<dyn Node>, Errno> {
-        let (ino, kind) = self.fs.with(|st| {
+        let (ino, kind) = self.fs.with_ro(|st| {
             let dir = self.dir_inode(st)?;
             let (ino, i) = self.find(st, &dir, name)?;
             Ok((ino, kind_of(st, ino, i.mode)?))
@@ -649,7 +701,7 @@ impl Node for Ext2Node {
     }
 
     fn readlink(&self) -> Result<Vec<u8>, Errno> {
-        self.fs.with(|st| {
+        self.fs.with_ro(|st| {
             let i = st.read_inode(self.ino)?;
             if i.file_type() != S_IFLNK {
                 return Err(Errno::EINVAL);
@@ -682,7 +734,7 @@ impl Node for Ext2Node {
 
     fn read(&self, off: u64, buf: &mut [u8]) -> Result<usize, Errno> {
         let _data = self.data.read();
-        let (n, runs) = self.fs.with(|st| {
+        let (n, runs) = self.fs.with_ro(|st| {
             let mut i = st.read_inode(self.ino)?;
             if i.is_dir() {
                 return Err(Errno::EISDIR);
@@ -742,7 +794,7 @@ impl Node for Ext2Node {
         cookie: u64,
         sink: &mut dyn FnMut(DirEntry<'_>) -> bool,
     ) -> Result<(), Errno> {
-        let (nblocks, bs) = self.fs.with(|st| {
+        let (nblocks, bs) = self.fs.with_ro(|st| {
             let d = st.read_inode(self.ino)?;
             if !d.is_dir() {
                 return Err(Errno::ENOTDIR);
@@ -753,7 +805,7 @@ impl Node for Ext2Node {
             Ok((d.size / st.g.bs as u64, st.g.bs as u64))
         })?;
         for lblk in cookie / bs..nblocks {
-            let entries = self.fs.with(|st| {
+            let entries = self.fs.with_ro(|st| {
                 let d = st.read_inode(self.ino)?;
                 let mut out = Vec::new();
                 for e in st.dir_block_entries(self.ino, &d, lblk)? {

@@ -2,7 +2,8 @@
 //! file (and the allocation metadata), not other files' dirty blocks, and
 //! the file survives a crash right after it; reads of two files overlap
 //! their device reads; a stat is not held up by another thread's slow
-//! device read.
+//! device read, and stats of files whose inodes are not cached overlap
+//! their device reads too.
 
 mod ext2_util;
 
@@ -23,14 +24,13 @@ struct TestDev {
     written_bytes: AtomicU64,
     write_calls: AtomicU64,
     slow: AtomicBool,
+    /// Reads at least this long are slow when `slow` is set.
+    slow_min: AtomicUsize,
     delay: Duration,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
     slow_reads: AtomicU64,
 }
-
-/// Reads at least this long are slow when `slow` is set.
-const SLOW_READ_BYTES: usize = 16 << 10;
 
 impl TestDev {
     fn new(image: Vec<u8>, delay: Duration) -> Arc<TestDev> {
@@ -39,6 +39,7 @@ impl TestDev {
             written_bytes: AtomicU64::new(0),
             write_calls: AtomicU64::new(0),
             slow: AtomicBool::new(false),
+            slow_min: AtomicUsize::new(16 << 10),
             delay,
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
@@ -60,7 +61,7 @@ impl BlockDevice for TestDev {
         self.inner.sectors()
     }
     fn read_blocks(&self, lba: u64, buf: &mut [u8]) -> Result<(), Errno> {
-        if self.slow.load(Ordering::SeqCst) && buf.len() >= SLOW_READ_BYTES {
+        if self.slow.load(Ordering::SeqCst) && buf.len() >= self.slow_min.load(Ordering::SeqCst) {
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.max_in_flight.fetch_max(now, Ordering::SeqCst);
             self.slow_reads.fetch_add(1, Ordering::SeqCst);
@@ -278,6 +279,42 @@ fn stat_does_not_wait_for_another_threads_device_read() {
         "stat waited {took:?} for another thread's device read"
     );
     assert!(t.join().unwrap() == x);
+    dev.slow.store(false, Ordering::SeqCst);
+    unmount(k, p);
+}
+
+#[test]
+fn stats_of_uncached_inodes_overlap_their_device_reads() {
+    require!(have_e2fsprogs(), "e2fsprogs not installed");
+    let dev = TestDev::new(image(16 << 20, 4096), Duration::from_millis(150));
+    let (k, p) = boot_on(&dev);
+    for i in 0..64 {
+        let fd = write_file(&p, format!("/mnt/f{i}").as_bytes(), b"x");
+        sys::close(&p, fd).unwrap();
+    }
+    unmount(k, p);
+    let (k, p) = boot_on(&dev);
+    // Caches the directory and the first inode-table block; f20 and f50
+    // have their inodes in two other blocks (16 inodes of 256 bytes per
+    // 4 KiB block).
+    sys::stat(&p, b"/mnt/f0").unwrap();
+    dev.slow_min.store(0, Ordering::SeqCst);
+    dev.slow.store(true, Ordering::SeqCst);
+    let threads: Vec<_> = ["/mnt/f20", "/mnt/f50"]
+        .into_iter()
+        .map(|name| {
+            let q = p.clone();
+            std::thread::spawn(move || sys::stat(&q, name.as_bytes()).unwrap().ino)
+        })
+        .collect();
+    let inos: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_ne!(inos[0] / 16, inos[1] / 16, "inodes {inos:?} share a block");
+    let max = dev.max_in_flight.load(Ordering::SeqCst);
+    eprintln!(
+        "slow reads {}, at most {max} at once",
+        dev.slow_reads.load(Ordering::SeqCst)
+    );
+    assert!(max >= 2, "stats of two uncached inodes never overlapped");
     dev.slow.store(false, Ordering::SeqCst);
     unmount(k, p);
 }
