@@ -19,15 +19,15 @@
 //! serialises access. Every device call the cache makes runs through the
 //! owner's [`IoGate`], if it set one, so the owner can tell contenders for
 //! its lock that the holder is about to block (see
-//! `kern::sync::SleepMutex::holder_blocking`). A [`DirectReader`] reads
-//! the device with no access to the cache at all, for transfers the owner
-//! makes after releasing its lock.
+//! `kern::sync::SleepMutex::holder_blocking`). A [`DirectIo`] reads and
+//! writes the device with no access to the cache at all, for transfers the
+//! owner makes after releasing its lock.
 //!
 //! Fetching outside the owner's lock: in *no-miss* mode
 //! ([`BufCache::set_no_miss`]) a miss, or any other device call, fails
 //! with `EAGAIN` and is recorded ([`BufCache::take_aborted`]) instead of
 //! being made, so a read-only operation can give up, release the lock,
-//! read the block with a [`DirectReader`] and retry. The block is
+//! read the block with a [`DirectIo`] and retry. The block is
 //! registered as being fetched ([`BufCache::begin_fetch`]); anything that
 //! changes it meanwhile (it is loaded, zeroed, written directly or
 //! forgotten) marks the fetch stale, and [`BufCache::finish_fetch`] then
@@ -74,18 +74,19 @@ fn gated(
     }
 }
 
-/// Reads whole blocks straight from a cache's device, without the cache
-/// (see [`BufCache::direct_reader`]). It does not see dirty cached copies:
-/// the caller reads only blocks it knows are not cached, or overlays them.
+/// Reads and writes whole blocks straight on a cache's device, without
+/// the cache (see [`BufCache::direct_io`]). It neither sees nor updates
+/// cached copies: the caller transfers only blocks it knows are not
+/// cached (and cannot become cached meanwhile).
 #[derive(Clone)]
-pub struct DirectReader {
+pub struct DirectIo {
     dev: Arc<dyn BlockDevice>,
     bsize: usize,
     sectors_per_block: u64,
     nblocks: u64,
 }
 
-impl DirectReader {
+impl DirectIo {
     /// Reads `buf.len() / block_size` consecutive blocks from `first`.
     pub fn read(&self, first: u64, buf: &mut [u8]) -> Result<(), Errno> {
         let n = (buf.len() / self.bsize) as u64;
@@ -95,6 +96,17 @@ impl DirectReader {
             return Err(Errno::EIO);
         }
         self.dev.read_blocks(first * self.sectors_per_block, buf)
+    }
+
+    /// Writes `buf.len() / block_size` consecutive blocks from `first`.
+    pub fn write(&self, first: u64, buf: &[u8]) -> Result<(), Errno> {
+        let n = (buf.len() / self.bsize) as u64;
+        if !buf.len().is_multiple_of(self.bsize)
+            || first.checked_add(n).is_none_or(|e| e > self.nblocks)
+        {
+            return Err(Errno::EIO);
+        }
+        self.dev.write_blocks(first * self.sectors_per_block, buf)
     }
 
     /// The block size.
@@ -208,8 +220,8 @@ impl BufCache {
     }
 
     /// A reader of the device that needs no access to the cache.
-    pub fn direct_reader(&self) -> DirectReader {
-        DirectReader {
+    pub fn direct_io(&self) -> DirectIo {
+        DirectIo {
             dev: self.dev.clone(),
             bsize: self.bsize,
             sectors_per_block: self.sectors_per_block,
@@ -655,7 +667,7 @@ mod tests {
         assert_eq!(buf[1024], 7);
         assert_eq!(gate.0.load(Ordering::Relaxed), 4);
         // A direct reader sees the device, without the gate.
-        let r = c.direct_reader();
+        let r = c.direct_io();
         let mut one = vec![0u8; 1024];
         r.read(1, &mut one).unwrap();
         assert_eq!(one[0], 7);
@@ -679,7 +691,7 @@ mod tests {
         assert_eq!(c.take_aborted(), Some(Aborted::Io));
         c.set_no_miss(false);
         // A fetch nothing disturbs is cached.
-        let r = c.direct_reader();
+        let r = c.direct_io();
         assert!(c.begin_fetch(2));
         let mut data = vec![0u8; 1024].into_boxed_slice();
         r.read(2, &mut data).unwrap();

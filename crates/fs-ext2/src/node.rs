@@ -5,8 +5,8 @@
 //!
 //! 1. the **data lock** of an inode (a [`SleepRwLock`], one per inode in
 //!    use, shared by every node of that inode and kept in `Live`): `read`
-//!    of a regular file takes it shared; `write`, and `setattr` that
-//!    changes the size, take it exclusively. So while a reader holds it,
+//!    of a regular file and `fsync` take it shared; `write`, and
+//!    `setattr` that changes the size, take it exclusively. So while a reader holds it,
 //!    none of the file's blocks can be freed, reused or rewritten. (An
 //!    inode is freed only when no node refers to it, so nobody can hold
 //!    its data lock then.) No operation takes two data locks; one that
@@ -26,7 +26,10 @@
 //! the device), releases the mount lock and reads the remaining runs of
 //! whole blocks straight from the device with only the data lock held, so
 //! reads of different files (and stats, lookups, ...) overlap a read's
-//! device I/O.
+//! device I/O. A write likewise allocates and copies partial and cached
+//! blocks under the mount lock and writes the runs of whole uncached
+//! blocks with only the (exclusive) data lock held, then takes the mount
+//! lock again to grow the size over what reached the device.
 //!
 //! Operations that only look (stat, lookup, readdir, readlink, the
 //! mapping half of a read) never hold the mount lock across a device
@@ -47,14 +50,12 @@
 //! requires for open-but-unlinked files.
 
 use alloc::collections::{BTreeMap, BTreeSet};
-use alloc::sync::Arc;
+use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::any::Any;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use alloc::sync::Weak;
-
-use dev_blk::cache::{Aborted, DirectReader, IoGate};
+use dev_blk::cache::{Aborted, DirectIo, IoGate};
 use dev_blk::Claim;
 use hyper::{Errno, Timespec};
 use kern::consts::s;
@@ -89,8 +90,8 @@ pub(crate) struct Shared {
     unmounted: AtomicBool,
     claim: SpinMutex<Option<Claim>>,
     sched: Arc<Sched>,
-    /// Reads runs of blocks without the mount lock.
-    reader: DirectReader,
+    /// Reads and writes runs of blocks without the mount lock.
+    reader: DirectIo,
 }
 
 /// The buffer cache's [`IoGate`]: device calls under the mount lock
@@ -215,7 +216,7 @@ impl Ext2Fs {
         if !root.is_dir() || root.links_count == 0 {
             return Err(st.corrupt("root inode is not a directory"));
         }
-        let reader = st.direct_reader();
+        let reader = st.direct_io();
         let shared = Arc::new_cyclic(|me: &Weak<Shared>| {
             st.cache.set_gate(Arc::new(MountGate(me.clone())));
             Shared {
@@ -762,7 +763,9 @@ impl Node for Ext2Node {
 
     fn write(&self, at: WriteAt, buf: &[u8]) -> Result<(usize, u64), Errno> {
         let _data = self.data.write();
-        self.fs.with_rw(|st| {
+        // Under the mount lock: allocate, copy partial and cached blocks;
+        // a write with nothing else to do finishes here.
+        let (off, planned, runs, err) = self.fs.with_rw(|st| {
             let mut i = st.read_inode(self.ino)?;
             if !i.is_reg() {
                 return Err(Errno::EINVAL);
@@ -772,10 +775,16 @@ impl Node for Ext2Node {
                 WriteAt::End => i.size,
             };
             if buf.is_empty() {
-                return Ok((0, off));
+                return Ok((off, 0, Vec::new(), None));
             }
             let (size, blocks) = (i.size, i.blocks);
-            let r = st.write_data(self.ino, &mut i, off, buf);
+            let r = st.plan_write(self.ino, &mut i, off, buf);
+            let finished = matches!(&r, Ok((_, runs, _)) if runs.is_empty());
+            if let Ok((n, _, _)) = &r {
+                if finished {
+                    st.extend_size(&mut i, off + *n as u64);
+                }
+            }
             if (i.size, i.blocks) != (size, blocks) {
                 st.note_meta(self.ino);
             }
@@ -784,9 +793,47 @@ impl Node for Ext2Node {
             i.ctime = now;
             // Blocks may have been allocated even if the write failed.
             st.write_inode(self.ino, &i)?;
-            let n = r?;
-            Ok((n, off + n as u64))
-        })
+            let (n, runs, err) = r?;
+            Ok((off, n, runs, err))
+        })?;
+        if runs.is_empty() {
+            if planned == 0 && !buf.is_empty() {
+                return Err(err.unwrap_or(Errno::ENOSPC));
+            }
+            return Ok((planned, off + planned as u64));
+        }
+        // The runs of whole uncached blocks, with only the data lock held:
+        // nobody else reads, writes or frees this file's blocks meanwhile.
+        let mut done = planned;
+        let mut io_err = None;
+        for &(first, start, len) in &runs {
+            let r = match buf.get(start..start + len) {
+                Some(src) => self.fs.reader.write(first, src),
+                None => Err(Errno::EIO),
+            };
+            if let Err(e) = r {
+                done = done.min(start);
+                io_err = Some(e);
+                break;
+            }
+        }
+        // The size grows only over data that reached the device.
+        if done > 0 {
+            self.fs.with_rw(|st| {
+                let mut i = st.read_inode(self.ino)?;
+                let size = i.size;
+                st.extend_size(&mut i, off + done as u64);
+                if i.size != size {
+                    st.note_meta(self.ino);
+                    st.write_inode(self.ino, &i)?;
+                }
+                Ok(())
+            })?;
+        }
+        if done == 0 {
+            return Err(io_err.or(err).unwrap_or(Errno::ENOSPC));
+        }
+        Ok((done, off + done as u64))
     }
 
     fn readdir(
@@ -845,6 +892,9 @@ impl Node for Ext2Node {
     }
 
     fn fsync(&self, datasync: bool) -> Result<(), Errno> {
+        // Waits for a write in progress, so its block map and its size
+        // reach the device together.
+        let _data = self.data.read();
         self.fs
             .with(|st| st.fsync_inode(self.ino, datasync).map(|_| ()))
     }

@@ -3,7 +3,8 @@
 //! the file survives a crash right after it; reads of two files overlap
 //! their device reads; a stat is not held up by another thread's slow
 //! device read, and stats of files whose inodes are not cached overlap
-//! their device reads too.
+//! their device reads too; writes of two files overlap their device
+//! writes.
 
 mod ext2_util;
 
@@ -24,6 +25,8 @@ struct TestDev {
     written_bytes: AtomicU64,
     write_calls: AtomicU64,
     slow: AtomicBool,
+    /// Large writes are slow too.
+    slow_writes: AtomicBool,
     /// Reads at least this long are slow when `slow` is set.
     slow_min: AtomicUsize,
     delay: Duration,
@@ -39,6 +42,7 @@ impl TestDev {
             written_bytes: AtomicU64::new(0),
             write_calls: AtomicU64::new(0),
             slow: AtomicBool::new(false),
+            slow_writes: AtomicBool::new(false),
             slow_min: AtomicUsize::new(16 << 10),
             delay,
             in_flight: AtomicUsize::new(0),
@@ -73,6 +77,14 @@ impl BlockDevice for TestDev {
         self.inner.read_blocks(lba, buf)
     }
     fn write_blocks(&self, lba: u64, buf: &[u8]) -> Result<(), Errno> {
+        if self.slow_writes.load(Ordering::SeqCst)
+            && buf.len() >= self.slow_min.load(Ordering::SeqCst)
+        {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(self.delay);
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
         self.written_bytes
             .fetch_add(buf.len() as u64, Ordering::SeqCst);
         self.write_calls.fetch_add(1, Ordering::SeqCst);
@@ -317,4 +329,52 @@ fn stats_of_uncached_inodes_overlap_their_device_reads() {
     assert!(max >= 2, "stats of two uncached inodes never overlapped");
     dev.slow.store(false, Ordering::SeqCst);
     unmount(k, p);
+}
+
+#[test]
+fn writes_of_two_files_overlap_their_device_writes() {
+    require!(have_e2fsprogs(), "e2fsprogs not installed");
+    let dev = TestDev::new(image(16 << 20, 4096), Duration::from_millis(100));
+    let (k, p) = boot_on(&dev);
+    dev.slow_writes.store(true, Ordering::SeqCst);
+    let data = |seed: u32| -> Vec<u8> {
+        (0..1 << 20)
+            .map(|i: u32| (i % 249) as u8 ^ seed as u8)
+            .collect()
+    };
+    let threads: Vec<_> = [1u32, 2]
+        .into_iter()
+        .map(|seed| {
+            let (q, d) = (p.clone(), data(seed));
+            std::thread::spawn(move || {
+                let name = format!("/mnt/w{seed}");
+                let fd = write_file(&q, name.as_bytes(), &d);
+                sys::close(&q, fd).unwrap();
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    dev.slow_writes.store(false, Ordering::SeqCst);
+    let max = dev.max_in_flight.load(Ordering::SeqCst);
+    eprintln!("at most {max} large writes at once");
+    assert!(max >= 2, "writes of two files never overlapped");
+    unmount(k, p);
+    let (k, p) = boot_on(&dev);
+    for seed in [1u32, 2] {
+        let got = read_all(&p, format!("/mnt/w{seed}").as_bytes(), 1 << 20);
+        assert!(got == data(seed), "w{seed} read back wrong");
+        assert_eq!(
+            sys::stat(&p, format!("/mnt/w{seed}").as_bytes())
+                .unwrap()
+                .size,
+            1 << 20
+        );
+    }
+    unmount(k, p);
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("w.img");
+    std::fs::write(&img, dev.inner.to_bytes()).unwrap();
+    assert_clean(&img);
 }

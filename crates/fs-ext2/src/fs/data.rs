@@ -33,7 +33,7 @@ impl Ext2 {
     /// blocks and blocks the cache holds (which may be newer than the
     /// device), and returns the byte count and the runs of whole uncached
     /// blocks left to read from the device. The caller reads them with a
-    /// [`DirectReader`], after releasing the file-system lock if it holds
+    /// [`DirectIo`], after releasing the file-system lock if it holds
     /// the file's data lock (see `node.rs`), so none of them can be freed
     /// or rewritten meanwhile.
     pub fn plan_read(
@@ -96,9 +96,38 @@ impl Ext2 {
         off: u64,
         buf: &[u8],
     ) -> Result<usize, Errno> {
+        let (done, runs, err) = self.plan_write(ino, inode, off, buf)?;
+        for (first, start, len) in runs {
+            let src = buf.get(start..start + len).ok_or(Errno::EIO)?;
+            self.cache.write_direct(first, src)?;
+        }
+        if done == 0 {
+            return Err(err.unwrap_or(Errno::ENOSPC));
+        }
+        self.extend_size(inode, off + done as u64);
+        Ok(done)
+    }
+
+    /// The first half of a write at `off`: allocates the blocks (changing
+    /// `inode`'s block map, not its size), copies partial blocks and
+    /// blocks the cache holds into the cache, and returns the bytes
+    /// planned (short when the disk fills: the error is returned too) and
+    /// the runs of whole uncached blocks left to write to the device. The
+    /// caller writes them with a [`DirectIo`], after releasing the
+    /// file-system lock if it holds the file's data lock exclusively (see
+    /// `node.rs`), then extends the size ([`Ext2::extend_size`]) to what
+    /// was written.
+    pub fn plan_write(
+        &mut self,
+        ino: u32,
+        inode: &mut InodeRepr,
+        off: u64,
+        buf: &[u8],
+    ) -> Result<(usize, ReadRuns, Option<Errno>), Errno> {
         self.check_writable()?;
+        let mut runs = Vec::new();
         if buf.is_empty() {
-            return Ok(0);
+            return Ok((0, runs, None));
         }
         if off >= self.g.max_file_size {
             return Err(Errno::EFBIG);
@@ -122,7 +151,7 @@ impl Ext2 {
                 }
             };
             goal = pblk as u64 + 1;
-            if chunk == bs {
+            if chunk == bs && !self.cache.contains(pblk as u64) {
                 match &mut run {
                     Some((first, start, rlen))
                         if *first + (*rlen / bs) as u64 == pblk as u64
@@ -132,9 +161,7 @@ impl Ext2 {
                         *rlen += bs
                     }
                     _ => {
-                        if let Some((first, start, rlen)) = run.take() {
-                            self.cache.write_direct(first, &buf[start..start + rlen])?;
-                        }
+                        runs.extend(run.take());
                         run = Some((pblk as u64, done, bs));
                     }
                 }
@@ -148,18 +175,17 @@ impl Ext2 {
             }
             done += chunk;
         }
-        if let Some((first, start, rlen)) = run {
-            self.cache.write_direct(first, &buf[start..start + rlen])?;
-        }
-        if done == 0 {
-            return Err(err.unwrap_or(Errno::ENOSPC));
-        }
-        let end = off + done as u64;
+        runs.extend(run);
+        Ok((done, runs, err))
+    }
+
+    /// Grows `inode`'s size to `end` if it is smaller (the second half of
+    /// a write).
+    pub fn extend_size(&mut self, inode: &mut InodeRepr, end: u64) {
         if end > inode.size {
             inode.size = end;
             self.note_size(end);
         }
-        Ok(done)
     }
 
     /// Sets the large_file feature once a file reaches 2 GiB.

@@ -5,7 +5,7 @@ use alloc::collections::BTreeSet;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use dev_blk::cache::DirectReader;
+use dev_blk::cache::DirectIo;
 use hyper::Errno;
 
 use crate::format::*;
@@ -161,8 +161,8 @@ impl Ext2 {
     }
 
     /// A reader of the device for [`ReadRuns`], usable without the lock.
-    pub fn direct_reader(&self) -> DirectReader {
-        self.cache.direct_reader()
+    pub fn direct_io(&self) -> DirectIo {
+        self.cache.direct_io()
     }
 
     /// Syncs and marks the file system clean: the clean flag reaches the
