@@ -16,7 +16,23 @@
 //! which stay coherent with cached copies.
 //!
 //! The cache has no lock of its own: its owner (one mounted file system)
-//! serialises access.
+//! serialises access. Every device call the cache makes runs through the
+//! owner's [`IoGate`], if it set one, so the owner can tell contenders for
+//! its lock that the holder is about to block (see
+//! `kern::sync::SleepMutex::holder_blocking`). A [`DirectIo`] reads and
+//! writes the device with no access to the cache at all, for transfers the
+//! owner makes after releasing its lock.
+//!
+//! Fetching outside the owner's lock: in *no-miss* mode
+//! ([`BufCache::set_no_miss`]) a miss, or any other device call, fails
+//! with `EAGAIN` and is recorded ([`BufCache::take_aborted`]) instead of
+//! being made, so a read-only operation can give up, release the lock,
+//! read the block with a [`DirectIo`] and retry. The block is
+//! registered as being fetched ([`BufCache::begin_fetch`]); anything that
+//! changes it meanwhile (it is loaded, zeroed, written directly or
+//! forgotten) marks the fetch stale, and [`BufCache::finish_fetch`] then
+//! drops the data instead of caching an old copy. (A block that is not
+//! cached is current on the device: dirty blocks are never dropped.)
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
@@ -30,6 +46,83 @@ use crate::dev::{BlockDevice, SECTOR_SIZE};
 
 /// Largest run written back with one device call.
 const MAX_RUN_BYTES: usize = 1 << 20;
+
+/// Runs the cache's device calls (block I/O that may block), so the
+/// cache's owner can announce them to contenders for its lock.
+pub trait IoGate: Send + Sync {
+    /// Runs `f`, which makes a blocking device call.
+    fn blocking(&self, f: &mut dyn FnMut());
+}
+
+fn gated(
+    gate: &Option<Arc<dyn IoGate>>,
+    f: impl FnOnce() -> Result<(), Errno>,
+) -> Result<(), Errno> {
+    match gate {
+        None => f(),
+        Some(g) => {
+            let mut f = Some(f);
+            // EIO should a gate fail to run the call.
+            let mut r = Err(Errno::EIO);
+            g.blocking(&mut || {
+                if let Some(f) = f.take() {
+                    r = f();
+                }
+            });
+            r
+        }
+    }
+}
+
+/// Reads and writes whole blocks straight on a cache's device, without
+/// the cache (see [`BufCache::direct_io`]). It neither sees nor updates
+/// cached copies: the caller transfers only blocks it knows are not
+/// cached (and cannot become cached meanwhile).
+#[derive(Clone)]
+pub struct DirectIo {
+    dev: Arc<dyn BlockDevice>,
+    bsize: usize,
+    sectors_per_block: u64,
+    nblocks: u64,
+}
+
+impl DirectIo {
+    /// Reads `buf.len() / block_size` consecutive blocks from `first`.
+    pub fn read(&self, first: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        let n = (buf.len() / self.bsize) as u64;
+        if !buf.len().is_multiple_of(self.bsize)
+            || first.checked_add(n).is_none_or(|e| e > self.nblocks)
+        {
+            return Err(Errno::EIO);
+        }
+        self.dev.read_blocks(first * self.sectors_per_block, buf)
+    }
+
+    /// Writes `buf.len() / block_size` consecutive blocks from `first`.
+    pub fn write(&self, first: u64, buf: &[u8]) -> Result<(), Errno> {
+        let n = (buf.len() / self.bsize) as u64;
+        if !buf.len().is_multiple_of(self.bsize)
+            || first.checked_add(n).is_none_or(|e| e > self.nblocks)
+        {
+            return Err(Errno::EIO);
+        }
+        self.dev.write_blocks(first * self.sectors_per_block, buf)
+    }
+
+    /// The block size.
+    pub fn block_size(&self) -> usize {
+        self.bsize
+    }
+}
+
+/// Why a no-miss attempt gave up (see [`BufCache::set_no_miss`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Aborted {
+    /// This block is not cached.
+    Block(u64),
+    /// Some other device call was needed.
+    Io,
+}
 
 /// Counters, for tests and tuning.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -56,6 +149,12 @@ pub struct BufCache {
     limit: usize,
     tick: u64,
     stats: CacheStats,
+    gate: Option<Arc<dyn IoGate>>,
+    no_miss: bool,
+    aborted: Option<Aborted>,
+    /// Blocks being fetched outside the owner's lock: fetches in flight,
+    /// and whether the block changed since the first began.
+    fetching: BTreeMap<u64, (u32, bool)>,
 }
 
 impl BufCache {
@@ -80,6 +179,10 @@ impl BufCache {
             limit: (limit_bytes / block_size).max(16),
             tick: 0,
             stats: CacheStats::default(),
+            gate: None,
+            no_miss: false,
+            aborted: None,
+            fetching: BTreeMap::new(),
         })
     }
 
@@ -93,9 +196,119 @@ impl BufCache {
         self.nblocks
     }
 
-    /// The device underneath.
+    /// The device underneath. Calls on it bypass the [`IoGate`]: prefer
+    /// [`BufCache::device_io`].
     pub fn device(&self) -> &Arc<dyn BlockDevice> {
         &self.dev
+    }
+
+    /// Sets the gate every later device call of the cache runs through.
+    pub fn set_gate(&mut self, gate: Arc<dyn IoGate>) {
+        self.gate = Some(gate);
+    }
+
+    /// Runs `f` on the device, through the gate.
+    pub fn device_io(
+        &mut self,
+        f: impl FnOnce(&dyn BlockDevice) -> Result<(), Errno>,
+    ) -> Result<(), Errno> {
+        if self.no_miss {
+            return Err(self.abort(Aborted::Io));
+        }
+        let dev = &*self.dev;
+        gated(&self.gate, || f(dev))
+    }
+
+    /// A reader of the device that needs no access to the cache.
+    pub fn direct_io(&self) -> DirectIo {
+        DirectIo {
+            dev: self.dev.clone(),
+            bsize: self.bsize,
+            sectors_per_block: self.sectors_per_block,
+            nblocks: self.nblocks,
+        }
+    }
+
+    /// In no-miss mode, misses and every other device call fail with
+    /// `EAGAIN` (and are recorded) instead of being made.
+    pub fn set_no_miss(&mut self, on: bool) {
+        self.no_miss = on;
+    }
+
+    /// What made a no-miss attempt give up, if anything (and forgets it).
+    pub fn take_aborted(&mut self) -> Option<Aborted> {
+        self.aborted.take()
+    }
+
+    /// Whether a no-miss attempt has given up (its errors mean nothing).
+    pub fn has_aborted(&self) -> bool {
+        self.aborted.is_some()
+    }
+
+    fn abort(&mut self, why: Aborted) -> Errno {
+        if self.aborted.is_none() {
+            self.aborted = Some(why);
+        }
+        Errno::EAGAIN
+    }
+
+    fn changed(&mut self, blk: u64) {
+        if let Some(f) = self.fetching.get_mut(&blk) {
+            f.1 = true;
+        }
+    }
+
+    /// Registers a fetch of `blk` from the device by the caller, outside
+    /// the owner's lock. False if `blk` is cached or beyond the device.
+    pub fn begin_fetch(&mut self, blk: u64) -> bool {
+        if blk >= self.nblocks || self.bufs.contains_key(&blk) {
+            return false;
+        }
+        self.fetching.entry(blk).or_insert((0, false)).0 += 1;
+        true
+    }
+
+    /// Ends a fetch [`BufCache::begin_fetch`] registered: `data` (what
+    /// the device returned, `None` on an error) is cached, clean, unless
+    /// the block changed or was cached meanwhile.
+    pub fn finish_fetch(&mut self, blk: u64, data: Option<Box<[u8]>>) -> Result<(), Errno> {
+        let stale = match self.fetching.get_mut(&blk) {
+            Some(f) => {
+                f.0 = f.0.saturating_sub(1);
+                let stale = f.1;
+                if f.0 == 0 {
+                    self.fetching.remove(&blk);
+                }
+                stale
+            }
+            None => true,
+        };
+        let Some(data) = data else {
+            return Ok(());
+        };
+        if stale || data.len() != self.bsize || self.bufs.contains_key(&blk) {
+            return Ok(());
+        }
+        self.make_room()?;
+        self.tick += 1;
+        self.bufs.insert(
+            blk,
+            Buf {
+                data,
+                used: self.tick,
+            },
+        );
+        Ok(())
+    }
+
+    /// Whether `blk` is cached and dirty.
+    pub fn is_dirty(&self, blk: u64) -> bool {
+        self.dirty.contains(&blk)
+    }
+
+    /// The dirty blocks in `range`, ascending.
+    pub fn dirty_in(&self, range: core::ops::Range<u64>) -> impl Iterator<Item = u64> + '_ {
+        self.dirty.range(range).copied()
     }
 
     /// Counters.
@@ -124,11 +337,15 @@ impl BufCache {
             self.stats.hits += 1;
             return Ok(());
         }
+        if self.no_miss {
+            return Err(self.abort(Aborted::Block(blk)));
+        }
         self.stats.misses += 1;
+        self.changed(blk);
         self.make_room()?;
         let mut data = vec![0u8; self.bsize].into_boxed_slice();
-        self.dev
-            .read_blocks(blk * self.sectors_per_block, &mut data)?;
+        let (dev, lba) = (&self.dev, blk * self.sectors_per_block);
+        gated(&self.gate, || dev.read_blocks(lba, &mut data))?;
         self.bufs.insert(
             blk,
             Buf {
@@ -165,6 +382,10 @@ impl BufCache {
             return Err(Errno::EROFS);
         }
         self.check(blk)?;
+        if self.no_miss && !self.bufs.contains_key(&blk) {
+            return Err(self.abort(Aborted::Io));
+        }
+        self.changed(blk);
         self.tick += 1;
         if !self.bufs.contains_key(&blk) {
             self.make_room()?;
@@ -183,6 +404,7 @@ impl BufCache {
 
     /// Drops a block without writing it (it was freed).
     pub fn forget(&mut self, blk: u64) {
+        self.changed(blk);
         self.bufs.remove(&blk);
         self.dirty.remove(&blk);
     }
@@ -202,7 +424,11 @@ impl BufCache {
         {
             return Err(Errno::EIO);
         }
-        self.dev.read_blocks(first * self.sectors_per_block, buf)?;
+        if self.no_miss {
+            return Err(self.abort(Aborted::Io));
+        }
+        let (dev, lba) = (&self.dev, first * self.sectors_per_block);
+        gated(&self.gate, || dev.read_blocks(lba, buf))?;
         for (&blk, b) in self.bufs.range(first..first + n) {
             let off = (blk - first) as usize * self.bsize;
             buf[off..off + self.bsize].copy_from_slice(&b.data);
@@ -219,7 +445,14 @@ impl BufCache {
         {
             return Err(Errno::EIO);
         }
-        self.dev.write_blocks(first * self.sectors_per_block, buf)?;
+        if self.no_miss {
+            return Err(self.abort(Aborted::Io));
+        }
+        for blk in first..first + n {
+            self.changed(blk);
+        }
+        let (dev, lba) = (&self.dev, first * self.sectors_per_block);
+        gated(&self.gate, || dev.write_blocks(lba, buf))?;
         self.stats.writes += 1;
         let bsize = self.bsize;
         for (&blk, b) in self.bufs.range_mut(first..first + n) {
@@ -233,6 +466,27 @@ impl BufCache {
     /// Writes every dirty block, in ascending order, coalescing runs.
     pub fn write_back(&mut self) -> Result<(), Errno> {
         let dirty: Vec<u64> = self.dirty.iter().copied().collect();
+        self.write_sorted(&dirty)
+    }
+
+    /// Writes those of `blocks` that are dirty, in ascending order,
+    /// coalescing runs; the others stay dirty. Returns how many blocks
+    /// were written.
+    pub fn write_blocks(&mut self, blocks: &BTreeSet<u64>) -> Result<usize, Errno> {
+        let dirty: Vec<u64> = blocks
+            .iter()
+            .copied()
+            .filter(|b| self.dirty.contains(b))
+            .collect();
+        self.write_sorted(&dirty)?;
+        Ok(dirty.len())
+    }
+
+    /// Writes `dirty` (ascending, all dirty), coalescing runs.
+    fn write_sorted(&mut self, dirty: &[u64]) -> Result<(), Errno> {
+        if self.no_miss && !dirty.is_empty() {
+            return Err(self.abort(Aborted::Io));
+        }
         let max_run = (MAX_RUN_BYTES / self.bsize).max(1);
         let mut i = 0;
         let mut run = Vec::new();
@@ -247,8 +501,8 @@ impl BufCache {
                 let b = self.bufs.get(blk).ok_or(Errno::EIO)?;
                 run.extend_from_slice(&b.data);
             }
-            self.dev
-                .write_blocks(start * self.sectors_per_block, &run)?;
+            let (dev, lba) = (&self.dev, start * self.sectors_per_block);
+            gated(&self.gate, || dev.write_blocks(lba, &run))?;
             self.stats.writes += 1;
             for blk in &dirty[i..j] {
                 self.dirty.remove(blk);
@@ -261,7 +515,7 @@ impl BufCache {
     /// Writes back and issues the device barrier.
     pub fn sync(&mut self) -> Result<(), Errno> {
         self.write_back()?;
-        self.dev.flush()
+        self.device_io(|d| d.flush())
     }
 
     /// Drops every clean block.
@@ -367,6 +621,108 @@ mod tests {
         assert_eq!(c.dirty_count(), 0);
         assert_eq!(c.read(100), Err(Errno::EIO));
         assert_eq!(c.read_direct(63, &mut buf), Err(Errno::EIO));
+    }
+
+    #[test]
+    fn write_blocks_writes_only_those_asked_for() {
+        let d = dev();
+        let mut c = BufCache::new(d.clone(), 1024, 1 << 20).unwrap();
+        for b in [1, 2, 3, 5, 9] {
+            c.zeroed(b).unwrap().fill(b as u8);
+        }
+        c.read(4).unwrap();
+        let want: BTreeSet<u64> = [2, 3, 4, 9, 20].into_iter().collect();
+        // 4 and 20 are not dirty; 2-3 is one run, 9 another.
+        assert_eq!(c.write_blocks(&want).unwrap(), 3);
+        assert_eq!(c.stats().writes, 2);
+        let bytes = d.to_bytes();
+        assert_eq!(
+            (bytes[2 * 1024], bytes[3 * 1024], bytes[9 * 1024]),
+            (2, 3, 9)
+        );
+        assert_eq!((bytes[1024], bytes[5 * 1024]), (0, 0));
+        assert!(c.is_dirty(1) && c.is_dirty(5) && !c.is_dirty(2));
+        assert_eq!(c.dirty_in(0..4).collect::<Vec<_>>(), vec![1]);
+    }
+
+    #[test]
+    fn device_calls_go_through_the_gate() {
+        use core::sync::atomic::{AtomicUsize, Ordering};
+        struct Count(AtomicUsize);
+        impl IoGate for Count {
+            fn blocking(&self, f: &mut dyn FnMut()) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+                f()
+            }
+        }
+        let gate = Arc::new(Count(AtomicUsize::new(0)));
+        let mut c = BufCache::new(dev(), 1024, 1 << 20).unwrap();
+        c.set_gate(gate.clone());
+        c.read(1).unwrap(); // miss: one call
+        c.read(1).unwrap(); // hit: none
+        c.modify(1).unwrap()[0] = 7;
+        c.sync().unwrap(); // write and barrier
+        let mut buf = vec![0u8; 2048];
+        c.read_direct(0, &mut buf).unwrap();
+        assert_eq!(buf[1024], 7);
+        assert_eq!(gate.0.load(Ordering::Relaxed), 4);
+        // A direct reader sees the device, without the gate.
+        let r = c.direct_io();
+        let mut one = vec![0u8; 1024];
+        r.read(1, &mut one).unwrap();
+        assert_eq!(one[0], 7);
+        assert_eq!(r.read(64, &mut one), Err(Errno::EIO));
+        assert_eq!(gate.0.load(Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    fn no_miss_mode_and_fetches_outside_the_owner() {
+        let d = dev();
+        let mut c = BufCache::new(d.clone(), 1024, 1 << 20).unwrap();
+        c.read(1).unwrap();
+        c.set_no_miss(true);
+        assert!(c.read(1).is_ok());
+        assert_eq!(c.read(2).err(), Some(Errno::EAGAIN));
+        assert_eq!(c.read(3).err(), Some(Errno::EAGAIN));
+        assert!(c.has_aborted());
+        // The first reason is kept.
+        assert_eq!(c.take_aborted(), Some(Aborted::Block(2)));
+        assert_eq!(c.device_io(|d| d.flush()), Err(Errno::EAGAIN));
+        assert_eq!(c.take_aborted(), Some(Aborted::Io));
+        c.set_no_miss(false);
+        // A fetch nothing disturbs is cached.
+        let r = c.direct_io();
+        assert!(c.begin_fetch(2));
+        let mut data = vec![0u8; 1024].into_boxed_slice();
+        r.read(2, &mut data).unwrap();
+        c.finish_fetch(2, Some(data)).unwrap();
+        assert!(c.contains(2));
+        assert!(!c.begin_fetch(2));
+        // A fetch during which the block is written directly (or loaded,
+        // zeroed, forgotten) is dropped: its data may be old.
+        assert!(c.begin_fetch(3));
+        let old = vec![0u8; 1024].into_boxed_slice();
+        c.write_direct(3, &[5u8; 1024]).unwrap();
+        c.finish_fetch(3, Some(old)).unwrap();
+        assert!(!c.contains(3));
+        assert_eq!(c.read(3).unwrap()[0], 5);
+        for change in 0..3 {
+            let blk = 10 + change;
+            assert!(c.begin_fetch(blk));
+            match change {
+                0 => c.zeroed(blk).map(|_| ()).unwrap(),
+                1 => c.read(blk).map(|_| ()).unwrap(),
+                _ => c.forget(blk),
+            }
+            c.forget(blk);
+            c.finish_fetch(blk, Some(vec![9u8; 1024].into_boxed_slice()))
+                .unwrap();
+            assert!(!c.contains(blk), "change {change}");
+        }
+        // A failed fetch caches nothing.
+        assert!(c.begin_fetch(20));
+        c.finish_fetch(20, None).unwrap();
+        assert!(!c.contains(20));
     }
 
     #[test]

@@ -565,6 +565,11 @@ impl Ext2 {
     /// Records that the index of `ino` is bad (logging why, once) so
     /// that later lookups go straight to the linear search.
     pub(crate) fn dx_unusable(&mut self, ino: u32, dir: &InodeRepr, why: &str) {
+        if self.cache.has_aborted() {
+            // A block was not cached (a no-miss attempt, see `node.rs`):
+            // the lookup is retried, and the index is not to blame.
+            return;
+        }
         self.log(&format!(
             "directory inode {ino}: hash index unusable ({why}); searching it linearly (e2fsck -fD rebuilds it)"
         ));

@@ -22,7 +22,8 @@
 //! metadata checksums) give a read-only mount, where writes fail with
 //! `EROFS`.
 //!
-//! Modules: [`format`] (on-disk structures), `fs` (allocation, block map,
+//! Modules: [`format`] (on-disk structures), `fs` (the mounted state, split
+//! into geometry, sync, inodes, allocation, block map, file data and
 //! directories), [`htree`] (hash-indexed directories) and [`dirhash`]
 //! (their name hashes), `node` (the VFS operations), [`mkfs`] (creating a
 //! file system). Neighbours: `dev-blk` below (devices, buffer cache), `kern`
@@ -103,7 +104,7 @@ impl FsType for Ext2Type {
             return Err(Errno::EROFS);
         }
         let st = fs::Ext2::open(dev, want_rw, k.hyper().clone(), name, cache)?;
-        Ok(Arc::new(Ext2Fs::new(st, claim)?))
+        Ok(Arc::new(Ext2Fs::new(st, claim, k.sched())?))
     }
 }
 

@@ -1,12 +1,47 @@
 //! The VFS face of ext2: [`Ext2Fs`] (a mounted file system) and
 //! [`Ext2Node`] (the vnode operations).
 //!
-//! Locking: one lock per mounted file system guards all of its state (the
-//! buffer cache, bitmaps, descriptors). Operations are short except for
-//! block I/O, which the POSIX platform completes without help from other
-//! kernel threads, so holding the lock across it keeps to the `hyper`
-//! blocking contract; contenders spin. A finer scheme (per-inode locks,
-//! as tmpfs has) is future work.
+//! Locking. Two kinds of lock, always taken in this order:
+//!
+//! 1. the **data lock** of an inode (a [`SleepRwLock`], one per inode in
+//!    use, shared by every node of that inode and kept in `Live`): `read`
+//!    of a regular file and `fsync` take it shared; `write`, and
+//!    `setattr` that changes the size, take it exclusively. So while a reader holds it,
+//!    none of the file's blocks can be freed, reused or rewritten. (An
+//!    inode is freed only when no node refers to it, so nobody can hold
+//!    its data lock then.) No operation takes two data locks; one that
+//!    ever must takes them in ascending inode order.
+//! 2. the **mount lock** (`Shared::state`, a [`SleepMutex`] around
+//!    [`Ext2`]: the buffer cache, bitmaps, descriptors, inodes,
+//!    directories). Every device call made under it (buffer-cache misses
+//!    and write-back, direct transfers, the superblock, barriers) goes
+//!    through the cache's [`IoGate`], which tells contenders the holder is
+//!    blocked so they sleep instead of spinning.
+//!
+//! Under the mount lock only the spin locks `live` and `claim` are taken,
+//! for a few map operations and no hypercall; nothing is taken under them.
+//!
+//! A read maps the file's blocks under the mount lock, copies holes,
+//! partial blocks and cached blocks (the cache may hold newer data than
+//! the device), releases the mount lock and reads the remaining runs of
+//! whole blocks straight from the device with only the data lock held, so
+//! reads of different files (and stats, lookups, ...) overlap a read's
+//! device I/O. A write likewise allocates and copies partial and cached
+//! blocks under the mount lock and writes the runs of whole uncached
+//! blocks with only the (exclusive) data lock held, then takes the mount
+//! lock again to grow the size over what reached the device.
+//!
+//! Operations that only look (stat, lookup, readdir, readlink, the
+//! mapping half of a read) never hold the mount lock across a device
+//! read either: they run with the cache in no-miss mode, give up on the
+//! first block that is not cached, fetch it with the lock released, and
+//! retry (`Shared::with_ro`; the cache discards a fetch the block changed
+//! under). Operations that modify hold the lock throughout, as they must
+//! not stop half-way; their device calls go through the gate.
+//!
+//! `fsync` writes the file's own dirty blocks and the allocation metadata
+//! (see [`Ext2::fsync_inode`]), not the whole file system; `sync`,
+//! `syncfs` and unmount write everything.
 //!
 //! Unlinked files that are still in use: a node counts live references per
 //! inode. When the link count of an inode in use drops to zero, the inode
@@ -15,15 +50,16 @@
 //! requires for open-but-unlinked files.
 
 use alloc::collections::{BTreeMap, BTreeSet};
-use alloc::sync::Arc;
+use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::any::Any;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use dev_blk::cache::{Aborted, DirectIo, IoGate};
 use dev_blk::Claim;
 use hyper::{Errno, Timespec};
 use kern::consts::s;
-use kern::sync::SpinMutex;
+use kern::sync::{Sched, SleepMutex, SleepMutexGuard, SleepRwLock, SpinMutex};
 use kern::vfs::{DirEntry, FileSystem, NewNode, Node, NodeKind, SetAttr, StatVfs, WriteAt};
 use kern::Stat;
 
@@ -33,33 +69,65 @@ use crate::fs::{ftype_of_mode, Ext2};
 /// `f_type` of `statfs(2)` for ext2.
 pub const EXT2_SUPER_MAGIC: u64 = 0xEF53;
 
+/// Blocks one read-only operation fetches outside the lock before it
+/// holds the lock throughout (see [`Shared::with_ro`]).
+const MAX_FETCHES: usize = 8;
+
+/// An inode's data lock (see the module docs).
+type DataLock = Arc<SleepRwLock<()>>;
+
 #[derive(Default)]
 struct Live {
-    refs: BTreeMap<u32, u32>,
+    /// Nodes per inode in use, and the inode's data lock.
+    refs: BTreeMap<u32, (u32, DataLock)>,
     orphans: BTreeSet<u32>,
     pending: Vec<u32>,
 }
 
 pub(crate) struct Shared {
-    state: SpinMutex<Ext2>,
+    state: SleepMutex<Ext2>,
     live: SpinMutex<Live>,
     unmounted: AtomicBool,
     claim: SpinMutex<Option<Claim>>,
+    sched: Arc<Sched>,
+    /// Reads and writes runs of blocks without the mount lock.
+    reader: DirectIo,
+}
+
+/// The buffer cache's [`IoGate`]: device calls under the mount lock
+/// announce themselves to its contenders.
+struct MountGate(Weak<Shared>);
+
+impl IoGate for MountGate {
+    fn blocking(&self, f: &mut dyn FnMut()) {
+        match self.0.upgrade() {
+            Some(s) => s.state.holder_blocking(f),
+            None => f(),
+        }
+    }
 }
 
 impl Shared {
     fn node(self: &Arc<Self>, ino: u32, kind: NodeKind) -> Arc<Ext2Node> {
-        *self.live.lock().refs.entry(ino).or_insert(0) += 1;
+        let mut live = self.live.lock();
+        let e = live
+            .refs
+            .entry(ino)
+            .or_insert_with(|| (0, Arc::new(SleepRwLock::new(&self.sched, ()))));
+        e.0 += 1;
+        let data = e.1.clone();
+        drop(live);
         Arc::new(Ext2Node {
             fs: self.clone(),
             ino,
             kind,
+            data,
         })
     }
 
-    /// Runs `f` under the file-system lock, first freeing orphans whose
-    /// last node went away.
-    fn with<R>(&self, f: impl FnOnce(&mut Ext2) -> Result<R, Errno>) -> Result<R, Errno> {
+    /// Takes the file-system lock, first freeing orphans whose last node
+    /// went away.
+    fn lock(&self) -> Result<SleepMutexGuard<'_, Ext2>, Errno> {
         if self.unmounted.load(Ordering::Acquire) {
             return Err(Errno::EIO);
         }
@@ -72,7 +140,47 @@ impl Shared {
                 }
             }
         }
+        Ok(st)
+    }
+
+    /// Runs `f` under the file-system lock, first freeing orphans whose
+    /// last node went away.
+    fn with<R>(&self, f: impl FnOnce(&mut Ext2) -> Result<R, Errno>) -> Result<R, Errno> {
+        let mut st = self.lock()?;
         f(&mut st)
+    }
+
+    /// Like [`Shared::with`] for operations that change nothing (except
+    /// in-memory memos and, as their last step, a cached inode): `f` runs
+    /// with the cache in no-miss mode, and when it needs a block that is
+    /// not cached it gives up; the block is read with the lock released
+    /// (registered with the cache, so a change meanwhile discards it) and
+    /// `f` runs again. So lookups, stats and directory reads never hold
+    /// the lock across a device read. After [`MAX_FETCHES`] blocks, or
+    /// when `f` needs some other device call, `f` runs with the lock held
+    /// throughout.
+    fn with_ro<R>(&self, mut f: impl FnMut(&mut Ext2) -> Result<R, Errno>) -> Result<R, Errno> {
+        for _ in 0..MAX_FETCHES {
+            let mut st = self.lock()?;
+            st.cache.set_no_miss(true);
+            let r = f(&mut st);
+            st.cache.set_no_miss(false);
+            let blk = match st.cache.take_aborted() {
+                None => return r,
+                Some(Aborted::Io) => return f(&mut st),
+                Some(Aborted::Block(b)) => b,
+            };
+            if !st.cache.begin_fetch(blk) {
+                return f(&mut st);
+            }
+            let bs = st.g.bs as usize;
+            drop(st);
+            let mut data = alloc::vec![0u8; bs].into_boxed_slice();
+            let ok = self.reader.read(blk, &mut data).is_ok();
+            let mut st = self.state.lock();
+            st.cache.finish_fetch(blk, ok.then_some(data))?;
+        }
+        self.with(f)
     }
 
     /// Like [`Shared::with`] for operations that write.
@@ -87,7 +195,7 @@ impl Shared {
     /// last node goes.
     fn last_link_gone(&self, st: &mut Ext2, ino: u32) -> Result<(), Errno> {
         let mut live = self.live.lock();
-        if live.refs.get(&ino).is_some_and(|&n| n > 0) {
+        if live.refs.get(&ino).is_some_and(|&(n, _)| n > 0) {
             live.orphans.insert(ino);
             return Ok(());
         }
@@ -103,16 +211,22 @@ pub struct Ext2Fs {
 }
 
 impl Ext2Fs {
-    pub(crate) fn new(mut st: Ext2, claim: Claim) -> Result<Ext2Fs, Errno> {
+    pub(crate) fn new(mut st: Ext2, claim: Claim, sched: &Arc<Sched>) -> Result<Ext2Fs, Errno> {
         let root = st.read_inode(ROOT_INO)?;
         if !root.is_dir() || root.links_count == 0 {
             return Err(st.corrupt("root inode is not a directory"));
         }
-        let shared = Arc::new(Shared {
-            state: SpinMutex::new(st),
-            live: SpinMutex::new(Live::default()),
-            unmounted: AtomicBool::new(false),
-            claim: SpinMutex::new(Some(claim)),
+        let reader = st.direct_io();
+        let shared = Arc::new_cyclic(|me: &Weak<Shared>| {
+            st.cache.set_gate(Arc::new(MountGate(me.clone())));
+            Shared {
+                state: SleepMutex::new(sched, st),
+                live: SpinMutex::new(Live::default()),
+                unmounted: AtomicBool::new(false),
+                claim: SpinMutex::new(Some(claim)),
+                sched: sched.clone(),
+                reader,
+            }
         });
         let root = shared.node(ROOT_INO, NodeKind::Directory);
         Ok(Ext2Fs { shared, root })
@@ -171,13 +285,15 @@ pub struct Ext2Node {
     fs: Arc<Shared>,
     ino: u32,
     kind: NodeKind,
+    /// The inode's data lock (see the module docs).
+    data: DataLock,
 }
 
 impl Drop for Ext2Node {
     fn drop(&mut self) {
         let mut live = self.fs.live.lock();
         let gone = match live.refs.get_mut(&self.ino) {
-            Some(n) => {
+            Some((n, _)) => {
                 *n -= 1;
                 *n == 0
             }
@@ -320,13 +436,14 @@ impl Node for Ext2Node {
     }
 
     fn getattr(&self) -> Result<Stat, Errno> {
-        self.fs.with(|st| {
+        self.fs.with_ro(|st| {
             let i = st.read_inode(self.ino)?;
             Ok(stat_of(st, self.ino, &i))
         })
     }
 
     fn setattr(&self, set: &SetAttr) -> Result<(), Errno> {
+        let _data = set.size.map(|_| self.data.write());
         self.fs.with_rw(|st| {
             let mut i = st.read_inode(self.ino)?;
             let now = st.now();
@@ -338,6 +455,7 @@ impl Node for Ext2Node {
                 }
                 if size != i.size {
                     st.set_size(self.ino, &mut i, size)?;
+                    st.note_meta(self.ino);
                     i.mtime = now;
                 }
             }
@@ -362,7 +480,7 @@ impl Node for Ext2Node {
     }
 
     fn lookup(&self, name: &[u8]) -> Result<Arc<dyn Node>, Errno> {
-        let (ino, kind) = self.fs.with(|st| {
+        let (ino, kind) = self.fs.with_ro(|st| {
             let dir = self.dir_inode(st)?;
             let (ino, i) = self.find(st, &dir, name)?;
             Ok((ino, kind_of(st, ino, i.mode)?))
@@ -427,6 +545,8 @@ impl Node for Ext2Node {
                 dir.links_count = dir.links_count.saturating_add(1);
             }
             Self::touch_dir(st, self.ino, &mut dir)?;
+            st.note_meta(ino);
+            st.note_entry(ino, self.ino);
             Ok(ino)
         })?;
         Ok(self.fs.node(ino, new.kind))
@@ -456,6 +576,7 @@ impl Node for Ext2Node {
             ti.links_count = ti.links_count.saturating_add(1);
             ti.ctime = st.now();
             st.write_inode(t.ino, &ti)?;
+            st.note_entry(t.ino, self.ino);
             Self::touch_dir(st, self.ino, &mut dir)
         })
     }
@@ -575,12 +696,13 @@ impl Node for Ext2Node {
             }
             let mut m = st.read_inode(mino)?;
             m.ctime = now;
+            st.note_entry(mino, dst);
             st.write_inode(mino, &m)
         })
     }
 
     fn readlink(&self) -> Result<Vec<u8>, Errno> {
-        self.fs.with(|st| {
+        self.fs.with_ro(|st| {
             let i = st.read_inode(self.ino)?;
             if i.file_type() != S_IFLNK {
                 return Err(Errno::EINVAL);
@@ -612,27 +734,38 @@ impl Node for Ext2Node {
     }
 
     fn read(&self, off: u64, buf: &mut [u8]) -> Result<usize, Errno> {
-        self.fs.with(|st| {
+        let _data = self.data.read();
+        let (n, runs) = self.fs.with_ro(|st| {
             let mut i = st.read_inode(self.ino)?;
             if i.is_dir() {
                 return Err(Errno::EISDIR);
             }
-            let n = st.read_data(self.ino, &i, off, buf)?;
+            let planned = st.plan_read(self.ino, &i, off, buf)?;
             // relatime: update the access time when it is older than the
             // last change or a day old.
-            if !st.read_only && n > 0 {
+            if !st.read_only && planned.0 > 0 {
                 let now = st.now();
                 if i.atime <= i.mtime || i.atime <= i.ctime || now.sec - i.atime.sec >= 86400 {
                     i.atime = now;
                     st.write_inode(self.ino, &i)?;
                 }
             }
-            Ok(n)
-        })
+            Ok(planned)
+        })?;
+        // Whole uncached blocks, with only the data lock held: nobody can
+        // free or rewrite them until we are done.
+        for (first, start, len) in runs {
+            let dst = buf.get_mut(start..start + len).ok_or(Errno::EIO)?;
+            self.fs.reader.read(first, dst)?;
+        }
+        Ok(n)
     }
 
     fn write(&self, at: WriteAt, buf: &[u8]) -> Result<(usize, u64), Errno> {
-        self.fs.with_rw(|st| {
+        let _data = self.data.write();
+        // Under the mount lock: allocate, copy partial and cached blocks;
+        // a write with nothing else to do finishes here.
+        let (off, planned, runs, err) = self.fs.with_rw(|st| {
             let mut i = st.read_inode(self.ino)?;
             if !i.is_reg() {
                 return Err(Errno::EINVAL);
@@ -642,17 +775,65 @@ impl Node for Ext2Node {
                 WriteAt::End => i.size,
             };
             if buf.is_empty() {
-                return Ok((0, off));
+                return Ok((off, 0, Vec::new(), None));
             }
-            let r = st.write_data(self.ino, &mut i, off, buf);
+            let (size, blocks) = (i.size, i.blocks);
+            let r = st.plan_write(self.ino, &mut i, off, buf);
+            let finished = matches!(&r, Ok((_, runs, _)) if runs.is_empty());
+            if let Ok((n, _, _)) = &r {
+                if finished {
+                    st.extend_size(&mut i, off + *n as u64);
+                }
+            }
+            if (i.size, i.blocks) != (size, blocks) {
+                st.note_meta(self.ino);
+            }
             let now = st.now();
             i.mtime = now;
             i.ctime = now;
             // Blocks may have been allocated even if the write failed.
             st.write_inode(self.ino, &i)?;
-            let n = r?;
-            Ok((n, off + n as u64))
-        })
+            let (n, runs, err) = r?;
+            Ok((off, n, runs, err))
+        })?;
+        if runs.is_empty() {
+            if planned == 0 && !buf.is_empty() {
+                return Err(err.unwrap_or(Errno::ENOSPC));
+            }
+            return Ok((planned, off + planned as u64));
+        }
+        // The runs of whole uncached blocks, with only the data lock held:
+        // nobody else reads, writes or frees this file's blocks meanwhile.
+        let mut done = planned;
+        let mut io_err = None;
+        for &(first, start, len) in &runs {
+            let r = match buf.get(start..start + len) {
+                Some(src) => self.fs.reader.write(first, src),
+                None => Err(Errno::EIO),
+            };
+            if let Err(e) = r {
+                done = done.min(start);
+                io_err = Some(e);
+                break;
+            }
+        }
+        // The size grows only over data that reached the device.
+        if done > 0 {
+            self.fs.with_rw(|st| {
+                let mut i = st.read_inode(self.ino)?;
+                let size = i.size;
+                st.extend_size(&mut i, off + done as u64);
+                if i.size != size {
+                    st.note_meta(self.ino);
+                    st.write_inode(self.ino, &i)?;
+                }
+                Ok(())
+            })?;
+        }
+        if done == 0 {
+            return Err(io_err.or(err).unwrap_or(Errno::ENOSPC));
+        }
+        Ok((done, off + done as u64))
     }
 
     fn readdir(
@@ -660,7 +841,7 @@ impl Node for Ext2Node {
         cookie: u64,
         sink: &mut dyn FnMut(DirEntry<'_>) -> bool,
     ) -> Result<(), Errno> {
-        let (nblocks, bs) = self.fs.with(|st| {
+        let (nblocks, bs) = self.fs.with_ro(|st| {
             let d = st.read_inode(self.ino)?;
             if !d.is_dir() {
                 return Err(Errno::ENOTDIR);
@@ -671,7 +852,7 @@ impl Node for Ext2Node {
             Ok((d.size / st.g.bs as u64, st.g.bs as u64))
         })?;
         for lblk in cookie / bs..nblocks {
-            let entries = self.fs.with(|st| {
+            let entries = self.fs.with_ro(|st| {
                 let d = st.read_inode(self.ino)?;
                 let mut out = Vec::new();
                 for e in st.dir_block_entries(self.ino, &d, lblk)? {
@@ -710,8 +891,12 @@ impl Node for Ext2Node {
         Ok(())
     }
 
-    fn fsync(&self, _datasync: bool) -> Result<(), Errno> {
-        self.fs.with(|st| st.sync())
+    fn fsync(&self, datasync: bool) -> Result<(), Errno> {
+        // Waits for a write in progress, so its block map and its size
+        // reach the device together.
+        let _data = self.data.read();
+        self.fs
+            .with(|st| st.fsync_inode(self.ino, datasync).map(|_| ()))
     }
 
     fn as_any(&self) -> &dyn Any {

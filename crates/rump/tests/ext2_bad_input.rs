@@ -253,3 +253,51 @@ fn ext2_bad_input_1000_mutations() {
         "{errs:?}"
     );
 }
+
+/// A block bitmap that marks the inode table free: allocation refuses
+/// those blocks with EUCLEAN and a log line instead of handing them out.
+#[test]
+fn allocation_refuses_metadata_a_bitmap_marks_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("meta.img");
+    newfs(&img, 1 << 20, 1024);
+    let mut image = std::fs::read(&img).unwrap();
+    // 1 KiB blocks: descriptors in block 2; the first says where group 0's
+    // block bitmap and inode table are.
+    let rd = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    let gd = 2 * 1024;
+    let (bbm, itab) = (rd(&image, gd) as usize, rd(&image, gd + 8) as usize);
+    let ipg = rd(&image, 1024 + 40) as usize;
+    let isz = u16::from_le_bytes([image[1024 + 88], image[1024 + 89]]) as usize;
+    let itable_blocks = (ipg * isz).div_ceil(1024);
+    // Bit n of the bitmap is block 1 + n (first data block 1).
+    for blk in itab..itab + itable_blocks {
+        let bit = blk - 1;
+        image[bbm * 1024 + bit / 8] &= !(1 << (bit % 8));
+    }
+    let lines = Arc::new(Mutex::new(String::new()));
+    let sink = lines.clone();
+    let log = Observed::new()
+        .on_console(move |b| sink.lock().unwrap().push_str(&String::from_utf8_lossy(b)));
+    let k = rump::Kernel::builder()
+        .platform(Arc::new(log))
+        .ext2()
+        .boot()
+        .unwrap();
+    let p = k.process().unwrap();
+    Registry::of(k.raw())
+        .unwrap()
+        .register("/dev/m", Arc::new(MemDevice::from_bytes(image, false)))
+        .unwrap();
+    rump::fs::create_dir(&p, "/mnt").unwrap();
+    sys::mount(&p, b"/dev/m", b"/mnt", b"ext2", 0, b"").unwrap();
+    let fd = sys::open(&p, b"/mnt/f", o::WRONLY | o::CREAT, 0o644).unwrap();
+    assert_eq!(sys::write(&p, fd, &[7u8; 4096]), Err(Errno::EUCLEAN));
+    assert!(
+        lines.lock().unwrap().contains("marks metadata block"),
+        "no log line: {}",
+        lines.lock().unwrap()
+    );
+    sys::close(&p, fd).unwrap();
+    let _ = sys::umount2(&p, b"/mnt", 0);
+}

@@ -90,6 +90,14 @@ impl<T> SleepMutex<T> {
         self.raw.get_mut()
     }
 
+    /// Like [`SleepMutexGuard::blocking`], for a holder that cannot reach
+    /// its guard (the blocking call is deep inside the protected value,
+    /// such as a buffer cache's device I/O). Call it only while this
+    /// thread holds the lock; it changes nothing but how contenders wait.
+    pub fn holder_blocking<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.raw.holder_blocking(f)
+    }
+
     /// The value, consuming the lock.
     pub fn into_inner(self) -> T {
         self.raw.into_inner()
@@ -134,6 +142,14 @@ impl<T> RawSleepMutex<T> {
     /// The value, when nobody else can hold the lock.
     pub fn get_mut(&mut self) -> &mut T {
         self.data.get_mut()
+    }
+
+    /// See [`SleepMutex::holder_blocking`].
+    pub fn holder_blocking<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.owner_blocked.fetch_add(1, Ordering::Relaxed);
+        let r = f();
+        self.owner_blocked.fetch_sub(1, Ordering::Relaxed);
+        r
     }
 
     /// The value, consuming the lock.
