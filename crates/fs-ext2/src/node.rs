@@ -273,7 +273,21 @@ impl FileSystem for Ext2Fs {
     }
 
     fn unmount(&self) -> Result<(), Errno> {
-        let r = self.shared.with(|st| st.unmount());
+        let r = self.shared.with(|st| {
+            // Unlinked files still open (a halt, or a forced unmount, with
+            // calls in progress) are freed now: nothing can use them after
+            // this, and leaving them would leave allocated inodes without
+            // a name on an image marked clean.
+            if !st.read_only {
+                let orphans = core::mem::take(&mut self.shared.live.lock().orphans);
+                for ino in orphans {
+                    if let Err(e) = st.release_inode(ino) {
+                        st.log(&alloc::format!("freeing orphan inode {ino} at unmount: {e:?}"));
+                    }
+                }
+            }
+            st.unmount()
+        });
         self.shared.unmounted.store(true, Ordering::Release);
         self.shared.claim.lock().take();
         r
