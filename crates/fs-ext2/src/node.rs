@@ -282,7 +282,9 @@ impl FileSystem for Ext2Fs {
                 let orphans = core::mem::take(&mut self.shared.live.lock().orphans);
                 for ino in orphans {
                     if let Err(e) = st.release_inode(ino) {
-                        st.log(&alloc::format!("freeing orphan inode {ino} at unmount: {e:?}"));
+                        st.log(&alloc::format!(
+                            "freeing orphan inode {ino} at unmount: {e:?}"
+                        ));
                     }
                 }
             }

@@ -19,8 +19,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 /// The block-device layer (registry, memory devices, partitions).
+#[cfg(feature = "testing")]
 pub use dev_blk;
 /// The ext2 driver itself.
+#[cfg(feature = "testing")]
 pub use fs_ext2;
 pub use fs_ext2::mkfs::{MkfsOptions, MkfsSummary};
 
@@ -69,7 +71,7 @@ pub fn mount(p: &Process, key: &str, target: &str, read_only: bool) -> io::Resul
 
 /// Creates an ext2 file system on the registered device `key`.
 pub fn newfs(kernel: &Kernel, key: &str, opts: &MkfsOptions) -> Result<MkfsSummary, Errno> {
-    let reg = dev_blk::Registry::of(kernel.raw())?;
+    let reg = dev_blk::Registry::of(&kernel.k)?;
     let (dev, _claim) = reg.claim(key)?;
     fs_ext2::mkfs::format(&*dev, opts)
 }
@@ -100,10 +102,10 @@ pub fn newfs_existing<P: AsRef<Path>>(image: P, opts: &MkfsOptions) -> io::Resul
     register_image(&p, image.as_ref(), "/dev/newfs", false)?;
     let mut o = opts.clone();
     if o.now == 0 {
-        o.now = kernel.raw().hyper().clock_wall().sec as u32;
+        o.now = kernel.k.hyper().clock_wall().sec as u32;
     }
     if o.uuid == [0; 16] {
-        kernel.raw().hyper().random_fill(&mut o.uuid);
+        kernel.k.hyper().random_fill(&mut o.uuid);
         // RFC 4122 version 4, variant 1.
         o.uuid[6] = (o.uuid[6] & 0x0f) | 0x40;
         o.uuid[8] = (o.uuid[8] & 0x3f) | 0x80;

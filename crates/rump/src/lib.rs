@@ -33,10 +33,17 @@ pub mod ext2;
 pub mod fs;
 pub mod net;
 
-pub use hyper::{self, Errno, Hyper, Timespec};
-pub use hyper_posix::{self, PosixHyper};
-pub use kern::{self, Component, Cred, ForkFds, Stage, Stat};
+pub use hyper::{Errno, Hyper, Timespec};
+pub use hyper_posix::PosixHyper;
+pub use kern::sysctl::SysctlValue;
+pub use kern::{Component, Cred, ForkFds, Stage, Stat};
 pub use sys;
+
+/// The kernel's internal crates, for tests and tools built with the
+/// `testing` feature (calls through them can skip the system-call layer's
+/// checks).
+#[cfg(feature = "testing")]
+pub use {hyper, hyper_posix, kern};
 
 /// A rump kernel. Dropping it halts the kernel; [`Kernel::halt`] does so
 /// explicitly.
@@ -53,7 +60,7 @@ pub use sys;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Kernel {
-    k: kern::Kernel,
+    pub(crate) k: kern::Kernel,
 }
 
 /// Configures a kernel before boot; see [`Kernel::builder`].
@@ -102,6 +109,7 @@ impl Kernel {
     }
 
     /// The kernel underneath, for components and lower-level use.
+    #[cfg(feature = "testing")]
     pub fn raw(&self) -> &kern::Kernel {
         &self.k
     }
@@ -242,6 +250,7 @@ impl Process {
     }
 
     /// The kernel process underneath.
+    #[cfg(feature = "testing")]
     pub fn raw(&self) -> &Arc<kern::Proc> {
         &self.p
     }

@@ -66,6 +66,7 @@ pub fn unique_bus_name(prefix: &str) -> String {
 
 /// The network stack of a kernel (for what is not a system call: frame
 /// injection for fuzzing, socket counts); `EAFNOSUPPORT` without one.
+#[cfg(feature = "testing")]
 pub fn stack(k: &crate::Kernel) -> Result<Arc<Stack>, Errno> {
     ::net::stack_of(k.raw())
 }

@@ -96,7 +96,7 @@ pub fn run(a: TcpArgs) -> anyhow::Result<()> {
         for kv in &a.set {
             let (name, v) = kv.split_once('=').context("--set NAME=VALUE")?;
             let v: i64 = v.parse().context("--set value")?;
-            rump::sys::sysctl_set(&p, name, rump::kern::sysctl::SysctlValue::Int(v))?;
+            rump::sys::sysctl_set(&p, name, rump::SysctlValue::Int(v))?;
         }
         Ok((k, p))
     };
