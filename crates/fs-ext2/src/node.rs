@@ -273,13 +273,50 @@ impl FileSystem for Ext2Fs {
     }
 
     fn unmount(&self) -> Result<(), Errno> {
+        // Let the reads and writes in progress on files in use finish
+        // first (a write whose data reached the device still records the
+        // new size afterwards): hold every live inode's data lock while
+        // the file system is written out. Files looked up meanwhile make
+        // us take the set again; a few rounds at most, since the VFS lets
+        // an unmount through only when nothing new is coming.
+        let snapshot = || -> Vec<(u32, DataLock)> {
+            let live = self.shared.live.lock();
+            live.refs
+                .iter()
+                .map(|(ino, (_, l))| (*ino, l.clone()))
+                .collect()
+        };
+        let mut locks;
+        let mut rounds = 0;
+        let _guards = loop {
+            locks = snapshot();
+            let guards: Vec<_> = locks.iter().map(|(_, l)| l.write()).collect();
+            rounds += 1;
+            let grew = self
+                .shared
+                .live
+                .lock()
+                .refs
+                .keys()
+                .any(|ino| locks.binary_search_by_key(ino, |(i, _)| *i).is_err());
+            if !grew || rounds >= 8 {
+                break guards;
+            }
+        };
         let r = self.shared.with(|st| {
             // Unlinked files still open (a halt, or a forced unmount, with
             // calls in progress) are freed now: nothing can use them after
             // this, and leaving them would leave allocated inodes without
             // a name on an image marked clean.
             if !st.read_only {
-                let orphans = core::mem::take(&mut self.shared.live.lock().orphans);
+                // Also those whose last node went after `with` freed the
+                // pending ones: one look at both sets, under one lock.
+                let orphans: Vec<u32> = {
+                    let mut live = self.shared.live.lock();
+                    let mut all = core::mem::take(&mut live.pending);
+                    all.extend(core::mem::take(&mut live.orphans));
+                    all
+                };
                 for ino in orphans {
                     if let Err(e) = st.release_inode(ino) {
                         st.log(&alloc::format!(
@@ -496,19 +533,21 @@ impl Node for Ext2Node {
     }
 
     fn lookup(&self, name: &[u8]) -> Result<Arc<dyn Node>, Errno> {
-        let (ino, kind) = self.fs.with_ro(|st| {
+        // The node is made under the mount lock: once the lock goes, an
+        // unlink of the name frees the inode unless a node holds it.
+        let node = self.fs.with_ro(|st| {
             let dir = self.dir_inode(st)?;
             let (ino, i) = self.find(st, &dir, name)?;
-            Ok((ino, kind_of(st, ino, i.mode)?))
+            Ok(self.fs.node(ino, kind_of(st, ino, i.mode)?))
         })?;
-        Ok(self.fs.node(ino, kind))
+        Ok(node)
     }
 
     fn create(&self, name: &[u8], new: &NewNode<'_>) -> Result<Arc<dyn Node>, Errno> {
         if name.len() > 255 {
             return Err(Errno::ENAMETOOLONG);
         }
-        let ino = self.fs.with_rw(|st| {
+        let node = self.fs.with_rw(|st| {
             let mut dir = self.dir_inode(st)?;
             if st.dir_find(self.ino, &dir, name)?.is_some() {
                 return Err(Errno::EEXIST);
@@ -563,9 +602,10 @@ impl Node for Ext2Node {
             Self::touch_dir(st, self.ino, &mut dir)?;
             st.note_meta(ino);
             st.note_entry(ino, self.ino);
-            Ok(ino)
+            // Under the lock, as in `lookup`.
+            Ok(self.fs.node(ino, new.kind))
         })?;
-        Ok(self.fs.node(ino, new.kind))
+        Ok(node)
     }
 
     fn link(&self, name: &[u8], target: &Arc<dyn Node>) -> Result<(), Errno> {
