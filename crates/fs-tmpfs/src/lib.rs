@@ -7,9 +7,11 @@
 //! listing is returned exactly once). Hard links, symbolic links, fifos and
 //! device nodes are supported.
 //!
-//! Locking: each node has a sleeping lock for its data (entries, pages)
-//! and one for its attributes ([`kern::sync::RawSleepMutex`], scheduled by
-//! the kernel's `Sched`). Lock order, outermost first:
+//! Locking: each node has a sleeping lock for its data (a reader-writer
+//! lock for a directory's entries, so lookups and listings share it; a
+//! mutex for a file's pages) and one for its attributes
+//! ([`kern::sync::RawSleepRwLock`], [`kern::sync::RawSleepMutex`],
+//! scheduled by the kernel's `Sched`). Lock order, outermost first:
 //!
 //! 1. the file system's rename lock (`ns`), taken only by rename, so
 //!    parent links (which only rename changes) stay put while it runs;
@@ -46,7 +48,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use hyper::{Errno, Hyper, Timespec};
 use kern::consts::s;
-use kern::sync::{RawSleepMutex, Sched};
+use kern::sync::{RawSleepMutex, RawSleepRwLock, Sched};
 use kern::vfs::{DirEntry, FileSystem, FsType, NewNode, Node, NodeKind, SetAttr, StatVfs, WriteAt};
 use kern::{Component, Kernel, Stage, Stat};
 
@@ -227,7 +229,7 @@ impl Tmpfs {
                 ctime: now,
             }),
             up: RawSleepMutex::new(me.clone()),
-            data: NodeData::Dir(RawSleepMutex::new(DirData::new())),
+            data: NodeData::Dir(RawSleepRwLock::new(DirData::new())),
         });
         Tmpfs { shared, root }
     }
@@ -323,7 +325,7 @@ impl DirData {
 
 enum NodeData {
     File(RawSleepMutex<FileData>),
-    Dir(RawSleepMutex<DirData>),
+    Dir(RawSleepRwLock<DirData>),
     Symlink(Vec<u8>),
     Special,
 }
@@ -383,7 +385,7 @@ fn downcast(n: &Arc<dyn Node>) -> Result<&TmpNode, Errno> {
 }
 
 impl TmpNode {
-    fn dir(&self) -> Result<&RawSleepMutex<DirData>, Errno> {
+    fn dir(&self) -> Result<&RawSleepRwLock<DirData>, Errno> {
         match &self.data {
             NodeData::Dir(d) => Ok(d),
             _ => Err(Errno::ENOTDIR),
@@ -431,7 +433,7 @@ impl TmpNode {
                 size: 0,
                 pages: BTreeMap::new(),
             })),
-            NodeKind::Directory => NodeData::Dir(RawSleepMutex::new(DirData::new())),
+            NodeKind::Directory => NodeData::Dir(RawSleepRwLock::new(DirData::new())),
             NodeKind::Symlink => NodeData::Symlink(new.target.to_vec()),
             _ => NodeData::Special,
         };
@@ -501,7 +503,7 @@ impl Node for TmpNode {
             }
             NodeData::Dir(d) => {
                 // Linux tmpfs reports 20 bytes per entry plus the two dots.
-                let n = d.lock(&self.fs.sched).entries.len() as u64;
+                let n = d.read(&self.fs.sched).entries.len() as u64;
                 ((n + 2) * 20, 0)
             }
             NodeData::Symlink(t) => (t.len() as u64, 0),
@@ -557,7 +559,7 @@ impl Node for TmpNode {
     }
 
     fn lookup(&self, name: &[u8]) -> Result<Arc<dyn Node>, Errno> {
-        let d = self.dir()?.lock(&self.fs.sched);
+        let d = self.dir()?.read(&self.fs.sched);
         if d.removed {
             return Err(Errno::ENOENT);
         }
@@ -581,7 +583,7 @@ impl Node for TmpNode {
 
     fn create(&self, name: &[u8], new: &NewNode<'_>) -> Result<Arc<dyn Node>, Errno> {
         let dir = self.dir()?;
-        let mut d = dir.lock(&self.fs.sched);
+        let mut d = dir.write(&self.fs.sched);
         if d.removed {
             return Err(Errno::ENOENT);
         }
@@ -604,7 +606,7 @@ impl Node for TmpNode {
             return Err(Errno::EPERM);
         }
         let dir = self.dir()?;
-        let mut d = dir.lock(&self.fs.sched);
+        let mut d = dir.write(&self.fs.sched);
         if d.removed {
             return Err(Errno::ENOENT);
         }
@@ -624,7 +626,7 @@ impl Node for TmpNode {
 
     fn unlink(&self, name: &[u8]) -> Result<(), Errno> {
         let dir = self.dir()?;
-        let mut d = dir.lock(&self.fs.sched);
+        let mut d = dir.write(&self.fs.sched);
         let victim = d.get(name).ok_or(Errno::ENOENT)?;
         if victim.kind == NodeKind::Directory {
             return Err(Errno::EISDIR);
@@ -639,11 +641,11 @@ impl Node for TmpNode {
 
     fn rmdir(&self, name: &[u8]) -> Result<(), Errno> {
         let dir = self.dir()?;
-        let mut d = dir.lock(&self.fs.sched);
+        let mut d = dir.write(&self.fs.sched);
         let victim = d.get(name).ok_or(Errno::ENOENT)?.clone();
         let vd = victim.dir()?;
         {
-            let mut vd = vd.lock(&self.fs.sched);
+            let mut vd = vd.write(&self.fs.sched);
             if !vd.entries.is_empty() {
                 return Err(Errno::ENOTEMPTY);
             }
@@ -670,7 +672,7 @@ impl Node for TmpNode {
         // parent before its child (as rmdir locks), otherwise by inode
         // number; see the module docs.
         let (mut sd, mut dd) = if same_dir {
-            (src_dir.lock(sched), None)
+            (src_dir.write(sched), None)
         } else {
             let dst_parent = nd.up.lock(sched).clone();
             let src_parent = self.up.lock(sched).clone();
@@ -682,12 +684,12 @@ impl Node for TmpNode {
                 self.ino < nd.ino
             };
             if src_first {
-                let a = src_dir.lock(sched);
-                let b = dst_dir.lock(sched);
+                let a = src_dir.write(sched);
+                let b = dst_dir.write(sched);
                 (a, Some(b))
             } else {
-                let b = dst_dir.lock(sched);
-                let a = src_dir.lock(sched);
+                let b = dst_dir.write(sched);
+                let a = src_dir.write(sched);
                 (a, Some(b))
             }
         };
@@ -720,7 +722,7 @@ impl Node for TmpNode {
                     if e.is_same(self) {
                         return Err(Errno::ENOTEMPTY);
                     }
-                    let mut ed = e.dir()?.lock(sched);
+                    let mut ed = e.dir()?.write(sched);
                     if !ed.entries.is_empty() {
                         return Err(Errno::ENOTEMPTY);
                     }
@@ -840,7 +842,7 @@ impl Node for TmpNode {
         cookie: u64,
         sink: &mut dyn FnMut(DirEntry<'_>) -> bool,
     ) -> Result<(), Errno> {
-        let d = self.dir()?.lock(&self.fs.sched);
+        let d = self.dir()?.read(&self.fs.sched);
         if d.removed {
             return Ok(());
         }

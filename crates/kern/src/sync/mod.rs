@@ -37,7 +37,7 @@ use hyper::Parker;
 
 pub use sched::{Sched, SpinSlot};
 pub use sleep::{RawSleepMutex, SleepMutex, SleepMutexGuard};
-pub use sleep_rw::{SleepRwLock, SleepRwLockReadGuard, SleepRwLockWriteGuard};
+pub use sleep_rw::{RawSleepRwLock, SleepRwLock, SleepRwLockReadGuard, SleepRwLockWriteGuard};
 
 /// A spin lock around `T`, for short sections without hypercalls. See the
 /// module docs.

@@ -31,8 +31,16 @@ pub struct RawSleepMutex<T> {
     sleepers: Sleepers,
     /// Non-zero while the holder is inside a blocking hypercall.
     owner_blocked: AtomicU32,
+    /// Threads spinning for the lock right now.
+    spinning: AtomicU32,
+    /// Releases in a row that left the sleepers to a spinner.
+    skipped_wakes: AtomicU32,
     budget: SpinBudget,
 }
+
+/// Releases in a row that may leave the sleepers asleep because a spinner
+/// will take the lock; then one is woken anyway, so none waits forever.
+const MAX_SKIPPED_WAKES: u32 = 8;
 
 /// Holds a [`SleepMutex`] or [`RawSleepMutex`]; releases it (and wakes a
 /// sleeper) when dropped.
@@ -49,9 +57,21 @@ struct WakeOne<'a, T> {
 
 impl<T> Drop for WakeOne<'_, T> {
     fn drop(&mut self) {
-        if self.m.sleepers.any_after_release() {
-            self.m.sleepers.wake_one();
+        let m = self.m;
+        if !m.sleepers.any_after_release() {
+            return;
         }
+        // A thread spinning for the lock will take it (or, failing, queue
+        // itself and re-check before it sleeps), so waking a sleeper now
+        // would only pay for a wake-up that loses the race. Bounded, so the
+        // sleepers get their turn.
+        if m.spinning.load(Ordering::SeqCst) != 0
+            && m.skipped_wakes.fetch_add(1, Ordering::Relaxed) < MAX_SKIPPED_WAKES
+        {
+            return;
+        }
+        m.skipped_wakes.store(0, Ordering::Relaxed);
+        m.sleepers.wake_one();
     }
 }
 
@@ -111,6 +131,8 @@ impl<T> RawSleepMutex<T> {
             data: spin::Mutex::new(value),
             sleepers: Sleepers::new(),
             owner_blocked: AtomicU32::new(0),
+            spinning: AtomicU32::new(0),
+            skipped_wakes: AtomicU32::new(0),
             budget: SpinBudget::new(),
         }
     }
@@ -162,6 +184,8 @@ impl<T> RawSleepMutex<T> {
         let max = sched.max_rounds();
         if let Some(_slot) = sched.try_spin() {
             let rounds = self.budget.rounds(max);
+            self.spinning.fetch_add(1, Ordering::SeqCst);
+            let mut got = None;
             for _ in 0..rounds {
                 if self.owner_blocked.load(Ordering::Relaxed) != 0 {
                     break;
@@ -169,10 +193,17 @@ impl<T> RawSleepMutex<T> {
                 sched.relax();
                 if !self.data.is_locked() {
                     if let Some(g) = self.data.try_lock() {
-                        self.budget.paid_off(max);
-                        return self.wrap(g);
+                        got = Some(g);
+                        break;
                     }
                 }
+            }
+            // Before queueing (whose fence orders this against a release's
+            // look at `spinning`).
+            self.spinning.fetch_sub(1, Ordering::SeqCst);
+            if let Some(g) = got {
+                self.budget.paid_off(max);
+                return self.wrap(g);
             }
             self.budget.failed();
         }

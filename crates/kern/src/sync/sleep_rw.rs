@@ -17,14 +17,28 @@ use super::Sleepers;
 
 /// A reader-writer lock whose contenders spin briefly, then sleep.
 pub struct SleepRwLock<T> {
+    raw: RawSleepRwLock<T>,
+    sched: Arc<Sched>,
+}
+
+/// A [`SleepRwLock`] that does not keep its [`Sched`]: callers pass it to
+/// each `read` and `write` (for locks in many small objects).
+pub struct RawSleepRwLock<T> {
     data: spin::RwLock<T>,
     readers: Sleepers,
     writers: Sleepers,
     /// Writers spinning or queued for the lock.
     writers_wanting: AtomicU32,
+    /// Writers spinning right now (a release then need not wake a
+    /// sleeping one; see `RawSleepMutex`).
+    writers_spinning: AtomicU32,
+    skipped_wakes: AtomicU32,
     budget: SpinBudget,
-    sched: Arc<Sched>,
 }
+
+/// As for the mutex: releases in a row that may leave a sleeping writer to
+/// a spinning one.
+const MAX_SKIPPED_WAKES: u32 = 8;
 
 /// Shared access to a [`SleepRwLock`].
 pub struct SleepRwLockReadGuard<'a, T> {
@@ -39,11 +53,11 @@ pub struct SleepRwLockWriteGuard<'a, T> {
 }
 
 struct ReadRelease<'a, T> {
-    l: &'a SleepRwLock<T>,
+    l: &'a RawSleepRwLock<T>,
 }
 
 struct WriteRelease<'a, T> {
-    l: &'a SleepRwLock<T>,
+    l: &'a RawSleepRwLock<T>,
 }
 
 impl<T> Drop for ReadRelease<'_, T> {
@@ -51,7 +65,7 @@ impl<T> Drop for ReadRelease<'_, T> {
         // Only writers can be waiting for readers to leave (a queued
         // reader waits for a writer, whose release wakes it).
         if self.l.writers.any_after_release() && self.l.data.reader_count() == 0 {
-            self.l.writers.wake_one();
+            self.l.wake_writer();
         }
     }
 }
@@ -64,7 +78,7 @@ impl<T> Drop for WriteRelease<'_, T> {
             l.readers.wake_all();
         }
         if writers {
-            l.writers.wake_one();
+            l.wake_writer();
         }
     }
 }
@@ -73,11 +87,7 @@ impl<T> SleepRwLock<T> {
     /// A new, unlocked lock scheduled by `sched`.
     pub fn new(sched: &Arc<Sched>, value: T) -> SleepRwLock<T> {
         SleepRwLock {
-            data: spin::RwLock::new(value),
-            readers: Sleepers::new(),
-            writers: Sleepers::new(),
-            writers_wanting: AtomicU32::new(0),
-            budget: SpinBudget::new(),
+            raw: RawSleepRwLock::new(value),
             sched: sched.clone(),
         }
     }
@@ -85,20 +95,52 @@ impl<T> SleepRwLock<T> {
     /// Shared access, sleeping while a writer holds or wants the lock.
     #[inline]
     pub fn read(&self) -> SleepRwLockReadGuard<'_, T> {
-        if self.writers_wanting.load(Ordering::Relaxed) == 0 {
-            if let Some(g) = self.data.try_read() {
-                return self.wrap_read(g);
-            }
-        }
-        self.read_contended()
+        self.raw.read(&self.sched)
     }
 
     /// Exclusive access, sleeping while anyone else holds the lock.
     #[inline]
     pub fn write(&self) -> SleepRwLockWriteGuard<'_, T> {
+        self.raw.write(&self.sched)
+    }
+
+    /// Writers waiting right now (a snapshot).
+    pub fn writers_waiting(&self) -> u32 {
+        self.raw.writers_waiting()
+    }
+}
+
+impl<T> RawSleepRwLock<T> {
+    /// A new, unlocked lock.
+    pub const fn new(value: T) -> RawSleepRwLock<T> {
+        RawSleepRwLock {
+            data: spin::RwLock::new(value),
+            readers: Sleepers::new(),
+            writers: Sleepers::new(),
+            writers_wanting: AtomicU32::new(0),
+            writers_spinning: AtomicU32::new(0),
+            skipped_wakes: AtomicU32::new(0),
+            budget: SpinBudget::new(),
+        }
+    }
+
+    /// Shared access, sleeping while a writer holds or wants the lock.
+    #[inline]
+    pub fn read(&self, sched: &Sched) -> SleepRwLockReadGuard<'_, T> {
+        if self.writers_wanting.load(Ordering::Relaxed) == 0 {
+            if let Some(g) = self.data.try_read() {
+                return self.wrap_read(g);
+            }
+        }
+        self.read_contended(sched)
+    }
+
+    /// Exclusive access, sleeping while anyone else holds the lock.
+    #[inline]
+    pub fn write(&self, sched: &Sched) -> SleepRwLockWriteGuard<'_, T> {
         match self.data.try_write() {
             Some(g) => self.wrap_write(g),
-            None => self.write_contended(),
+            None => self.write_contended(sched),
         }
     }
 
@@ -107,12 +149,24 @@ impl<T> SleepRwLock<T> {
         self.writers_wanting.load(Ordering::Relaxed)
     }
 
+    /// Wakes a sleeping writer, unless one is spinning (it will take the
+    /// lock, or queue itself and re-check), at most a few times in a row.
+    fn wake_writer(&self) {
+        if self.writers_spinning.load(Ordering::SeqCst) != 0
+            && self.skipped_wakes.fetch_add(1, Ordering::Relaxed) < MAX_SKIPPED_WAKES
+        {
+            return;
+        }
+        self.skipped_wakes.store(0, Ordering::Relaxed);
+        self.writers.wake_one();
+    }
+
     #[cold]
-    fn read_contended(&self) -> SleepRwLockReadGuard<'_, T> {
-        let max = self.sched.max_rounds();
-        if let Some(_slot) = self.sched.try_spin() {
+    fn read_contended(&self, sched: &Sched) -> SleepRwLockReadGuard<'_, T> {
+        let max = sched.max_rounds();
+        if let Some(_slot) = sched.try_spin() {
             for _ in 0..self.budget.rounds(max) {
-                self.sched.relax();
+                sched.relax();
                 if self.writers_wanting.load(Ordering::Relaxed) == 0 {
                     if let Some(g) = self.data.try_read() {
                         self.budget.paid_off(max);
@@ -122,7 +176,7 @@ impl<T> SleepRwLock<T> {
             }
             self.budget.failed();
         }
-        let me = self.sched.hyper().current_parker();
+        let me = sched.hyper().current_parker();
         let mut woken = false;
         loop {
             self.readers.push(&me);
@@ -144,26 +198,34 @@ impl<T> SleepRwLock<T> {
     }
 
     #[cold]
-    fn write_contended(&self) -> SleepRwLockWriteGuard<'_, T> {
+    fn write_contended(&self, sched: &Sched) -> SleepRwLockWriteGuard<'_, T> {
         self.writers_wanting.fetch_add(1, Ordering::SeqCst);
-        let g = self.write_wait();
+        let g = self.write_wait(sched);
         self.writers_wanting.fetch_sub(1, Ordering::SeqCst);
         self.wrap_write(g)
     }
 
-    fn write_wait(&self) -> spin::RwLockWriteGuard<'_, T> {
-        let max = self.sched.max_rounds();
-        if let Some(_slot) = self.sched.try_spin() {
+    fn write_wait(&self, sched: &Sched) -> spin::RwLockWriteGuard<'_, T> {
+        let max = sched.max_rounds();
+        if let Some(_slot) = sched.try_spin() {
+            self.writers_spinning.fetch_add(1, Ordering::SeqCst);
+            let mut got = None;
             for _ in 0..self.budget.rounds(max) {
-                self.sched.relax();
+                sched.relax();
                 if let Some(g) = self.data.try_write() {
-                    self.budget.paid_off(max);
-                    return g;
+                    got = Some(g);
+                    break;
                 }
+            }
+            // Before queueing: `Sleepers::push`'s fence orders it.
+            self.writers_spinning.fetch_sub(1, Ordering::SeqCst);
+            if let Some(g) = got {
+                self.budget.paid_off(max);
+                return g;
             }
             self.budget.failed();
         }
-        let me = self.sched.hyper().current_parker();
+        let me = sched.hyper().current_parker();
         loop {
             self.writers.push(&me);
             if let Some(g) = self.data.try_write() {
