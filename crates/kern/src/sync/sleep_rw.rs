@@ -131,6 +131,9 @@ impl<T> SleepRwLock<T> {
             if woken || self.writers_wanting.load(Ordering::SeqCst) == 0 {
                 if let Some(g) = self.data.try_read() {
                     self.readers.withdraw(me.id());
+                    if woken {
+                        me.unpark();
+                    }
                     return self.wrap_read(g);
                 }
             }
@@ -138,6 +141,9 @@ impl<T> SleepRwLock<T> {
             self.readers.withdraw(me.id());
             woken = true;
             if let Some(g) = self.data.try_read() {
+                // The park may have taken an outer wait's token: give it
+                // back (see `SleepMutex`).
+                me.unpark();
                 return self.wrap_read(g);
             }
         }
@@ -164,15 +170,21 @@ impl<T> SleepRwLock<T> {
             self.budget.failed();
         }
         let me = self.sched.hyper().current_parker();
+        let mut parked = false;
         loop {
             self.writers.push(&me);
             if let Some(g) = self.data.try_write() {
                 self.writers.withdraw(me.id());
+                if parked {
+                    me.unpark();
+                }
                 return g;
             }
+            parked = true;
             me.park_until(None);
             self.writers.withdraw(me.id());
             if let Some(g) = self.data.try_write() {
+                me.unpark();
                 return g;
             }
         }
