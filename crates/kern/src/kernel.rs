@@ -337,6 +337,17 @@ impl Kernel {
                     Err(e) => Some(Err(e)),
                     Ok(None) => match deadline {
                         Some(d) if hyper.clock_monotonic() >= d => Some(Err(Errno::ETIMEDOUT)),
+                        // Woken (taken off a queue), cancelled or halted
+                        // while `ready` ran: look again instead of
+                        // sleeping. The wake-up's token may be gone: a
+                        // sleeping lock that `ready` waited for parks this
+                        // same thread, and a queue's wake-up is one-shot.
+                        _ if queues.iter().any(|q| !q.is_registered(id))
+                            || cancelled()
+                            || self.is_halted() =>
+                        {
+                            None
+                        }
                         _ => {
                             parker.park_until(deadline);
                             None

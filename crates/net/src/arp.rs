@@ -12,7 +12,7 @@
 use alloc::vec::Vec;
 use core::net::IpAddr;
 
-use hashbrown::HashMap;
+use crate::hash::HashMap;
 
 /// Between two requests for the same address.
 pub(crate) const RETRY_NS: u64 = 1_000_000_000;
@@ -61,9 +61,16 @@ pub(crate) struct ArpTable {
 }
 
 impl ArpTable {
+    /// A table with seed 0 (tests).
+    #[cfg(test)]
     pub fn new() -> Self {
+        Self::with_seed(0)
+    }
+
+    /// A table hashing with `seed` (see `hash.rs`).
+    pub fn with_seed(seed: u64) -> Self {
         ArpTable {
-            entries: HashMap::new(),
+            entries: crate::hash::map(seed),
         }
     }
 

@@ -172,6 +172,24 @@ pub(crate) struct CmsgWants {
 }
 
 impl CmsgWants {
+    /// The flags as bits (for an atomic copy).
+    pub fn bits(&self) -> u8 {
+        self.pktinfo as u8
+            | (self.ttl as u8) << 1
+            | (self.timestamp as u8) << 2
+            | (self.timestamp_ns as u8) << 3
+    }
+
+    /// The flags from [`CmsgWants::bits`].
+    pub fn from_bits(b: u8) -> CmsgWants {
+        CmsgWants {
+            pktinfo: b & 1 != 0,
+            ttl: b & 2 != 0,
+            timestamp: b & 4 != 0,
+            timestamp_ns: b & 8 != 0,
+        }
+    }
+
     pub fn any(&self) -> bool {
         self.pktinfo || self.ttl || self.timestamp || self.timestamp_ns
     }

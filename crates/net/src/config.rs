@@ -66,7 +66,15 @@ impl Stack {
             } else {
                 mac
             };
-            c.ifs[index] = Some(Iface::new(index, name.clone(), kind, mac, seed, &self.pool));
+            c.ifs[index] = Some(Iface::new(
+                index,
+                name.clone(),
+                kind,
+                mac,
+                seed,
+                &self.pool,
+                &self.sched,
+            ));
             Ok((name, index, kind))
         })?;
         let (name, index, kind) = name;
@@ -121,11 +129,16 @@ impl Stack {
                     }
                 }
             }
-            if let Some(p) = iface.shared.pcap.lock().take() {
-                p.flush();
-            }
-            Ok(iface.link.take())
+            // The capture file is flushed (a host fdatasync) after the
+            // stack lock is released.
+            let pcap = iface.shared.pcap.lock().take();
+            iface.shared.has_pcap.store(false, Ordering::Release);
+            Ok((iface.link.take(), pcap))
         })?;
+        let (link, pcap) = link;
+        if let Some(p) = pcap {
+            p.flush();
+        }
         if let Some(l) = link {
             l.detach();
         }

@@ -24,7 +24,7 @@
 use alloc::vec::Vec;
 use core::mem;
 
-use hashbrown::HashMap;
+use crate::hash::HashMap;
 use smoltcp::wire::Ipv4Packet;
 
 /// The smallest MTU an IPv4 link may have: a 60-byte header and 8 bytes
@@ -363,10 +363,17 @@ pub(crate) struct Reassembler {
 }
 
 impl Reassembler {
+    /// A table with seed 0 (tests).
+    #[cfg(test)]
     pub(crate) fn new(limits: ReasmLimits) -> Self {
+        Self::with_seed(limits, 0)
+    }
+
+    /// A reassembler whose table hashes with `seed` (see `hash.rs`).
+    pub(crate) fn with_seed(limits: ReasmLimits, seed: u64) -> Self {
         Reassembler {
             limits,
-            table: HashMap::new(),
+            table: crate::hash::map(seed),
             bytes: 0,
             next_deadline: u64::MAX,
             seq: 0,

@@ -20,7 +20,7 @@ use smoltcp::phy::{ChecksumCapabilities, Device, DeviceCapabilities, Medium, RxT
 use smoltcp::time::Instant;
 use smoltcp::wire::HardwareAddress;
 
-use kern::sync::SpinMutex;
+use kern::sync::{Sched, SleepMutex};
 
 use crate::addr::IfStats;
 use crate::arp::ArpTable;
@@ -166,17 +166,20 @@ pub(crate) struct IfShared {
     pub name: String,
     pub stats: IfCounters,
     pub has_pcap: AtomicBool,
-    pub pcap: SpinMutex<Option<Pcap>>,
+    /// The capture file. A sleeping lock: its holder writes to a host
+    /// file (a hypercall that may block), and it is only ever taken with
+    /// no stack lock held, except to take the file out.
+    pub pcap: SleepMutex<Option<Pcap>>,
 }
 
 impl IfShared {
-    pub fn new(index: usize, name: String) -> IfShared {
+    pub fn new(index: usize, name: String, sched: &Arc<Sched>) -> IfShared {
         IfShared {
             index,
             name,
             stats: IfCounters::default(),
             has_pcap: AtomicBool::new(false),
-            pcap: SpinMutex::new(None),
+            pcap: SleepMutex::new(sched, None),
         }
     }
 
@@ -186,9 +189,12 @@ impl IfShared {
         if !self.has_pcap.load(Ordering::Relaxed) {
             return;
         }
-        if let Some(p) = self.pcap.lock().as_mut() {
-            p.record(now_wall, frame);
-        }
+        let mut g = self.pcap.lock();
+        g.blocking(|p| {
+            if let Some(p) = p.as_mut() {
+                p.record(now_wall, frame);
+            }
+        });
     }
 }
 
@@ -222,6 +228,7 @@ impl Iface {
         mac: [u8; 6],
         seed: u64,
         pool: &FramePool,
+        sched: &Arc<Sched>,
     ) -> Iface {
         let mtu = kind.default_mtu();
         let offload = kind.offloads_checksums();
@@ -231,7 +238,7 @@ impl Iface {
             _ => alloc::vec![(link_local(mac), 64)],
         };
         Iface {
-            shared: Arc::new(IfShared::new(index, name)),
+            shared: Arc::new(IfShared::new(index, name, sched)),
             kind,
             link_name: String::new(),
             link: None,
@@ -242,7 +249,7 @@ impl Iface {
             addrs6,
             offload,
             smol,
-            arp: ArpTable::new(),
+            arp: ArpTable::with_seed(seed.rotate_left(17)),
         }
     }
 

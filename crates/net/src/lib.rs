@@ -31,6 +31,7 @@ pub mod bus;
 pub mod cmsg;
 mod config;
 mod frag;
+mod hash;
 pub mod iface;
 mod ip;
 mod ip6;
@@ -82,8 +83,21 @@ const PARAMS: &[(&str, i64, (i64, i64))] = &[
     ("net.inet.tcp.keepcnt", 9, (1, 127)),
     ("net.inet.tcp.time_wait_ms", 60_000, (0, 600_000)),
     (SYSCTL_FORWARDING6, 0, (0, 1)),
-    ("net.inet.tcp.spin_ns", 200_000, (0, 10_000_000)),
+    (SYSCTL_SPIN_MAX, SPIN_MAX_DEFAULT, (0, 10_000_000)),
+    // The old name of `net.socket.spin_max_ns` (it was never TCP's alone);
+    // a value set here still counts.
+    (SYSCTL_SPIN_OLD, SPIN_MAX_DEFAULT, (0, 10_000_000)),
 ];
+
+/// `net.socket.spin_max_ns`: the longest a blocked socket call (of any
+/// protocol) spins before it sleeps. Each socket learns its own spin
+/// length below this from how long its waits lasted; 0 never spins.
+pub const SYSCTL_SPIN_MAX: &str = "net.socket.spin_max_ns";
+
+/// The former name of [`SYSCTL_SPIN_MAX`], still accepted.
+const SYSCTL_SPIN_OLD: &str = "net.inet.tcp.spin_ns";
+
+const SPIN_MAX_DEFAULT: i64 = 200_000;
 
 /// The network component. Give every kernel that should share in-process
 /// buses the same [`BusRegistry`].
@@ -162,6 +176,9 @@ pub(crate) fn read_params(k: &Kernel) -> stack::Params {
         time_wait_ms: get("net.inet.tcp.time_wait_ms", 60_000) as u64,
         port_first: first,
         port_last: last,
-        spin_ns: get("net.inet.tcp.spin_ns", 200_000) as u64,
+        spin_ns: match get(SYSCTL_SPIN_OLD, SPIN_MAX_DEFAULT) {
+            SPIN_MAX_DEFAULT => get(SYSCTL_SPIN_MAX, SPIN_MAX_DEFAULT),
+            old => old,
+        } as u64,
     }
 }

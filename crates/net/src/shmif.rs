@@ -56,7 +56,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use hyper::{Hyper, SharedMem, ThreadHandle};
-use kern::sync::SpinMutex;
+use kern::sync::{Sched, SleepMutex, SpinMutex};
 use kern::Errno;
 
 use crate::iface::Link;
@@ -368,7 +368,9 @@ struct ShmifLink {
 
 /// The receiving end of an attachment: the read position in the ring,
 /// under a lock that whoever drains the ring holds until the frames it took
-/// are processed, so frames enter the stack in bus order.
+/// are processed, so frames enter the stack in bus order. That takes a
+/// while (TCP work, transmits), so the lock is a sleeping one: a thread
+/// that needs it while another drains sleeps instead of spinning.
 ///
 /// The reader thread drains it after waking on the bus futex; a thread
 /// spinning in a blocking socket call drains it too ([`Stack::poll_rx`]),
@@ -376,7 +378,7 @@ struct ShmifLink {
 /// for it, without a hand-off through the reader thread (two wake-ups per
 /// round trip fewer between processes).
 pub(crate) struct RxPort {
-    pos: SpinMutex<u64>,
+    pos: SleepMutex<u64>,
     bus: Arc<ShmBus>,
     me: u64,
     ifindex: usize,
@@ -422,6 +424,15 @@ impl RxPort {
         *self.pos.lock()
     }
 
+    /// Whether the ring may hold frames this port has not taken (or
+    /// another thread is taking them right now).
+    fn pending(&self) -> bool {
+        match self.pos.try_lock() {
+            Some(p) => self.bus.head() != *p,
+            None => true,
+        }
+    }
+
     /// Wakes the reader thread (no thread spins for it any more).
     pub(crate) fn wake_reader(&self) {
         if let Some(p) = self.reader.lock().as_ref() {
@@ -445,7 +456,7 @@ pub(crate) fn attach(
     let stop = Arc::new(AtomicBool::new(false));
     let weak = stack.this.clone();
     let port = Arc::new(RxPort {
-        pos: SpinMutex::new(bus.head()),
+        pos: SleepMutex::new(&stack.sched, bus.head()),
         bus: bus.clone(),
         me,
         ifindex,
@@ -453,9 +464,10 @@ pub(crate) fn attach(
         reader: SpinMutex::new(None),
     });
     let (b2, p2, s2, h2) = (bus.clone(), port.clone(), stop.clone(), stack.hyper.clone());
+    let sched = stack.sched.clone();
     let handle = k.spawn_thread(
         &format!("{ifname}.rx"),
-        Box::new(move || reader(&b2, &p2, &weak, &s2, &*h2)),
+        Box::new(move || reader(&b2, &p2, &weak, &s2, &*h2, &sched)),
     )?;
     stack.add_rx_port(&port);
     Ok(Arc::new(ShmifLink {
@@ -468,17 +480,32 @@ pub(crate) fn attach(
     }))
 }
 
-fn reader(bus: &ShmBus, port: &RxPort, stack: &Weak<Stack>, stop: &AtomicBool, hyper: &dyn Hyper) {
+/// Longest spin of the reader thread before it sleeps on the bus futex.
+const READER_SPIN_MAX_NS: u64 = 50_000;
+/// Shortest (the spin adapts between the two).
+const READER_SPIN_MIN_NS: u64 = 1_000;
+
+fn reader(
+    bus: &ShmBus,
+    port: &RxPort,
+    stack: &Weak<Stack>,
+    stop: &AtomicBool,
+    hyper: &dyn Hyper,
+    sched: &Sched,
+) {
     let parker = hyper.current_parker();
     *port.reader.lock() = Some(parker.clone());
-    let mut idle_since = None;
+    // How long to spin before the futex sleep: doubled when a spin found
+    // a frame, halved when it did not (a bus that is quiet for long costs
+    // next to nothing; one with a frame every few microseconds avoids the
+    // futex round trip).
+    let mut spin_ns = READER_SPIN_MAX_NS / 4;
     while !stop.load(Ordering::Acquire) {
         let Some(s) = stack.upgrade() else {
             return;
         };
         // Take what is there (up to a burst) and hand it over at once.
         if port.drain(&s, true) {
-            idle_since = None;
             continue;
         }
         // A socket call of this kernel is spinning and drains the bus
@@ -486,21 +513,35 @@ fn reader(bus: &ShmBus, port: &RxPort, stack: &Weak<Stack>, stop: &AtomicBool, h
         // frame) until it stops.
         if s.rx_pollers() > 0 {
             drop(s);
-            idle_since = None;
             parker.park_until(Some(hyper.clock_monotonic() + 10_000_000));
             continue;
         }
         drop(s);
-        // Spin a little (a frame is often microseconds away), then sleep
-        // on the bus's futex.
+        // Spin a little (a frame is often microseconds away), through the
+        // platform and only with a spin slot, then sleep on the futex.
         let now = hyper.clock_monotonic();
-        let since = *idle_since.get_or_insert(now);
-        if now - since < 50_000 {
-            core::hint::spin_loop();
+        let mut found = false;
+        if let Some(_slot) = sched.try_spin() {
+            let end = now.saturating_add(spin_ns);
+            let mut rounds = 0u32;
+            loop {
+                sched.relax();
+                if port.pending() || stop.load(Ordering::Acquire) {
+                    found = true;
+                    break;
+                }
+                rounds = rounds.wrapping_add(1);
+                if rounds.is_multiple_of(8) && hyper.clock_monotonic() >= end {
+                    break;
+                }
+            }
+        }
+        if found {
+            spin_ns = (spin_ns * 2).min(READER_SPIN_MAX_NS);
             continue;
         }
+        spin_ns = (spin_ns / 2).max(READER_SPIN_MIN_NS);
         bus.wait(port.position(), Some(now + 100_000_000));
-        idle_since = None;
     }
 }
 

@@ -5,9 +5,12 @@
 //! descriptor with [`socket_of`] and calls these; nothing else does.
 //!
 //! Blocking calls do their protocol work in the calling thread, then wait
-//! in two phases: a short spin (`net.inet.tcp.spin_ns`, so a reply that is
-//! microseconds away costs no sleep and wake-up through the host), then a
-//! sleep on the socket's wait queue, which `poll` uses too. `O_NONBLOCK`
+//! in two phases: a short spin, when a processor is free for it and this
+//! socket's recent waits were short (each socket learns its spin length,
+//! at most `net.socket.spin_max_ns`; a reply that is microseconds away then
+//! costs no sleep and wake-up through the host), then a sleep on the
+//! socket's wait queue, which `poll` uses too (`accept` sleeps on its own
+//! queue, one thread woken per connection). `O_NONBLOCK`
 //! and `MSG_DONTWAIT` return `EAGAIN` instead; `SO_RCVTIMEO` and
 //! `SO_SNDTIMEO` bound the sleep.
 
@@ -378,16 +381,21 @@ impl Socket {
         }
     }
 
-    /// Runs `attempt` until it yields a value: at once, then spinning,
-    /// then sleeping on the socket's queue. Errors of `attempt` pass
+    /// Runs `attempt` until it yields a value: at once, then (when a
+    /// processor is free for it, see [`kern::sync::Sched::try_spin`])
+    /// spinning for as long as this socket's waits have recently lasted
+    /// (see [`crate::stack::SpinLearner`]), then sleeping on `queue` (the
+    /// socket's queue, or its accept queue). Errors of `attempt` pass
     /// through; `EAGAIN` when non-blocking, `on_timeout` when `timeout_ns`
-    /// passes first, `ESHUTDOWN` at halt.
+    /// passes first, `ESHUTDOWN` at halt, `EINTR` when the process's calls
+    /// are cancelled.
     fn block<R>(
         &self,
         p: &Proc,
         nonblock: bool,
         timeout_ns: Option<u64>,
         on_timeout: Errno,
+        accept: bool,
         mut attempt: impl FnMut(&mut Core, &mut Effects) -> Result<Option<R>, Errno>,
     ) -> Result<R, Errno> {
         // Protocol errors travel inside `Some` so that `Kernel::wait`'s own
@@ -399,8 +407,9 @@ impl Socket {
                 Err(e) => Some(Err(e)),
             })
         };
+        let sh = &*self.shared;
         // Read before the attempt: an event between the two is not missed.
-        let mut seen = self.shared.events.load(Ordering::Acquire);
+        let mut seen = sh.events.load(Ordering::Acquire);
         if let Some(r) = once() {
             return r;
         }
@@ -411,36 +420,63 @@ impl Socket {
         k.check()?;
         let start = k.now();
         let deadline = timeout_ns.map(|t| start.saturating_add(t));
-        let spin_ns = self.stack.core.lock().params.spin_ns;
-        let spin_end = start
-            .saturating_add(spin_ns)
-            .min(deadline.unwrap_or(u64::MAX));
-        // Spin on the socket's event word, not on the stack lock; offer the
-        // processor now and then in case the thread we wait for needs it.
-        let mut spins = 0u32;
-        let polling = self.stack.rx_polling();
-        while k.now() < spin_end {
-            core::hint::spin_loop();
-            // Frames from other processes may be waiting in a shared
-            // ring: take them in here rather than wait for the reader.
-            self.stack.poll_rx();
-            let now = self.shared.events.load(Ordering::Acquire);
-            if now != seen {
-                seen = now;
-                if let Some(r) = once() {
-                    return r;
+        let max = self.stack.spin_ns.load(Ordering::Relaxed);
+        let sched = k.sched();
+        // Spin on the socket's event word, not on the stack lock, and
+        // only with a spin slot: more spinners than processors would take
+        // them from the threads we wait for.
+        if max > 0 {
+            if let Some(_slot) = sched.try_spin() {
+                let spin_end = start
+                    .saturating_add(sh.spin.budget(max))
+                    .min(deadline.unwrap_or(u64::MAX));
+                let _polling = self.stack.rx_polling();
+                let mut rounds = 0u32;
+                loop {
+                    sched.relax();
+                    // Frames from other processes may be waiting in a
+                    // shared ring: take them in here rather than wait for
+                    // the reader thread.
+                    self.stack.poll_rx();
+                    let now = sh.events.load(Ordering::Acquire);
+                    if now != seen {
+                        seen = now;
+                        if let Some(r) = once() {
+                            sh.spin.ended_after(k.now().saturating_sub(start), max);
+                            return r;
+                        }
+                    }
+                    rounds = rounds.wrapping_add(1);
+                    if rounds.is_multiple_of(8) && k.now() >= spin_end {
+                        break;
+                    }
                 }
             }
-            spins = spins.wrapping_add(1);
-            if spins.is_multiple_of(256) {
-                self.stack.hyper.yield_now();
-            }
         }
-        drop(polling);
-        match p.wait(&[&self.shared.wq], deadline, || Ok(once())) {
-            Ok(r) => r,
-            Err(Errno::ETIMEDOUT) => Err(on_timeout),
-            Err(e) => Err(e),
+        let queue = if accept { &sh.acceptq } else { &sh.wq };
+        // A wake-up re-checks under the stack lock only when an event was
+        // posted since the last look.
+        let res = p.wait(&[queue], deadline, || {
+            let _ = &mut seen;
+            Ok(once())
+        });
+        match res {
+            Ok(r) => {
+                sh.spin.ended_after(k.now().saturating_sub(start), max);
+                r
+            }
+            Err(e) => {
+                sh.spin.failed(max);
+                if accept {
+                    // We may have been woken for a connection we now leave
+                    // behind: pass the wake-up on.
+                    sh.acceptq.wake_one();
+                }
+                match e {
+                    Errno::ETIMEDOUT => Err(on_timeout),
+                    e => Err(e),
+                }
+            }
         }
     }
 
@@ -536,27 +572,32 @@ impl Socket {
         if flags & !(sock::NONBLOCK | sock::CLOEXEC) != 0 {
             return Err(Errno::EINVAL);
         }
-        let timeout = self
-            .stack
-            .core
-            .lock()
-            .socks
-            .get(self.id)
-            .and_then(|s| s.opts.rcvtimeo);
-        let got = self.block(p, file.is_nonblocking(), timeout, Errno::EAGAIN, |c, _| {
-            let Some(child) = c.tcp_accept(self.id)? else {
-                return Ok(None);
-            };
-            let s = c.socks.get(child).ok_or(Errno::ECONNABORTED)?;
-            let peer = match &s.proto {
-                Proto::Tcp(t) => t
-                    .conn()
-                    .map(|cn| SockAddr::from_ip(self.family, cn.tuple.2, cn.tuple.3)),
-                _ => None,
-            };
-            Ok(Some((child, s.shared.clone(), peer)))
-        });
-        let (child, shared, peer) = got?;
+        let timeout = self.shared.rcvtimeo();
+        let got = self.block(
+            p,
+            file.is_nonblocking(),
+            timeout,
+            Errno::EAGAIN,
+            true,
+            |c, _| {
+                let Some((child, more)) = c.tcp_accept(self.id)? else {
+                    return Ok(None);
+                };
+                let s = c.socks.get(child).ok_or(Errno::ECONNABORTED)?;
+                let peer = match &s.proto {
+                    Proto::Tcp(t) => t
+                        .conn()
+                        .map(|cn| SockAddr::from_ip(self.family, cn.tuple.2, cn.tuple.3)),
+                    _ => None,
+                };
+                Ok(Some((child, s.shared.clone(), peer, more)))
+            },
+        );
+        let (child, shared, peer, more) = got?;
+        if more {
+            // Connections remain: the next thread in accept takes one.
+            self.shared.acceptq.wake_one();
+        }
         let flags = o::RDWR
             | if flags & sock::NONBLOCK != 0 {
                 o::NONBLOCK
@@ -649,7 +690,7 @@ impl Socket {
                     return Err(Errno::EINPROGRESS);
                 }
                 // SO_SNDTIMEO expiring leaves the attempt going (Linux).
-                self.block(p, false, timeout, Errno::EINPROGRESS, |c, _| {
+                self.block(p, false, timeout, Errno::EINPROGRESS, false, |c, _| {
                     connect_outcome(c, r)
                 })
             }
@@ -698,26 +739,15 @@ impl Socket {
                 c.ping_send(pool, r, data, to.map(|t| (t.0, t.2)), fx)
             }),
             Kind::Tcp => {
-                let timeout = self
-                    .stack
-                    .core
-                    .lock()
-                    .socks
-                    .get(r)
-                    .and_then(|s| s.opts.sndtimeo);
+                let timeout = self.shared.sndtimeo();
                 let mut done = 0;
                 loop {
-                    let res =
-                        self.block(
-                            p,
-                            nonblock,
-                            timeout,
-                            Errno::EAGAIN,
-                            |c, fx| match tcp_send_step(c, pool, r, &data[done..], fx)? {
-                                Some(0) if done < data.len() => Ok(None),
-                                other => Ok(other),
-                            },
-                        );
+                    let res = self.block(p, nonblock, timeout, Errno::EAGAIN, false, |c, fx| {
+                        match tcp_send_step(c, pool, r, &data[done..], fx)? {
+                            Some(0) if done < data.len() => Ok(None),
+                            other => Ok(other),
+                        }
+                    });
                     match res {
                         Ok(n) => {
                             done += n;
@@ -770,17 +800,11 @@ impl Socket {
         let peek = flags & msg::PEEK != 0;
         let r = self.id;
         let pool = self.pool();
-        let timeout = self
-            .stack
-            .core
-            .lock()
-            .socks
-            .get(r)
-            .and_then(|s| s.opts.rcvtimeo);
+        let timeout = self.shared.rcvtimeo();
         match self.kind() {
             Kind::Udp | Kind::Ping => {
                 let is_udp = matches!(self.kind(), Kind::Udp);
-                let got = self.block(p, nonblock, timeout, Errno::EAGAIN, |c, _| {
+                let got = self.block(p, nonblock, timeout, Errno::EAGAIN, false, |c, _| {
                     if is_udp {
                         c.udp_recv(r, buf, peek)
                     } else {
@@ -788,14 +812,7 @@ impl Socket {
                     }
                 });
                 let (n, full, from, meta) = got?;
-                let wants = self
-                    .stack
-                    .core
-                    .lock()
-                    .socks
-                    .get(r)
-                    .map(|s| s.opts.wants)
-                    .unwrap_or_default();
+                let wants = self.shared.wants();
                 let truncated = full > n;
                 let info = RecvInfo {
                     len: if truncated && flags & msg::TRUNC != 0 {
@@ -822,7 +839,7 @@ impl Socket {
                 let waitall = flags & msg::WAITALL != 0 && !peek;
                 let mut done = 0;
                 loop {
-                    let res = self.block(p, nonblock, timeout, Errno::EAGAIN, |c, fx| {
+                    let res = self.block(p, nonblock, timeout, Errno::EAGAIN, false, |c, fx| {
                         tcp_recv_step(c, pool, r, &mut buf[done..], peek, fx)
                     });
                     match res {
@@ -996,6 +1013,7 @@ impl Socket {
                 | SockOpt::Protocol(_) => return Err(Errno::ENOPROTOOPT),
             }
             let opts = s.opts;
+            s.shared.mirror(&opts);
             if let Proto::Tcp(t) = &mut s.proto {
                 if let Some(cn) = t.conn_mut() {
                     if cn.state() != State::Closed {

@@ -31,11 +31,11 @@ use alloc::collections::BTreeSet;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr};
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
-use hashbrown::HashMap;
+use crate::hash::HashMap;
 use hyper::{Hyper, MonoNs, Parker, ThreadHandle};
-use kern::sync::{SpinMutex, WaitQueue};
+use kern::sync::{Sched, SleepMutex, SpinMutex, WaitQueue};
 use kern::{Errno, Kernel, WeakKernel};
 
 use crate::addr::NetStats;
@@ -137,11 +137,111 @@ impl<T> Slab<T> {
 
 /// What a socket shares with its file object outside the stack lock.
 pub(crate) struct SockShared {
+    /// Threads waiting for any change (`recv`, `send`, `connect`, `poll`).
     pub wq: WaitQueue,
+    /// Threads in `accept`: each connection wakes one of them (it consumes
+    /// the connection), not the whole herd.
+    pub acceptq: WaitQueue,
     /// Bumped whenever something a caller may wait for changed: a
     /// spinning caller watches this word instead of taking the stack lock
-    /// (which would slow down the thread doing the work).
+    /// (which would slow down the thread doing the work), and a woken
+    /// sleeper re-checks under the lock only when it moved.
     pub events: AtomicU32,
+    /// `SO_RCVTIMEO` and `SO_SNDTIMEO` in nanoseconds ([`NO_TIMEOUT`]:
+    /// none), mirrored from [`SockOpts`] so a call reads them without the
+    /// stack lock.
+    pub rcvtimeo: AtomicU64,
+    pub sndtimeo: AtomicU64,
+    /// [`SockOpts::wants`] as bits (see [`CmsgWants::bits`]).
+    pub wants: AtomicU8,
+    /// How long a blocked call of this socket spins before it sleeps.
+    pub spin: SpinLearner,
+}
+
+/// No `SO_RCVTIMEO`/`SO_SNDTIMEO` in [`SockShared`].
+pub(crate) const NO_TIMEOUT: u64 = u64::MAX;
+
+impl SockShared {
+    fn new(opts: &SockOpts) -> SockShared {
+        let s = SockShared {
+            wq: WaitQueue::new(),
+            acceptq: WaitQueue::new(),
+            events: AtomicU32::new(0),
+            rcvtimeo: AtomicU64::new(NO_TIMEOUT),
+            sndtimeo: AtomicU64::new(NO_TIMEOUT),
+            wants: AtomicU8::new(0),
+            spin: SpinLearner::new(),
+        };
+        s.mirror(opts);
+        s
+    }
+
+    /// Copies the options read on the hot path (called under the stack
+    /// lock whenever they change).
+    pub fn mirror(&self, o: &SockOpts) {
+        let t = |v: Option<u64>| v.map_or(NO_TIMEOUT, |v| v.min(NO_TIMEOUT - 1));
+        self.rcvtimeo.store(t(o.rcvtimeo), Ordering::Relaxed);
+        self.sndtimeo.store(t(o.sndtimeo), Ordering::Relaxed);
+        self.wants.store(o.wants.bits(), Ordering::Relaxed);
+    }
+
+    pub fn rcvtimeo(&self) -> Option<u64> {
+        Some(self.rcvtimeo.load(Ordering::Relaxed)).filter(|&t| t != NO_TIMEOUT)
+    }
+
+    pub fn sndtimeo(&self) -> Option<u64> {
+        Some(self.sndtimeo.load(Ordering::Relaxed)).filter(|&t| t != NO_TIMEOUT)
+    }
+
+    pub fn wants(&self) -> crate::cmsg::CmsgWants {
+        crate::cmsg::CmsgWants::from_bits(self.wants.load(Ordering::Relaxed))
+    }
+}
+
+/// The spin length of a socket's blocked calls, learned from how long
+/// their waits turned out to be (as glibc's adaptive mutexes learn theirs):
+/// a wait that ended within twice the current budget grows the budget to
+/// twice that wait (a spin that long would have caught it), a longer wait
+/// or a timeout halves it. Bounded by the stack's maximum
+/// (`net.socket.spin_max_ns`), never below a sixty-fourth of it, so a
+/// socket whose peer answers in microseconds spins for about that long,
+/// and one that waits for seconds spins for almost nothing.
+pub(crate) struct SpinLearner(AtomicU64);
+
+impl SpinLearner {
+    /// Nanoseconds a new socket spins for at first (then learned).
+    const INITIAL_NS: u64 = 20_000;
+
+    pub const fn new() -> SpinLearner {
+        SpinLearner(AtomicU64::new(Self::INITIAL_NS))
+    }
+
+    fn floor(max: u64) -> u64 {
+        max / 64
+    }
+
+    /// The current budget, within `floor..=max`.
+    pub fn budget(&self, max: u64) -> u64 {
+        self.0.load(Ordering::Relaxed).clamp(Self::floor(max), max)
+    }
+
+    /// The call's wait ended after `waited` ns (spinning or sleeping).
+    pub fn ended_after(&self, waited: u64, max: u64) {
+        let b = self.budget(max);
+        let next = if waited <= max {
+            b.max(waited.saturating_mul(2)).min(max)
+        } else {
+            b / 2
+        };
+        self.0.store(next.max(Self::floor(max)), Ordering::Relaxed);
+    }
+
+    /// The call gave up (timeout, signal): spinning did not pay off.
+    pub fn failed(&self, max: u64) {
+        let b = self.budget(max);
+        self.0
+            .store((b / 2).max(Self::floor(max)), Ordering::Relaxed);
+    }
 }
 
 /// Options common to all sockets (`SOL_SOCKET`, `IP_TTL`, `TCP_NODELAY`).
@@ -198,10 +298,7 @@ impl Sock {
     pub fn new(family: i32, opts: SockOpts, proto: Proto) -> Sock {
         Sock {
             family,
-            shared: Arc::new(SockShared {
-                wq: WaitQueue::new(),
-                events: AtomicU32::new(0),
-            }),
+            shared: Arc::new(SockShared::new(&opts)),
             opts,
             error: None,
             shut_rd: false,
@@ -236,7 +333,9 @@ pub(crate) struct Effects {
 impl Effects {
     pub fn wake(&mut self, s: &Arc<SockShared>) {
         s.events.fetch_add(1, Ordering::Release);
-        if s.wq.has_waiters() && !self.wake.iter().any(|w| Arc::ptr_eq(w, s)) {
+        if (s.wq.has_waiters() || s.acceptq.has_waiters())
+            && !self.wake.iter().any(|w| Arc::ptr_eq(w, s))
+        {
             self.wake.push(s.clone());
         }
     }
@@ -260,6 +359,7 @@ pub(crate) struct Params {
     pub time_wait_ms: u64,
     pub port_first: u16,
     pub port_last: u16,
+    /// `net.socket.spin_max_ns`: the longest spin of a blocked call.
     pub spin_ns: u64,
 }
 
@@ -304,7 +404,10 @@ pub(crate) struct Core {
 
 /// One kernel's network stack (the `"net"` kernel extension).
 pub struct Stack {
-    pub(crate) core: SpinMutex<Core>,
+    pub(crate) core: SleepMutex<Core>,
+    pub(crate) sched: Arc<Sched>,
+    /// [`Params::spin_ns`], readable without the stack lock.
+    pub(crate) spin_ns: AtomicU64,
     pub(crate) pool: FramePool,
     pub(crate) hyper: Arc<dyn Hyper>,
     pub(crate) kernel: WeakKernel,
@@ -362,33 +465,43 @@ impl Stack {
         let seed = u64::from_le_bytes(seed);
         let next_port =
             params.port_first + (seed % (params.port_last - params.port_first + 1) as u64) as u16;
+        let sched = k.sched().clone();
+        let spin_ns = AtomicU64::new(params.spin_ns);
         Arc::new_cyclic(|this| Stack {
-            core: SpinMutex::new(Core {
-                now: 0,
-                kernel: k.downgrade(),
-                params,
-                ifs: Vec::new(),
-                routes: RouteTable::new(),
-                socks: Slab::new(),
-                tcp_conns: HashMap::new(),
-                tcp_listeners: HashMap::new(),
-                tcp_ports: HashMap::new(),
-                udp_binds: HashMap::new(),
-                ping_ids: HashMap::new(),
-                tcp_tw: crate::timewait::TimeWaitTable::new(),
-                timers: BTreeSet::new(),
-                timer_next: MonoNs::MAX,
-                stats: NetStats::default(),
-                reasm: crate::frag::Reassembler::new(crate::frag::ReasmLimits::default()),
-                frag_ident: seed as u32,
-                icmp6_bucket: (0, 100),
-                ip_id: seed as u16,
-                next_port,
-                seed,
-                empty_set: smoltcp::iface::SocketSet::new(Vec::new()),
-                defer_egress: false,
-                deferred: Vec::new(),
-            }),
+            spin_ns,
+            core: SleepMutex::new(
+                &sched,
+                Core {
+                    now: 0,
+                    kernel: k.downgrade(),
+                    params,
+                    ifs: Vec::new(),
+                    routes: RouteTable::new(),
+                    socks: Slab::new(),
+                    tcp_conns: crate::hash::map(table_seed(seed, 1)),
+                    tcp_listeners: crate::hash::map(table_seed(seed, 2)),
+                    tcp_ports: crate::hash::map(table_seed(seed, 3)),
+                    udp_binds: crate::hash::map(table_seed(seed, 4)),
+                    ping_ids: crate::hash::map(table_seed(seed, 5)),
+                    tcp_tw: crate::timewait::TimeWaitTable::with_seed(table_seed(seed, 6)),
+                    timers: BTreeSet::new(),
+                    timer_next: MonoNs::MAX,
+                    stats: NetStats::default(),
+                    reasm: crate::frag::Reassembler::with_seed(
+                        crate::frag::ReasmLimits::default(),
+                        table_seed(seed, 7),
+                    ),
+                    frag_ident: seed as u32,
+                    icmp6_bucket: (0, 100),
+                    ip_id: seed as u16,
+                    next_port,
+                    seed,
+                    empty_set: smoltcp::iface::SocketSet::new(Vec::new()),
+                    defer_egress: false,
+                    deferred: Vec::new(),
+                },
+            ),
+            sched,
             pool: FramePool::new(),
             hyper: k.hyper().clone(),
             kernel: k.downgrade(),
@@ -473,6 +586,9 @@ impl Stack {
     pub(crate) fn run_effects(&self, fx: Effects) {
         for w in &fx.wake {
             w.wq.wake_all();
+            // One connection (or the listener's end) per wake-up: the
+            // thread that takes it wakes the next if more remain.
+            w.acceptq.wake_one();
         }
         for item in fx.frames {
             self.txq.enqueue(item);
@@ -601,11 +717,16 @@ impl Stack {
         let hyper = self.hyper.clone();
         let slot: Arc<SpinMutex<Option<Arc<dyn Parker>>>> = Arc::new(SpinMutex::new(None));
         let slot2 = slot.clone();
+        // The new thread registers its parker, then wakes us: we sleep
+        // meanwhile (a platform running one thread at a time must run it).
+        let me = self.hyper.current_parker();
+        let spawner = me.clone();
         let spawned = k.spawn_thread(
             "net.timer",
             Box::new(move || {
                 let parker = hyper.current_parker();
                 *slot2.lock() = Some(parker.clone());
+                spawner.unpark();
                 timer_loop(&weak, &*parker);
             }),
         );
@@ -615,8 +736,13 @@ impl Stack {
                     if let Some(p) = slot.lock().clone() {
                         break p;
                     }
-                    self.hyper.yield_now();
+                    // Bounded: a stale wake-up token or a lost one costs
+                    // at most a millisecond.
+                    me.park_until(Some(self.hyper.clock_monotonic().saturating_add(1_000_000)));
                 };
+                // The park may have taken the token of a wait we are
+                // inside of (a socket call's): give it back.
+                me.unpark();
                 parker.unpark();
                 *self.timer.lock() = Some(TimerThread {
                     parker,
@@ -640,7 +766,7 @@ impl Stack {
                 let _ = h.join();
             }
         }
-        let (links, socks) = {
+        let (links, socks, pcaps) = {
             let mut c = self.core.lock();
             let links: Vec<Arc<dyn Link>> = c
                 .ifs
@@ -660,25 +786,41 @@ impl Stack {
             c.tcp_ports.clear();
             c.udp_binds.clear();
             c.ping_ids.clear();
-            c.tcp_tw = crate::timewait::TimeWaitTable::new();
+            c.tcp_tw = crate::timewait::TimeWaitTable::with_seed(table_seed(c.seed, 6));
             c.timers.clear();
+            let mut pcaps = Vec::new();
             for i in c.ifs.iter_mut().flatten() {
                 i.arp.clear();
+                i.shared.has_pcap.store(false, Ordering::Release);
                 if let Some(p) = i.shared.pcap.lock().take() {
-                    p.flush();
+                    pcaps.push(p);
                 }
             }
-            (links, socks)
+            (links, socks, pcaps)
         };
+        // Host I/O after the stack lock is released.
+        for p in pcaps {
+            p.flush();
+        }
         self.txq.clear();
         for l in links {
             l.detach();
         }
         for s in &socks {
             s.shared.wq.wake_all();
+            s.shared.acceptq.wake_all();
         }
         drop(socks);
     }
+}
+
+/// The seed of table `n` of a stack whose random seed is `seed`
+/// (splitmix64 of the two: distinct and well mixed).
+fn table_seed(seed: u64, n: u64) -> u64 {
+    let mut z = seed.wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 fn timer_loop(weak: &Weak<Stack>, parker: &dyn Parker) {

@@ -982,7 +982,9 @@ impl Core {
     }
 
     /// Takes the oldest completed connection of listener `r`.
-    pub fn tcp_accept(&mut self, r: SockRef) -> Result<Option<SockRef>, Errno> {
+    /// Takes the next completed connection of listener `r`, and says
+    /// whether more remain.
+    pub fn tcp_accept(&mut self, r: SockRef) -> Result<Option<(SockRef, bool)>, Errno> {
         let s = self.socks.get_mut(r).ok_or(Errno::EBADF)?;
         let Proto::Tcp(t) = &mut s.proto else {
             return Err(Errno::EOPNOTSUPP);
@@ -993,12 +995,13 @@ impl Core {
         let Some(c) = l.ready.pop_front() else {
             return Ok(None);
         };
+        let more = !l.ready.is_empty();
         if let Some(Proto::Tcp(t)) = self.socks.get_mut(c).map(|s| &mut s.proto) {
             if let Some(conn) = t.conn_mut() {
                 conn.parent = None;
             }
         }
-        Ok(Some(c))
+        Ok(Some((c, more)))
     }
 }
 

@@ -26,7 +26,7 @@
 use alloc::collections::BTreeSet;
 use core::net::IpAddr;
 
-use hashbrown::HashMap;
+use crate::hash::HashMap;
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{IpProtocol, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber};
 
@@ -71,11 +71,18 @@ pub(crate) enum TwVerdict {
 }
 
 impl TimeWaitTable {
+    /// A table with seed 0 (tests).
+    #[cfg(test)]
     pub fn new() -> Self {
+        Self::with_seed(0)
+    }
+
+    /// A table whose maps hash with `seed` (see `hash.rs`).
+    pub fn with_seed(seed: u64) -> Self {
         TimeWaitTable {
-            map: HashMap::new(),
+            map: crate::hash::map(seed),
             order: BTreeSet::new(),
-            ports: HashMap::new(),
+            ports: crate::hash::map(seed ^ 1),
         }
     }
 

@@ -18,7 +18,7 @@
 //! process: this same binary, started as `rump bench tcp --peer MODE`
 //! (`shmif-sink`, `shmif-echo`, `host-sink`, `host-echo`).
 //! `RUMP_BENCH_VERBOSE=1` prints every round on stderr; `--set NAME=VALUE`
-//! changes a stack parameter (`net.inet.tcp.spin_ns`, `...recvspace`).
+//! changes a stack parameter (`net.socket.spin_max_ns`, `...recvspace`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -54,7 +54,7 @@ pub struct TcpArgs {
     #[arg(long, default_value_t = 65000)]
     mtu: u32,
     /// Overrides of the stack's sysctl parameters (`name=value`), for
-    /// experiments (`net.inet.tcp.spin_ns=0`).
+    /// experiments (`net.socket.spin_max_ns=0`).
     #[arg(long = "set")]
     set: Vec<String>,
     /// Leave out the bus round trips under load (two busy host threads),

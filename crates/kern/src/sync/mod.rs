@@ -96,6 +96,12 @@ impl WaitQueue {
         self.waiters.lock().push_back(p.clone());
     }
 
+    /// Whether the thread with parker `id` is still queued here (a wake-up
+    /// takes it off the queue).
+    pub(crate) fn is_registered(&self, id: u64) -> bool {
+        self.waiters.lock().iter().any(|p| p.id() == id)
+    }
+
     pub(crate) fn unregister(&self, id: u64) {
         self.waiters.lock().retain(|p| p.id() != id);
     }

@@ -208,17 +208,27 @@ impl<T> RawSleepMutex<T> {
             self.budget.failed();
         }
         let me = sched.hyper().current_parker();
+        let mut parked = false;
         loop {
             self.sleepers.push(&me);
             if let Some(g) = self.data.try_lock() {
                 self.sleepers.withdraw(me.id());
+                if parked {
+                    me.unpark();
+                }
                 return self.wrap(g);
             }
+            parked = true;
             me.park_until(None);
-            // Woken by a release (which popped us), or spuriously (a stale
-            // token from another queue): either way, leave and re-try.
+            // Woken by a release (which popped us), or by a token meant
+            // for a wait this thread is inside of (a wait queue's): either
+            // way, leave and re-try.
             self.sleepers.withdraw(me.id());
             if let Some(g) = self.data.try_lock() {
+                // Give back the token the park may have taken from that
+                // outer wait (which would otherwise sleep through its
+                // wake-up); to it, this is one spurious wake-up.
+                me.unpark();
                 return self.wrap(g);
             }
         }

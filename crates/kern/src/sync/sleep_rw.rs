@@ -185,6 +185,9 @@ impl<T> RawSleepRwLock<T> {
             if woken || self.writers_wanting.load(Ordering::SeqCst) == 0 {
                 if let Some(g) = self.data.try_read() {
                     self.readers.withdraw(me.id());
+                    if woken {
+                        me.unpark();
+                    }
                     return self.wrap_read(g);
                 }
             }
@@ -192,6 +195,9 @@ impl<T> RawSleepRwLock<T> {
             self.readers.withdraw(me.id());
             woken = true;
             if let Some(g) = self.data.try_read() {
+                // The park may have taken an outer wait's token: give it
+                // back (see `SleepMutex`).
+                me.unpark();
                 return self.wrap_read(g);
             }
         }
@@ -226,15 +232,21 @@ impl<T> RawSleepRwLock<T> {
             self.budget.failed();
         }
         let me = sched.hyper().current_parker();
+        let mut parked = false;
         loop {
             self.writers.push(&me);
             if let Some(g) = self.data.try_write() {
                 self.writers.withdraw(me.id());
+                if parked {
+                    me.unpark();
+                }
                 return g;
             }
+            parked = true;
             me.park_until(None);
             self.writers.withdraw(me.id());
             if let Some(g) = self.data.try_write() {
+                me.unpark();
                 return g;
             }
         }
