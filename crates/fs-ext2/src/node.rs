@@ -43,6 +43,12 @@
 //! (see [`Ext2::fsync_inode`]), not the whole file system; `sync`,
 //! `syncfs` and unmount write everything.
 //!
+//! Nodes are made under the mount lock (once it goes, an unlink could free
+//! an inode no node holds yet). Unmount first takes every live inode's
+//! data lock, so reads and writes in progress finish (a write still
+//! records its new size), then frees the orphans left and writes
+//! everything out.
+//!
 //! Unlinked files that are still in use: a node counts live references per
 //! inode. When the link count of an inode in use drops to zero, the inode
 //! becomes an orphan and is freed when its last node goes (the drop queues

@@ -192,14 +192,26 @@ fn rwlock_does_not_starve_a_writer() {
         .collect();
     // Let the readers overlap, so the lock is never free of them.
     thread::sleep(Duration::from_millis(50));
-    let mut worst = Duration::ZERO;
-    for i in 0..20 {
-        let t0 = Instant::now();
-        *l.write() += 1;
-        worst = worst.max(t0.elapsed());
-        assert_eq!(*l.read(), i + 1);
-    }
+    // The writer runs on its own thread so that starving it fails the test
+    // instead of hanging it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let writer = {
+        let l = l.clone();
+        thread::spawn(move || {
+            let mut worst = Duration::ZERO;
+            for i in 0..20 {
+                let t0 = Instant::now();
+                *l.write() += 1;
+                worst = worst.max(t0.elapsed());
+                assert_eq!(*l.read(), i + 1);
+            }
+            let _ = tx.send(worst);
+        })
+    };
+    let worst = rx.recv_timeout(Duration::from_secs(20));
     stop.store(true, Ordering::Relaxed);
+    let worst = worst.expect("a writer starved behind a stream of readers (20 s)");
+    writer.join().unwrap();
     for r in readers {
         r.join().unwrap();
     }
@@ -230,12 +242,21 @@ fn rwlock_readers_get_in_between_writers() {
         })
         .collect();
     thread::sleep(Duration::from_millis(20));
-    let t0 = Instant::now();
-    for _ in 0..20 {
-        std::hint::black_box(*l.read());
-    }
-    let took = t0.elapsed();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = {
+        let l = l.clone();
+        thread::spawn(move || {
+            let t0 = Instant::now();
+            for _ in 0..20 {
+                std::hint::black_box(*l.read());
+            }
+            let _ = tx.send(t0.elapsed());
+        })
+    };
+    let took = rx.recv_timeout(Duration::from_secs(20));
     stop.store(true, Ordering::Relaxed);
+    let took = took.expect("a reader starved behind a stream of writers (20 s)");
+    reader.join().unwrap();
     for w in writers {
         w.join().unwrap();
     }

@@ -33,6 +33,10 @@ pub struct RawSleepRwLock<T> {
     /// sleeping one; see `RawSleepMutex`).
     writers_spinning: AtomicU32,
     skipped_wakes: AtomicU32,
+    /// Bumped by every write release: a queued reader that sees it move
+    /// was let in by a writer (not woken spuriously) and may enter even
+    /// though another writer waits.
+    write_releases: AtomicU32,
     budget: SpinBudget,
 }
 
@@ -73,6 +77,7 @@ impl<T> Drop for ReadRelease<'_, T> {
 impl<T> Drop for WriteRelease<'_, T> {
     fn drop(&mut self) {
         let l = self.l;
+        l.write_releases.fetch_add(1, Ordering::SeqCst);
         let writers = l.writers.any_after_release();
         if l.readers.len() != 0 {
             l.readers.wake_all();
@@ -120,6 +125,7 @@ impl<T> RawSleepRwLock<T> {
             writers_wanting: AtomicU32::new(0),
             writers_spinning: AtomicU32::new(0),
             skipped_wakes: AtomicU32::new(0),
+            write_releases: AtomicU32::new(0),
             budget: SpinBudget::new(),
         }
     }
@@ -177,29 +183,30 @@ impl<T> RawSleepRwLock<T> {
             self.budget.failed();
         }
         let me = sched.hyper().current_parker();
-        let mut woken = false;
+        // Whether a writer released the lock since this reader queued: such
+        // a reader enters even if another writer already waits (batches
+        // alternate; see the module docs). A spurious wake-up (a token left
+        // by another wait) does not count.
+        let mut let_in = false;
+        let mut parked = false;
         loop {
+            let releases = self.write_releases.load(Ordering::SeqCst);
             self.readers.push(&me);
-            // A reader woken by a writer's release enters even if another
-            // writer already waits (batches alternate; see module docs).
-            if woken || self.writers_wanting.load(Ordering::SeqCst) == 0 {
+            if let_in || self.writers_wanting.load(Ordering::SeqCst) == 0 {
                 if let Some(g) = self.data.try_read() {
                     self.readers.withdraw(me.id());
-                    if woken {
+                    if parked {
+                        // A park may have taken an outer wait's token: give
+                        // it back (see `SleepMutex`).
                         me.unpark();
                     }
                     return self.wrap_read(g);
                 }
             }
             me.park_until(None);
+            parked = true;
             self.readers.withdraw(me.id());
-            woken = true;
-            if let Some(g) = self.data.try_read() {
-                // The park may have taken an outer wait's token: give it
-                // back (see `SleepMutex`).
-                me.unpark();
-                return self.wrap_read(g);
-            }
+            let_in = self.write_releases.load(Ordering::SeqCst) != releases;
         }
     }
 
