@@ -164,7 +164,12 @@ impl Hyper for PosixHyper {
     }
 
     fn ncpu(&self) -> u32 {
-        thread::available_parallelism().map_or(1, |n| n.get().min(u32::MAX as usize) as u32)
+        // Asking the host reads the affinity mask and cgroup quota files
+        // (tens of microseconds); every boot asks, so ask once.
+        static NCPU: OnceLock<u32> = OnceLock::new();
+        *NCPU.get_or_init(|| {
+            thread::available_parallelism().map_or(1, |n| n.get().min(u32::MAX as usize) as u32)
+        })
     }
 
     fn set_current(&self, ctx: Option<CurrentContext>) -> Option<CurrentContext> {

@@ -22,10 +22,15 @@ pub const DEFAULT_SPIN_ROUNDS: u32 = 256;
 /// The scheduling context shared by the locks and waits of one kernel.
 pub struct Sched {
     hyper: Arc<dyn Hyper>,
-    max_rounds: u32,
-    max_spinners: u32,
+    /// Read from the platform at the first contention, not at boot (a
+    /// parameter lookup costs more than a whole tmpfs kernel's boot);
+    /// `UNSET` until then.
+    max_rounds: AtomicU32,
+    max_spinners: AtomicU32,
     spinners: AtomicU32,
 }
+
+const UNSET: u32 = u32::MAX;
 
 /// Permission to spin, returned by [`Sched::try_spin`]; dropping it gives
 /// the slot back.
@@ -37,19 +42,36 @@ impl Sched {
     /// The context for kernels on `hyper`, reading `RUMP_SPIN` and
     /// `RUMP_NCPU` from the platform's parameters.
     pub fn new(hyper: Arc<dyn Hyper>) -> Arc<Sched> {
-        let param = |name| {
-            hyper
-                .param(name)
-                .and_then(|v: alloc::string::String| v.trim().parse::<u32>().ok())
-        };
-        let max_rounds = param("RUMP_SPIN").unwrap_or(DEFAULT_SPIN_ROUNDS);
-        let ncpu = param("RUMP_NCPU").unwrap_or_else(|| hyper.ncpu()).max(1);
         Arc::new(Sched {
-            max_rounds,
-            max_spinners: ncpu - 1,
+            max_rounds: AtomicU32::new(UNSET),
+            max_spinners: AtomicU32::new(UNSET),
             spinners: AtomicU32::new(0),
             hyper,
         })
+    }
+
+    /// `(max_rounds, max_spinners)`, read from the platform once.
+    fn limits(&self) -> (u32, u32) {
+        let rounds = self.max_rounds.load(Ordering::Relaxed);
+        let spinners = self.max_spinners.load(Ordering::Relaxed);
+        if rounds != UNSET && spinners != UNSET {
+            return (rounds, spinners);
+        }
+        let param = |name| {
+            self.hyper
+                .param(name)
+                .and_then(|v: alloc::string::String| v.trim().parse::<u32>().ok())
+        };
+        // Racing first contentions compute the same values.
+        let rounds = param("RUMP_SPIN")
+            .unwrap_or(DEFAULT_SPIN_ROUNDS)
+            .min(UNSET - 1);
+        let ncpu = param("RUMP_NCPU")
+            .unwrap_or_else(|| self.hyper.ncpu())
+            .clamp(1, UNSET);
+        self.max_rounds.store(rounds, Ordering::Relaxed);
+        self.max_spinners.store(ncpu - 1, Ordering::Relaxed);
+        (rounds, ncpu - 1)
     }
 
     /// The platform.
@@ -59,17 +81,18 @@ impl Sched {
 
     /// The longest spin, in rounds; 0 when spinning is off.
     pub fn max_rounds(&self) -> u32 {
-        self.max_rounds
+        self.limits().0
     }
 
     /// A spin slot, unless spinning is off or enough threads already spin.
     pub fn try_spin(&self) -> Option<SpinSlot<'_>> {
-        if self.max_rounds == 0 {
+        let (rounds, max_spinners) = self.limits();
+        if rounds == 0 {
             return None;
         }
         let mut n = self.spinners.load(Ordering::Relaxed);
         loop {
-            if n >= self.max_spinners {
+            if n >= max_spinners {
                 return None;
             }
             match self.spinners.compare_exchange_weak(
