@@ -290,3 +290,76 @@ fn rwlock_excludes_writers_from_readers() {
     }
     assert_eq!(*l.read(), (20_000, 20_000));
 }
+
+/// Readers and writers alternating quickly on one lock (the pattern of a
+/// directory that threads create and remove names in): nobody is left
+/// asleep with the lock free.
+fn rwlock_mixed(threads: usize, rounds: u64, sched: Arc<Sched>) {
+    let l = Arc::new(SleepRwLock::new(&sched, 0u64));
+    let (tx, rx) = std::sync::mpsc::channel();
+    for t in 0..threads {
+        let (l, tx) = (l.clone(), tx.clone());
+        thread::spawn(move || {
+            for i in 0..rounds {
+                std::hint::black_box(*l.read());
+                if (i + t as u64) % 3 == 0 {
+                    *l.write() += 1;
+                }
+                std::hint::black_box(*l.read());
+                *l.write() += 1;
+            }
+            let _ = tx.send(());
+        });
+    }
+    for done in 0..threads {
+        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+            panic!(
+                "{} of {threads} threads still waiting after 30 s (lock value {}): a lost wake-up",
+                threads - done,
+                *l.read()
+            );
+        }
+    }
+}
+
+#[test]
+fn rwlock_loses_no_wakeup_between_two_threads() {
+    rwlock_mixed(2, 200_000, sched());
+}
+
+#[test]
+fn rwlock_loses_no_wakeup_with_many_threads() {
+    rwlock_mixed(16, 20_000, sched());
+}
+
+#[test]
+fn rwlock_loses_no_wakeup_with_spinning_off() {
+    rwlock_mixed(8, 20_000, sched_with("RUMP_SPIN", "0"));
+}
+
+/// A reader's failed attempt (the data lock counts it as a reader for an
+/// instant) racing with a writer that re-takes the lock at once: the
+/// writer must not sleep with the lock free. Two threads, no spinning,
+/// as in a directory two threads create and remove names in.
+#[test]
+fn rwlock_a_failed_read_attempt_does_not_strand_a_writer() {
+    let s = sched_with("RUMP_SPIN", "0");
+    let l = Arc::new(SleepRwLock::new(&s, 0u64));
+    let (tx, rx) = std::sync::mpsc::channel();
+    for _ in 0..2 {
+        let (l, tx) = (l.clone(), tx.clone());
+        thread::spawn(move || {
+            for _ in 0..300_000 {
+                *l.write() += 1;
+                std::hint::black_box(*l.read());
+                std::hint::black_box(*l.read());
+            }
+            let _ = tx.send(());
+        });
+    }
+    for _ in 0..2 {
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("a thread still waiting after 30 s with the lock free");
+    }
+    assert_eq!(*l.read(), 600_000);
+}

@@ -134,7 +134,7 @@ impl<T> RawSleepRwLock<T> {
     #[inline]
     pub fn read(&self, sched: &Sched) -> SleepRwLockReadGuard<'_, T> {
         if self.writers_wanting.load(Ordering::Relaxed) == 0 {
-            if let Some(g) = self.data.try_read() {
+            if let Some(g) = self.try_read_data() {
                 return self.wrap_read(g);
             }
         }
@@ -153,6 +153,20 @@ impl<T> RawSleepRwLock<T> {
     /// Writers waiting right now (a snapshot).
     pub fn writers_waiting(&self) -> u32 {
         self.writers_wanting.load(Ordering::Relaxed)
+    }
+
+    /// `try_read` of the data lock. A failed attempt briefly counts as a
+    /// reader (spin's lock adds, sees a writer, subtracts), and a writer
+    /// whose own attempt saw only that count has queued itself to sleep:
+    /// the subtraction is a release it must hear of, or it sleeps with the
+    /// lock free. So a failed attempt wakes a queued writer, as a read
+    /// release does.
+    fn try_read_data(&self) -> Option<spin::RwLockReadGuard<'_, T>> {
+        let g = self.data.try_read();
+        if g.is_none() && self.writers.any_after_release() && self.data.reader_count() == 0 {
+            self.writers.wake_one();
+        }
+        g
     }
 
     /// Wakes a sleeping writer, unless one is spinning (it will take the
@@ -174,7 +188,7 @@ impl<T> RawSleepRwLock<T> {
             for _ in 0..self.budget.rounds(max) {
                 sched.relax();
                 if self.writers_wanting.load(Ordering::Relaxed) == 0 {
-                    if let Some(g) = self.data.try_read() {
+                    if let Some(g) = self.try_read_data() {
                         self.budget.paid_off(max);
                         return self.wrap_read(g);
                     }
@@ -193,7 +207,7 @@ impl<T> RawSleepRwLock<T> {
             let releases = self.write_releases.load(Ordering::SeqCst);
             self.readers.push(&me);
             if let_in || self.writers_wanting.load(Ordering::SeqCst) == 0 {
-                if let Some(g) = self.data.try_read() {
+                if let Some(g) = self.try_read_data() {
                     self.readers.withdraw(me.id());
                     if parked {
                         // A park may have taken an outer wait's token: give
