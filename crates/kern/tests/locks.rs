@@ -302,7 +302,7 @@ fn rwlock_mixed(threads: usize, rounds: u64, sched: Arc<Sched>) {
         thread::spawn(move || {
             for i in 0..rounds {
                 std::hint::black_box(*l.read());
-                if (i + t as u64) % 3 == 0 {
+                if (i + t as u64).is_multiple_of(3) {
                     *l.write() += 1;
                 }
                 std::hint::black_box(*l.read());
