@@ -291,13 +291,7 @@ impl BufCache {
         }
         self.make_room()?;
         self.tick += 1;
-        self.bufs.insert(
-            blk,
-            Buf {
-                data,
-                used: self.tick,
-            },
-        );
+        self.insert_clean(blk, data);
         Ok(())
     }
 
@@ -346,6 +340,12 @@ impl BufCache {
         let mut data = vec![0u8; self.bsize].into_boxed_slice();
         let (dev, lba) = (&self.dev, blk * self.sectors_per_block);
         gated(&self.gate, || dev.read_blocks(lba, &mut data))?;
+        self.insert_clean(blk, data);
+        Ok(())
+    }
+
+    /// Caches `data` as block `blk`, clean, used now.
+    fn insert_clean(&mut self, blk: u64, data: Box<[u8]>) {
         self.bufs.insert(
             blk,
             Buf {
@@ -353,7 +353,6 @@ impl BufCache {
                 used: self.tick,
             },
         );
-        Ok(())
     }
 
     /// The contents of block `blk`.

@@ -99,30 +99,16 @@ impl Callouts {
         }
         let shared = self.shared.clone();
         let hyper = k.hyper().clone();
-        let started = Arc::new(SpinMutex::new(false));
-        let ready = started.clone();
-        let me = k.hyper().current_parker();
-        let spawner = me.clone();
-        let handle = k.spawn_thread(
+        // Returns once the worker runs, with its parker registered first,
+        // so the first schedule's wake-up cannot be lost.
+        let (handle, _) = k.spawn_thread_parked(
             "callout",
-            Box::new(move || {
-                shared.lock().worker = Some(hyper.current_parker());
-                *ready.lock() = true;
-                spawner.unpark();
+            Box::new(move |parker| {
+                shared.lock().worker = Some(parker);
                 run_worker(&*hyper, &shared);
             }),
         )?;
         *t = Some(handle);
-        drop(t);
-        // Wait until the worker has registered its parker, so that the
-        // first schedule's wake-up cannot be lost: sleeping (the worker
-        // wakes us), bounded in case a wake-up token went astray.
-        while !*started.lock() {
-            me.park_until(Some(k.hyper().clock_monotonic().saturating_add(1_000_000)));
-        }
-        // The park may have taken the token of a wait the caller is inside
-        // of: give it back (one spurious wake-up for that wait).
-        me.unpark();
         Ok(())
     }
 

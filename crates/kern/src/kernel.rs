@@ -14,7 +14,7 @@ use core::any::Any;
 use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use alloc::collections::BTreeMap;
-use hyper::{Errno, Hyper, MonoNs, HYPER_VERSION};
+use hyper::{Errno, Hyper, MonoNs, Parker, HYPER_VERSION};
 
 use crate::callout::Callouts;
 use crate::cred::Cred;
@@ -279,25 +279,25 @@ impl Kernel {
         deadline: Option<MonoNs>,
         ready: impl FnMut() -> Result<Option<R>, Errno>,
     ) -> Result<R, Errno> {
-        self.wait_for(None, queues, deadline, ready)
+        self.wait_for(None, true, queues, deadline, ready)
     }
 
     /// The sleeping loop behind [`Kernel::wait`] and [`Proc::wait`]: when
     /// `who` is given, the wait registers with that process and fails with
-    /// `EINTR` once [`Proc::cancel_calls`] is called after it began.
+    /// `EINTR` once [`Proc::cancel_calls`] is called after it began. With
+    /// `spin`, a few rounds of `ready` come first (when a spin slot is
+    /// free); callers that spun their own, cheaper way pass `false`.
     pub(crate) fn wait_for<R>(
         &self,
         who: Option<&Proc>,
+        spin: bool,
         queues: &[&WaitQueue],
         deadline: Option<MonoNs>,
         mut ready: impl FnMut() -> Result<Option<R>, Errno>,
     ) -> Result<R, Errno> {
         self.check()?;
-        let generation = who.map(|p| p.cancel_generation());
-        let cancelled = || match (who, generation) {
-            (Some(p), Some(g)) => p.cancel_generation() != g,
-            _ => false,
-        };
+        let began = who.map(|p| (p, p.cancel_generation()));
+        let cancelled = || began.is_some_and(|(p, g)| p.cancel_generation() != g);
         if let Some(r) = ready()? {
             return Ok(r);
         }
@@ -305,7 +305,7 @@ impl Kernel {
         // through the host costs tens of microseconds, a round of `ready`
         // a few hundred nanoseconds.
         let sched = &self.inner.sched;
-        if let Some(_slot) = sched.try_spin() {
+        if let Some(_slot) = spin.then(|| sched.try_spin()).flatten() {
             for _ in 0..WAIT_SPIN_ROUNDS.min(sched.max_rounds()) {
                 sched.relax();
                 if let Some(r) = ready()? {
@@ -428,6 +428,42 @@ impl Kernel {
     ) -> Result<Box<dyn hyper::ThreadHandle>, Errno> {
         self.check()?;
         self.inner.hyper.thread_spawn(name, body)
+    }
+
+    /// Spawns a named kernel thread that is handed its own parker, and
+    /// returns once the thread runs, with that parker: wake-ups sent to it
+    /// from then on cannot be lost, whenever the thread starts waiting.
+    /// The caller sleeps meanwhile (a platform that runs one thread at a
+    /// time must run the new one), and gets back any wake-up token its
+    /// sleep took from a wait it is inside of.
+    pub fn spawn_thread_parked(
+        &self,
+        name: &str,
+        body: Box<dyn FnOnce(Arc<dyn Parker>) + Send + 'static>,
+    ) -> Result<(Box<dyn hyper::ThreadHandle>, Arc<dyn Parker>), Errno> {
+        let slot: Arc<SpinMutex<Option<Arc<dyn Parker>>>> = Arc::new(SpinMutex::new(None));
+        let (slot2, hyper) = (slot.clone(), self.inner.hyper.clone());
+        let me = hyper.current_parker();
+        let spawner = me.clone();
+        let handle = self.spawn_thread(
+            name,
+            Box::new(move || {
+                let parker = hyper.current_parker();
+                *slot2.lock() = Some(parker.clone());
+                spawner.unpark();
+                body(parker);
+            }),
+        )?;
+        let parker = loop {
+            if let Some(p) = slot.lock().clone() {
+                break p;
+            }
+            // Bounded: a stale or lost wake-up token costs a millisecond.
+            let soon = self.inner.hyper.clock_monotonic().saturating_add(1_000_000);
+            me.park_until(Some(soon));
+        };
+        me.unpark();
+        Ok((handle, parker))
     }
 
     /// Writes a line to the console, prefixed like a kernel message.

@@ -214,7 +214,21 @@ impl Proc {
         deadline: Option<MonoNs>,
         ready: impl FnMut() -> Result<Option<R>, Errno>,
     ) -> Result<R, Errno> {
-        self.kernel.wait_for(Some(self), queues, deadline, ready)
+        self.kernel
+            .wait_for(Some(self), true, queues, deadline, ready)
+    }
+
+    /// [`Proc::wait`] without its short spin, for a caller that has just
+    /// spun on a cheaper signal of its own (a socket's event counter) and
+    /// should not go on spinning on `ready`.
+    pub fn wait_without_spin<R>(
+        &self,
+        queues: &[&WaitQueue],
+        deadline: Option<MonoNs>,
+        ready: impl FnMut() -> Result<Option<R>, Errno>,
+    ) -> Result<R, Errno> {
+        self.kernel
+            .wait_for(Some(self), false, queues, deadline, ready)
     }
 
     /// Interrupts every call this process is blocked in right now: each

@@ -454,12 +454,9 @@ impl Socket {
             }
         }
         let queue = if accept { &sh.acceptq } else { &sh.wq };
-        // A wake-up re-checks under the stack lock only when an event was
-        // posted since the last look.
-        let res = p.wait(&[queue], deadline, || {
-            let _ = &mut seen;
-            Ok(once())
-        });
+        // The spin above (or its refusal) stands for the wait's own: a
+        // second spin would take the stack lock on every round.
+        let res = p.wait_without_spin(&[queue], deadline, || Ok(once()));
         match res {
             Ok(r) => {
                 sh.spin.ended_after(k.now().saturating_sub(start), max);

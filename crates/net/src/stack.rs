@@ -714,35 +714,12 @@ impl Stack {
             return;
         };
         let weak = self.this.clone();
-        let hyper = self.hyper.clone();
-        let slot: Arc<SpinMutex<Option<Arc<dyn Parker>>>> = Arc::new(SpinMutex::new(None));
-        let slot2 = slot.clone();
-        // The new thread registers its parker, then wakes us: we sleep
-        // meanwhile (a platform running one thread at a time must run it).
-        let me = self.hyper.current_parker();
-        let spawner = me.clone();
-        let spawned = k.spawn_thread(
+        let spawned = k.spawn_thread_parked(
             "net.timer",
-            Box::new(move || {
-                let parker = hyper.current_parker();
-                *slot2.lock() = Some(parker.clone());
-                spawner.unpark();
-                timer_loop(&weak, &*parker);
-            }),
+            Box::new(move |parker| timer_loop(&weak, &*parker)),
         );
         match spawned {
-            Ok(h) => {
-                let parker = loop {
-                    if let Some(p) = slot.lock().clone() {
-                        break p;
-                    }
-                    // Bounded: a stale wake-up token or a lost one costs
-                    // at most a millisecond.
-                    me.park_until(Some(self.hyper.clock_monotonic().saturating_add(1_000_000)));
-                };
-                // The park may have taken the token of a wait we are
-                // inside of (a socket call's): give it back.
-                me.unpark();
+            Ok((h, parker)) => {
                 parker.unpark();
                 *self.timer.lock() = Some(TimerThread {
                     parker,

@@ -141,23 +141,7 @@ fn exercise(image: Vec<u8>, all_errs: &mut BTreeSet<i32>) {
 }
 
 fn exercise_into(image: Vec<u8>, errs: &mut BTreeSet<i32>) {
-    // Console output is captured so the test can check that every refusal
-    // is explained by a log line.
-    let lines = Arc::new(Mutex::new(String::new()));
-    let sink = lines.clone();
-    let log = Observed::new()
-        .on_console(move |b| sink.lock().unwrap().push_str(&String::from_utf8_lossy(b)));
-    let k = rump::Kernel::builder()
-        .platform(Arc::new(log))
-        .ext2()
-        .boot()
-        .unwrap();
-    let p = k.process().unwrap();
-    Registry::of(k.raw())
-        .unwrap()
-        .register("/dev/m", Arc::new(MemDevice::from_bytes(image, false)))
-        .unwrap();
-    rump::fs::create_dir(&p, "/mnt").unwrap();
+    let (k, p, lines) = kernel_with_image(image);
     match sys::mount(&p, b"/dev/m", b"/mnt", b"ext2", 0, b"") {
         Ok(()) => {}
         Err(e) => {
@@ -275,6 +259,23 @@ fn allocation_refuses_metadata_a_bitmap_marks_free() {
         let bit = blk - 1;
         image[bbm * 1024 + bit / 8] &= !(1 << (bit % 8));
     }
+    let (_k, p, lines) = kernel_with_image(image);
+    sys::mount(&p, b"/dev/m", b"/mnt", b"ext2", 0, b"").unwrap();
+    let fd = sys::open(&p, b"/mnt/f", o::WRONLY | o::CREAT, 0o644).unwrap();
+    assert_eq!(sys::write(&p, fd, &[7u8; 4096]), Err(Errno::EUCLEAN));
+    assert!(
+        lines.lock().unwrap().contains("marks metadata block"),
+        "no log line: {}",
+        lines.lock().unwrap()
+    );
+    sys::close(&p, fd).unwrap();
+    let _ = sys::umount2(&p, b"/mnt", 0);
+}
+
+/// A kernel with ext2 whose console is captured (so a test can check that
+/// every refusal is explained by a log line), `image` registered as
+/// `/dev/m` (writable) and an empty `/mnt`.
+fn kernel_with_image(image: Vec<u8>) -> (rump::Kernel, rump::Process, Arc<Mutex<String>>) {
     let lines = Arc::new(Mutex::new(String::new()));
     let sink = lines.clone();
     let log = Observed::new()
@@ -290,14 +291,5 @@ fn allocation_refuses_metadata_a_bitmap_marks_free() {
         .register("/dev/m", Arc::new(MemDevice::from_bytes(image, false)))
         .unwrap();
     rump::fs::create_dir(&p, "/mnt").unwrap();
-    sys::mount(&p, b"/dev/m", b"/mnt", b"ext2", 0, b"").unwrap();
-    let fd = sys::open(&p, b"/mnt/f", o::WRONLY | o::CREAT, 0o644).unwrap();
-    assert_eq!(sys::write(&p, fd, &[7u8; 4096]), Err(Errno::EUCLEAN));
-    assert!(
-        lines.lock().unwrap().contains("marks metadata block"),
-        "no log line: {}",
-        lines.lock().unwrap()
-    );
-    sys::close(&p, fd).unwrap();
-    let _ = sys::umount2(&p, b"/mnt", 0);
+    (k, p, lines)
 }

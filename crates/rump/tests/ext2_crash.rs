@@ -123,18 +123,7 @@ fn ext2_crash_keeps_fsynced_data() {
             "round {round}: killed after {} fsync'd records (kill point {kill_after}, +{extra_us} µs)",
             last + 1
         );
-        let out = Command::new("e2fsck")
-            .args(["-f", "-y"])
-            .arg(&img)
-            .output()
-            .unwrap();
-        let code = out.status.code().unwrap_or(8);
-        assert!(
-            code <= 1,
-            "e2fsck -fy exit {code}: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        assert_clean(&img);
+        repair(&img);
         let (k, p) = mount_rw(&img);
         let log = rump::fs::read(&p, "/mnt/log").unwrap();
         assert!(

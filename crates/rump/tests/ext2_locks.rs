@@ -131,18 +131,7 @@ fn pattern(tag: &[u8], len: usize) -> Vec<u8> {
 fn after_crash(dev: &TestDev, dir: &std::path::Path) -> (Kernel, Process, std::path::PathBuf) {
     let img = dir.join("crashed.img");
     std::fs::write(&img, dev.inner.to_bytes()).unwrap();
-    let out = std::process::Command::new("e2fsck")
-        .args(["-f", "-y"])
-        .arg(&img)
-        .output()
-        .unwrap();
-    let code = out.status.code().unwrap_or(8);
-    assert!(
-        code <= 1,
-        "e2fsck -fy exit {code}: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    assert_clean(&img);
+    repair(&img);
     let (k, p) = mount_rw(&img);
     (k, p, img)
 }

@@ -50,30 +50,25 @@ pub type SpinMutexGuard<'a, T> = spin::MutexGuard<'a, T>;
 /// it only where writes are rare and short).
 pub type SpinRwLock<T> = spin::RwLock<T>;
 
-/// Threads waiting for something to change.
+/// Threads waiting for something to change: the same queue as a lock's
+/// sleepers ([`Sleepers`]), so a waker with nobody to wake takes no lock.
 #[derive(Default)]
 pub struct WaitQueue {
-    waiters: SpinMutex<VecDeque<Arc<dyn Parker>>>,
+    waiters: Sleepers,
 }
 
 impl WaitQueue {
     /// An empty queue (allocates nothing until a thread waits).
     pub const fn new() -> Self {
         WaitQueue {
-            waiters: SpinMutex::new(VecDeque::new()),
+            waiters: Sleepers::new(),
         }
     }
 
     /// Wakes every waiting thread. Cheap when nobody waits.
     pub fn wake_all(&self) {
-        let mut w = self.waiters.lock();
-        if w.is_empty() {
-            return;
-        }
-        let taken = core::mem::take(&mut *w);
-        drop(w);
-        for p in taken {
-            p.unpark();
+        if self.has_waiters() {
+            self.waiters.wake_all();
         }
     }
 
@@ -81,36 +76,37 @@ impl WaitQueue {
     /// waiter can consume (a connection to accept, a lock to take); the
     /// woken thread must wake the next one if it leaves the condition true.
     pub fn wake_one(&self) {
-        let next = self.waiters.lock().pop_front();
-        if let Some(p) = next {
-            p.unpark();
+        if self.has_waiters() {
+            self.waiters.wake_one();
         }
     }
 
-    /// Whether any thread waits here.
+    /// Whether any thread waits here. Ordered after the caller's earlier
+    /// stores (a fence): a waiter that registered and then looked at the
+    /// condition either saw the change, or is seen here.
     pub fn has_waiters(&self) -> bool {
-        !self.waiters.lock().is_empty()
+        self.waiters.any_after_release()
     }
 
     pub(crate) fn register(&self, p: &Arc<dyn Parker>) {
-        self.waiters.lock().push_back(p.clone());
+        self.waiters.push(p);
     }
 
     /// Whether the thread with parker `id` is still queued here (a wake-up
     /// takes it off the queue).
     pub(crate) fn is_registered(&self, id: u64) -> bool {
-        self.waiters.lock().iter().any(|p| p.id() == id)
+        self.waiters.contains(id)
     }
 
     pub(crate) fn unregister(&self, id: u64) {
-        self.waiters.lock().retain(|p| p.id() != id);
+        self.waiters.withdraw(id);
     }
 }
 
 impl core::fmt::Debug for WaitQueue {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("WaitQueue")
-            .field("waiters", &self.waiters.lock().len())
+            .field("waiters", &self.waiters.len())
             .finish()
     }
 }
@@ -189,5 +185,10 @@ impl Sleepers {
 
     pub(crate) fn len(&self) -> usize {
         self.count.load(core::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether the parker `id` is queued.
+    pub(crate) fn contains(&self, id: u64) -> bool {
+        self.queue.lock().iter().any(|p| p.id() == id)
     }
 }

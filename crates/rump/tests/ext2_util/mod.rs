@@ -79,6 +79,23 @@ pub fn assert_clean(image: &Path) {
     assert_eq!(code, 0, "e2fsck -fn {}:\n{out}", image.display());
 }
 
+/// Repairs `image` with `e2fsck -fy`, as after a crash: the repair must
+/// succeed (exit 0 or 1, "errors corrected") and leave the image clean.
+pub fn repair(image: &Path) {
+    let out = Command::new("e2fsck")
+        .args(["-f", "-y"])
+        .arg(image)
+        .output()
+        .expect("run e2fsck");
+    let code = out.status.code().unwrap_or(8);
+    assert!(
+        code <= 1,
+        "e2fsck -fy exit {code}: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_clean(image);
+}
+
 /// A kernel with ext2 and a root process.
 pub fn boot() -> (Kernel, Process) {
     let k = Kernel::builder().ext2().boot().expect("boot");

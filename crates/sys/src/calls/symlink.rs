@@ -13,7 +13,7 @@ pub fn symlink(p: &Proc, target: &[u8], linkpath: &[u8]) -> Result<(), Errno> {
 
 /// `symlink` relative to `dirfd`.
 pub fn symlinkat(p: &Proc, target: &[u8], dirfd: i32, linkpath: &[u8]) -> Result<(), Errno> {
-    ops::check_symlink_target(target)?;
+    kern::vfs::namei::check_path(target)?;
     let base = base_for(p, dirfd, linkpath)?;
     ops::symlink(p, target, base.as_ref(), linkpath).map(drop)
 }

@@ -27,13 +27,14 @@ use alloc::sync::Arc;
 use hyper::Errno;
 
 use crate::consts::s;
+use crate::cred::Access;
 use crate::cred::Cred;
 use crate::proc::{Proc, ProcDirs};
 use crate::vfs::namei::{check_path, LookupCtx};
-use crate::vfs::{NodeKind, SetAttr, Vnode};
+use crate::vfs::{perm, NewNode, NodeKind, SetAttr, Vnode};
 
 pub use cwd::{getcwd, path_of};
-pub use names::{check_symlink_target, link, mkdir, mknod, mknod_kind, new_name, symlink};
+pub use names::{link, mkdir, mknod, mknod_kind, new_name, symlink};
 pub use open::{open, open_vnode, OpenHow};
 pub use remove::{rmdir, unlink};
 pub use rename::rename;
@@ -121,14 +122,39 @@ pub fn remove_privs(cred: &Cred, vn: &Vnode) -> Result<(), Errno> {
     })
 }
 
-/// Owner and group of a new file in `dir`: the group is the directory's
+/// Creates `name` in `dir` for `caller`, after the new-name checks: write
+/// and search permission on the directory, then the file system's create.
+/// The owner is the caller's effective uid; the group is the directory's
 /// when the directory is set-group-ID (BSD semantics, and Linux's for such
-/// directories), the caller's effective group otherwise.
-pub fn new_owner(cred: &Cred, dir: &Vnode) -> Result<(u32, u32), Errno> {
+/// directories), where a new directory also inherits the bit; the
+/// caller's effective group otherwise. `perm` is final (umask applied).
+pub(crate) fn create_in(
+    caller: &Caller,
+    dir: &Vnode,
+    name: &[u8],
+    kind: NodeKind,
+    bits: u32,
+    rdev: u64,
+    target: &[u8],
+) -> Result<Vnode, Errno> {
+    perm::check(&caller.cred, dir, Access::WRITE.union(Access::EXEC))?;
     let st = dir.node.getattr()?;
-    if st.mode & s::ISGID != 0 {
-        Ok((cred.euid, st.gid))
-    } else {
-        Ok((cred.euid, cred.egid))
-    }
+    let sgid_dir = st.mode & s::ISGID != 0;
+    let (gid, bits) = match (sgid_dir, kind) {
+        (true, NodeKind::Directory) => (st.gid, bits | s::ISGID),
+        (true, _) => (st.gid, bits),
+        (false, _) => (caller.cred.egid, bits),
+    };
+    let node = dir.node.create(
+        name,
+        &NewNode {
+            kind,
+            perm: bits,
+            uid: caller.cred.euid,
+            gid,
+            rdev,
+            target,
+        },
+    )?;
+    Ok(dir.child(node))
 }

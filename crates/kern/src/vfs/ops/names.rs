@@ -2,13 +2,13 @@
 
 use hyper::Errno;
 
-use crate::consts::{s, PATH_MAX};
+use crate::consts::s;
 use crate::cred::Access;
 use crate::proc::Proc;
-use crate::vfs::namei::{LookupCtx, Parent};
-use crate::vfs::{perm, NewNode, NodeKind, Vnode};
+use crate::vfs::namei::{check_path, LookupCtx, Parent};
+use crate::vfs::{perm, NodeKind, Vnode};
 
-use super::{is_dot_or_empty, new_owner, with_path, Caller};
+use super::{create_in, is_dot_or_empty, with_path, Caller};
 
 /// The first steps of every call that makes a new name, in Linux's order:
 /// find the parent, refuse `.`, `..`, `/` and an existing name with
@@ -37,24 +37,15 @@ pub fn new_name(ctx: &LookupCtx<'_>, path: &[u8], dir_ok: bool) -> Result<Parent
 pub fn mkdir(p: &Proc, base: Option<&Vnode>, path: &[u8], mode: u32) -> Result<Vnode, Errno> {
     with_path(p, base, path, |caller, ctx| {
         let parent = new_name(ctx, path, true)?;
-        let dir = &parent.dir;
-        perm::check(&caller.cred, dir, Access::WRITE.union(Access::EXEC))?;
-        let mut bits = mode & (0o777 | s::ISVTX) & !caller.umask;
-        let (uid, gid) = new_owner(&caller.cred, dir)?;
-        if dir.node.getattr()?.mode & s::ISGID != 0 {
-            bits |= s::ISGID;
-        }
-        create(
-            dir,
+        let perm = mode & (0o777 | s::ISVTX) & !caller.umask;
+        create_in(
+            caller,
+            &parent.dir,
             &parent.name,
-            &NewNode {
-                kind: NodeKind::Directory,
-                perm: bits,
-                uid,
-                gid,
-                rdev: 0,
-                target: b"",
-            },
+            NodeKind::Directory,
+            perm,
+            0,
+            b"",
         )
     })
 }
@@ -75,21 +66,8 @@ pub fn mknod(
             return Err(Errno::EPERM);
         }
         let parent = new_name(ctx, path, false)?;
-        let dir = &parent.dir;
-        perm::check(&caller.cred, dir, Access::WRITE.union(Access::EXEC))?;
-        let (uid, gid) = new_owner(&caller.cred, dir)?;
-        create(
-            dir,
-            &parent.name,
-            &NewNode {
-                kind,
-                perm: mode & 0o7777 & !caller.umask,
-                uid,
-                gid,
-                rdev: dev,
-                target: b"",
-            },
-        )
+        let perm = mode & 0o7777 & !caller.umask;
+        create_in(caller, &parent.dir, &parent.name, kind, perm, dev, b"")
     })
 }
 
@@ -108,39 +86,20 @@ pub fn mknod_kind(mode: u32) -> Result<NodeKind, Errno> {
     })
 }
 
-/// Checks a symbolic link's target, before any lookup.
-pub fn check_symlink_target(target: &[u8]) -> Result<(), Errno> {
-    if target.contains(&0) {
-        return Err(Errno::EINVAL);
-    }
-    if target.is_empty() {
-        return Err(Errno::ENOENT);
-    }
-    if target.len() >= PATH_MAX {
-        return Err(Errno::ENAMETOOLONG);
-    }
-    Ok(())
-}
-
 /// Makes `path` a symbolic link to `target`.
 pub fn symlink(p: &Proc, target: &[u8], base: Option<&Vnode>, path: &[u8]) -> Result<Vnode, Errno> {
-    check_symlink_target(target)?;
+    // A target is checked like a path argument (NUL, empty, PATH_MAX).
+    check_path(target)?;
     with_path(p, base, path, |caller, ctx| {
         let parent = new_name(ctx, path, false)?;
-        let dir = &parent.dir;
-        perm::check(&caller.cred, dir, Access::WRITE.union(Access::EXEC))?;
-        let (uid, gid) = new_owner(&caller.cred, dir)?;
-        create(
-            dir,
+        create_in(
+            caller,
+            &parent.dir,
             &parent.name,
-            &NewNode {
-                kind: NodeKind::Symlink,
-                perm: 0o777,
-                uid,
-                gid,
-                rdev: 0,
-                target,
-            },
+            NodeKind::Symlink,
+            0o777,
+            0,
+            target,
         )
     })
 }
@@ -157,8 +116,8 @@ pub fn link(
     follow: bool,
 ) -> Result<(), Errno> {
     p.kernel().check()?;
-    crate::vfs::namei::check_path(old)?;
-    crate::vfs::namei::check_path(new)?;
+    check_path(old)?;
+    check_path(new)?;
     let caller = Caller::of(p)?;
     let target = caller.ctx(p, old_base).lookup(old, follow)?;
     let nctx = caller.ctx(p, new_base);
@@ -172,9 +131,4 @@ pub fn link(
         return Err(Errno::EPERM);
     }
     np.dir.node.link(&np.name, &target.node)
-}
-
-fn create(dir: &Vnode, name: &[u8], new: &NewNode<'_>) -> Result<Vnode, Errno> {
-    let node = dir.node.create(name, new)?;
-    Ok(dir.child(node))
 }

@@ -7,9 +7,9 @@ use crate::cred::Access;
 use crate::file::File;
 use crate::proc::Proc;
 use crate::vfs::namei::LookupCtx;
-use crate::vfs::{perm, vnfile, NewNode, NodeKind, SetAttr, Vnode};
+use crate::vfs::{perm, vnfile, NodeKind, SetAttr, Vnode};
 
-use super::{new_owner, remove_privs, with_path, Caller};
+use super::{create_in, remove_privs, with_path, Caller};
 
 /// How to open: `O_*` flags and the mode of a file `O_CREAT` makes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -118,22 +118,18 @@ fn resolve(
             Ok((vn, false))
         }
         Err(Errno::ENOENT) => {
-            let dir = &parent.dir;
-            dir.check_writable_mount()?;
-            perm::check(&caller.cred, dir, Access::WRITE.union(Access::EXEC))?;
-            let (uid, gid) = new_owner(&caller.cred, dir)?;
-            let node = dir.node.create(
+            parent.dir.check_writable_mount()?;
+            let perm = how.mode & 0o7777 & !caller.umask;
+            let vn = create_in(
+                caller,
+                &parent.dir,
                 &parent.name,
-                &NewNode {
-                    kind: NodeKind::Regular,
-                    perm: how.mode & 0o7777 & !caller.umask,
-                    uid,
-                    gid,
-                    rdev: 0,
-                    target: b"",
-                },
+                NodeKind::Regular,
+                perm,
+                0,
+                b"",
             )?;
-            Ok((dir.child(node), true))
+            Ok((vn, true))
         }
         Err(e) => Err(e),
     }
