@@ -37,6 +37,27 @@ pub trait BlockDevice: Send + Sync {
     }
 }
 
+/// Reads `buf.len()` bytes at byte `offset` of `dev`, whatever their
+/// alignment (a file-system probe reading a superblock or a volume
+/// descriptor). Past the end is `EIO`, as for sector reads.
+pub fn read_bytes(dev: &dyn BlockDevice, offset: u64, buf: &mut [u8]) -> Result<(), Errno> {
+    if buf.is_empty() {
+        return Ok(());
+    }
+    let ss = SECTOR_SIZE as u64;
+    let end = offset.checked_add(buf.len() as u64).ok_or(Errno::EIO)?;
+    if end > dev.size_bytes() {
+        return Err(Errno::EIO);
+    }
+    let first = offset / ss;
+    let last = end.div_ceil(ss);
+    let mut tmp = alloc::vec![0u8; ((last - first) * ss) as usize];
+    dev.read_blocks(first, &mut tmp)?;
+    let skip = (offset - first * ss) as usize;
+    buf.copy_from_slice(&tmp[skip..skip + buf.len()]);
+    Ok(())
+}
+
 /// Checks alignment and bounds of an access of `len` bytes at `lba`.
 pub(crate) fn check_access(sectors: u64, lba: u64, len: usize) -> Result<(), Errno> {
     if !len.is_multiple_of(SECTOR_SIZE) {

@@ -25,5 +25,5 @@ mod dev;
 pub mod part;
 mod registry;
 
-pub use dev::{BlockDevice, HostDevice, MemDevice, Partition, SECTOR_SIZE};
+pub use dev::{read_bytes, BlockDevice, HostDevice, MemDevice, Partition, SECTOR_SIZE};
 pub use registry::{register_host, BlkComponent, Claim, Registry, EXTENSION};

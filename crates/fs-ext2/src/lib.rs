@@ -106,6 +106,21 @@ impl FsType for Ext2Type {
         let st = fs::Ext2::open(dev, want_rw, k.hyper().clone(), name, cache)?;
         Ok(Arc::new(Ext2Fs::new(st, claim, k.sched())?))
     }
+
+    /// The ext2 superblock magic at byte 1024+56. ext3 and ext4 carry the
+    /// same magic: they probe as ext2, and mounting names the features
+    /// this driver does not support.
+    fn probe(&self, k: &Kernel, source: &[u8]) -> Result<bool, Errno> {
+        let name = core::str::from_utf8(source).map_err(|_| Errno::ENXIO)?;
+        let dev = Registry::of(k)?.lookup(name)?;
+        let mut magic = [0u8; 2];
+        match dev_blk::read_bytes(&*dev, 1024 + 56, &mut magic) {
+            // Too small to hold a superblock: not ext2.
+            Err(Errno::EIO) if dev.size_bytes() < 2048 => Ok(false),
+            Err(e) => Err(e),
+            Ok(()) => Ok(u16::from_le_bytes(magic) == format::EXT2_MAGIC),
+        }
+    }
 }
 
 fn parse_options(data: &[u8]) -> Result<usize, Errno> {

@@ -265,6 +265,12 @@ impl Process {
     }
 }
 
+impl sys::Syscalls for Process {
+    fn call(&self, req: sys::Request) -> Result<sys::Response, Errno> {
+        sys::dispatch(&self.p, req)
+    }
+}
+
 impl Deref for Process {
     type Target = kern::Proc;
     fn deref(&self) -> &kern::Proc {

@@ -81,3 +81,36 @@ fn ext2_files_dirs_links_persist() {
     unmount(k, p);
     assert_clean(&img);
 }
+
+#[test]
+fn mount_auto_probes_the_type() {
+    require!(have_e2fsprogs(), "e2fsprogs (mke2fs, e2fsck) not installed");
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("auto.img");
+    mke2fs(&img, 8 << 20, &["-b", "1024"]);
+    let zero = dir.path().join("zero.img");
+    std::fs::write(&zero, vec![0u8; 1 << 20]).unwrap();
+    let k = rump::Kernel::builder().ext2().boot().unwrap();
+    let p = k.process().unwrap();
+    rump::ext2::register_image(&p, &img, "/dev/disk0", false).unwrap();
+    rump::ext2::register_image(&p, &zero, "/dev/disk1", false).unwrap();
+    rump::fs::create_dir_all(&p, "/mnt").unwrap();
+    rump::fs::create_dir_all(&p, "/other").unwrap();
+    // Nothing recognises zeros; a device that does not exist is ENXIO.
+    assert_eq!(
+        sys::mount(&p, b"/dev/disk1", b"/other", b"auto", 0, b""),
+        Err(rump::Errno::ENODEV)
+    );
+    assert_eq!(
+        sys::mount(&p, b"/dev/nosuch", b"/other", b"auto", 0, b""),
+        Err(rump::Errno::ENXIO)
+    );
+    sys::mount(&p, b"/dev/disk0", b"/mnt", b"auto", 0, b"").unwrap();
+    let m = sys::mounts(&p).unwrap();
+    assert!(m.iter().any(|m| m.fstype == "ext2"), "{m:?}");
+    rump::fs::write(&p, "/mnt/f", b"x").unwrap();
+    sys::umount2(&p, b"/mnt", 0).unwrap();
+    drop(p);
+    k.halt();
+    assert_clean(&img);
+}

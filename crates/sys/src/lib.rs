@@ -74,4 +74,4 @@ pub use kern::{Errno, Proc, Stat};
 pub use net::{
     ArpInfo, Cmsg, IfInfo, IfStats, NetStats, RecvInfo, RouteInfo, RouteSpec, SockAddr, SockOpt,
 };
-pub use request::{dispatch, Request, Response, MAX_IO};
+pub use request::{dispatch, Request, Response, Syscalls, MAX_IO};

@@ -414,6 +414,20 @@ pub enum Response {
     NetStats(alloc::boxed::Box<NetStats>),
 }
 
+/// Whatever runs system calls given as data: a local process (through
+/// [`dispatch`]) or, in the remote client, a kernel in another process.
+/// Tools written against `&dyn Syscalls` work with either.
+pub trait Syscalls: Send + Sync {
+    /// Runs `req` and returns its result.
+    fn call(&self, req: Request) -> Result<Response, Errno>;
+}
+
+impl Syscalls for Proc {
+    fn call(&self, req: Request) -> Result<Response, Errno> {
+        dispatch(self, req)
+    }
+}
+
 /// Runs one request as process `p`.
 pub fn dispatch(p: &Proc, req: Request) -> Result<Response, Errno> {
     use crate as s;

@@ -1,5 +1,5 @@
 //! One image opened in an in-process kernel: `IMAGE:PATH` parsing,
-//! file-system detection, mounting and unmounting.
+//! mounting with the kernel's file-system probe (`mount -t auto`) and unmounting.
 
 use std::path::{Path, PathBuf};
 
@@ -64,18 +64,6 @@ pub fn split_partition(image: &Path) -> (PathBuf, Option<u32>) {
     (image.to_path_buf(), None)
 }
 
-/// The file-system type of an image, from its superblock magic.
-pub fn detect(image: &Path) -> anyhow::Result<&'static str> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(image).with_context(|| format!("{}", image.display()))?;
-    let mut magic = [0u8; 2];
-    f.seek(SeekFrom::Start(1024 + 56))?;
-    if f.read_exact(&mut magic).is_ok() && u16::from_le_bytes(magic) == 0xEF53 {
-        return Ok("ext2");
-    }
-    bail!("{}: unknown file system type", image.display())
-}
-
 /// A kernel with the image mounted on [`MNT`].
 pub struct Session {
     pub kernel: Kernel,
@@ -88,11 +76,6 @@ impl Session {
     /// `disk.img@pN` names partition N of an MBR or GPT disk image.
     pub fn open(image: &Path, write: bool) -> anyhow::Result<Session> {
         let (file, part) = split_partition(image);
-        let fstype = match part {
-            None => detect(&file)?,
-            // The kernel reads the partition table; ext2 is the only type.
-            Some(_) => "ext2",
-        };
         let kernel = Kernel::builder().ext2().boot()?;
         let p = kernel.process()?;
         rump::ext2::register_image(&p, &file, "/dev/disk0", !write)
@@ -107,17 +90,13 @@ impl Session {
         } else {
             rump::sys::consts::ms::RDONLY
         };
-        match rump::sys::mount(
-            &p,
-            dev.as_bytes(),
-            MNT.as_bytes(),
-            fstype.as_bytes(),
-            flags,
-            b"",
-        ) {
+        match rump::sys::mount(&p, dev.as_bytes(), MNT.as_bytes(), b"auto", flags, b"") {
             Ok(()) => {}
             Err(rump::Errno::ENXIO) if part.is_some() => {
                 bail!("{}: no such partition", image.display())
+            }
+            Err(rump::Errno::ENODEV) => {
+                bail!("{}: unknown file system type", image.display())
             }
             Err(e) => {
                 return Err(anyhow::Error::new(rump::io_error(e))).with_context(|| {

@@ -182,6 +182,41 @@ impl Vfs {
         self.fstypes.lock().get(name).cloned().ok_or(Errno::ENODEV)
     }
 
+    /// The type of the file system on `source`: the one probe of the VFS,
+    /// used by `mount -t auto`, the image tools, the remote server's
+    /// mounts and the FUSE server. Types are asked in name order. If none
+    /// recognises the device, the first error a type met (`ENXIO` for a
+    /// device that does not exist) or else `ENODEV`.
+    pub fn probe(&self, k: &Kernel, source: &[u8]) -> Result<&'static str, Errno> {
+        // Copy the table out: probes read the device, which blocks.
+        let types: Vec<Arc<dyn FsType>> = self.fstypes.lock().values().cloned().collect();
+        let mut err = None;
+        for t in &types {
+            match t.probe(k, source) {
+                Ok(true) => return Ok(t.name()),
+                Ok(false) => {}
+                Err(e) => {
+                    err.get_or_insert(e);
+                }
+            }
+        }
+        Err(err.unwrap_or(Errno::ENODEV))
+    }
+
+    /// The type named `fstype`, or the probed type of `source` for `auto`.
+    fn fstype_for(
+        &self,
+        k: &Kernel,
+        fstype: &[u8],
+        source: &[u8],
+    ) -> Result<Arc<dyn FsType>, Errno> {
+        if fstype == b"auto" {
+            let name = self.probe(k, source)?;
+            return self.fstype(name.as_bytes());
+        }
+        self.fstype(fstype)
+    }
+
     /// The root vnode, if a root file system is mounted.
     pub fn root(&self) -> Option<Vnode> {
         self.table.read().root.as_ref().map(|m| m.root_vnode())
@@ -236,7 +271,7 @@ impl Vfs {
         if !target.is_dir() {
             return Err(Errno::ENOTDIR);
         }
-        let t = self.fstype(fstype)?;
+        let t = self.fstype_for(k, fstype, source)?;
         let key = (target.mnt.id, target.node.ino());
         if self.table.read().covering.contains_key(&key) {
             return Err(Errno::EBUSY);

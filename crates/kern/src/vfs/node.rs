@@ -211,4 +211,14 @@ pub trait FsType: Send + Sync {
         flags: u64,
         data: &[u8],
     ) -> Result<Arc<dyn FileSystem>, Errno>;
+
+    /// Whether `source` holds a file system of this type (`mount -t auto`
+    /// asks every registered type). Reads only what identifies the format
+    /// (a superblock magic, a volume descriptor) and claims nothing; types
+    /// that need no device (tmpfs) answer `Ok(false)`. An error (`ENXIO`:
+    /// no such device, `EIO`) is reported if no other type recognises it.
+    fn probe(&self, k: &Kernel, source: &[u8]) -> Result<bool, Errno> {
+        let _ = (k, source);
+        Ok(false)
+    }
 }
