@@ -70,7 +70,7 @@ use kern::vfs::{DirEntry, FileSystem, NewNode, Node, NodeKind, SetAttr, StatVfs,
 use kern::Stat;
 
 use crate::format::*;
-use crate::fs::{ftype_of_mode, Ext2};
+use crate::fs::{ftype_of_mode, Ext2, StatCell};
 
 /// `f_type` of `statfs(2)` for ext2.
 pub const EXT2_SUPER_MAGIC: u64 = 0xEF53;
@@ -114,7 +114,10 @@ impl IoGate for MountGate {
 }
 
 impl Shared {
-    fn node(self: &Arc<Self>, ino: u32, kind: NodeKind) -> Arc<Ext2Node> {
+    /// A new node of `ino` (made under the mount lock, whose state `st`
+    /// is: see `lookup`).
+    fn node(self: &Arc<Self>, st: &mut Ext2, ino: u32, kind: NodeKind) -> Arc<Ext2Node> {
+        let stat = st.stat_cell(ino);
         let mut live = self.live.lock();
         let e = live
             .refs
@@ -128,6 +131,7 @@ impl Shared {
             ino,
             kind,
             data,
+            stat,
         })
     }
 
@@ -234,7 +238,10 @@ impl Ext2Fs {
                 reader,
             }
         });
-        let root = shared.node(ROOT_INO, NodeKind::Directory);
+        let root = {
+            let mut st = shared.state.lock();
+            shared.node(&mut st, ROOT_INO, NodeKind::Directory)
+        };
         Ok(Ext2Fs { shared, root })
     }
 
@@ -346,6 +353,8 @@ pub struct Ext2Node {
     kind: NodeKind,
     /// The inode's data lock (see the module docs).
     data: DataLock,
+    /// The inode's attributes, shared with the mount state.
+    stat: Arc<StatCell>,
 }
 
 impl Drop for Ext2Node {
@@ -364,13 +373,6 @@ impl Drop for Ext2Node {
                 live.pending.push(self.ino);
             }
         }
-    }
-}
-
-fn ts(t: Time) -> Timespec {
-    Timespec {
-        sec: t.sec,
-        nsec: t.nsec,
     }
 }
 
@@ -399,45 +401,6 @@ fn encode_rdev(rdev: u64) -> (u32, u32) {
     } else {
         let v = (minor & 0xff) | (major << 8) | ((minor & !0xff) << 12);
         (0, v as u32)
-    }
-}
-
-fn decode_rdev(b0: u32, b1: u32) -> u64 {
-    let (major, minor) = if b0 != 0 {
-        (((b0 >> 8) & 0xff) as u64, (b0 & 0xff) as u64)
-    } else {
-        (
-            ((b1 & 0xfff00) >> 8) as u64,
-            ((b1 & 0xff) | ((b1 >> 12) & 0xfff00)) as u64,
-        )
-    };
-    ((major & 0xfff) << 8) | ((major & !0xfff) << 32) | (minor & 0xff) | ((minor & !0xff) << 12)
-}
-
-fn stat_of(st: &Ext2, ino: u32, i: &InodeRepr) -> Stat {
-    let rdev = match i.file_type() {
-        0o020000 | 0o060000 => decode_rdev(i.block[0], i.block[1]),
-        _ => 0,
-    };
-    let blocks = if i.flags & iflags::HUGE_FILE != 0 {
-        i.blocks * (st.g.bs as u64 / 512)
-    } else {
-        i.blocks
-    };
-    Stat {
-        dev: 0,
-        ino: ino as u64,
-        mode: i.mode as u32,
-        nlink: i.links_count as u64,
-        uid: i.uid,
-        gid: i.gid,
-        rdev,
-        size: i.size,
-        blksize: st.g.bs,
-        blocks,
-        atime: ts(i.atime),
-        mtime: ts(i.mtime),
-        ctime: ts(i.ctime),
     }
 }
 
@@ -495,9 +458,19 @@ impl Node for Ext2Node {
     }
 
     fn getattr(&self) -> Result<Stat, Errno> {
+        // Without the mount lock when the attributes are known: every
+        // write of the inode refreshes the cell (under the lock).
+        if let Some(s) = *self.stat.lock() {
+            if self.fs.unmounted.load(Ordering::Acquire) {
+                return Err(Errno::EIO);
+            }
+            return Ok(s);
+        }
         self.fs.with_ro(|st| {
             let i = st.read_inode(self.ino)?;
-            Ok(stat_of(st, self.ino, &i))
+            let s = st.stat_of(self.ino, &i);
+            *self.stat.lock() = Some(s);
+            Ok(s)
         })
     }
 
@@ -544,7 +517,8 @@ impl Node for Ext2Node {
         let node = self.fs.with_ro(|st| {
             let dir = self.dir_inode(st)?;
             let (ino, i) = self.find(st, &dir, name)?;
-            Ok(self.fs.node(ino, kind_of(st, ino, i.mode)?))
+            let kind = kind_of(st, ino, i.mode)?;
+            Ok(self.fs.node(st, ino, kind))
         })?;
         Ok(node)
     }
@@ -609,7 +583,7 @@ impl Node for Ext2Node {
             st.note_meta(ino);
             st.note_entry(ino, self.ino);
             // Under the lock, as in `lookup`.
-            Ok(self.fs.node(ino, new.kind))
+            Ok(self.fs.node(st, ino, new.kind))
         })?;
         Ok(node)
     }
@@ -969,6 +943,7 @@ impl Node for Ext2Node {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::decode_rdev;
 
     #[test]
     fn rdev_round_trip() {

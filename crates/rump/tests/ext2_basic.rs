@@ -114,3 +114,44 @@ fn mount_auto_probes_the_type() {
     k.halt();
     assert_clean(&img);
 }
+
+/// Attributes read without the mount lock (the nodes' attribute cells)
+/// follow every change made through any name or descriptor, and a
+/// recycled inode number shows its new file.
+#[test]
+fn ext2_attributes_follow_changes() {
+    require!(have_e2fsprogs(), "e2fsprogs (mke2fs, e2fsck) not installed");
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("attr.img");
+    mke2fs(&img, 8 << 20, &["-b", "1024"]);
+    let (k, p) = mount_rw(&img);
+    let fd = sys::open(&p, b"/mnt/f", o::CREAT | o::RDWR, 0o600).unwrap();
+    let fd2 = sys::open(&p, b"/mnt/f", o::WRONLY, 0).unwrap();
+    let st = sys::fstat(&p, fd).unwrap();
+    assert_eq!((st.size, st.nlink, st.mode & 0o7777), (0, 1, 0o600));
+    sys::write(&p, fd2, &[1u8; 5000]).unwrap();
+    assert_eq!(sys::fstat(&p, fd).unwrap().size, 5000);
+    sys::chmod(&p, b"/mnt/f", 0o640).unwrap();
+    sys::link(&p, b"/mnt/f", b"/mnt/g").unwrap();
+    let st = sys::fstat(&p, fd).unwrap();
+    assert_eq!((st.nlink, st.mode & 0o7777), (2, 0o640));
+    assert!(st.blocks > 0);
+    sys::ftruncate(&p, fd2, 10).unwrap();
+    assert_eq!(sys::stat(&p, b"/mnt/g").unwrap().size, 10);
+    let dst = sys::stat(&p, b"/mnt").unwrap();
+    sys::mkdir(&p, b"/mnt/d", 0o755).unwrap();
+    assert_eq!(sys::stat(&p, b"/mnt").unwrap().nlink, dst.nlink + 1);
+    // Free an inode while nothing holds it, then reuse its number.
+    let ino = st.ino;
+    sys::close(&p, fd).unwrap();
+    sys::close(&p, fd2).unwrap();
+    sys::unlink(&p, b"/mnt/f").unwrap();
+    sys::unlink(&p, b"/mnt/g").unwrap();
+    let fd = sys::open(&p, b"/mnt/h", o::CREAT | o::RDWR, 0o604).unwrap();
+    let st = sys::fstat(&p, fd).unwrap();
+    assert_eq!(st.ino, ino, "the freed inode number is reused");
+    assert_eq!((st.size, st.nlink, st.mode & 0o7777), (0, 1, 0o604));
+    sys::close(&p, fd).unwrap();
+    unmount(k, p);
+    assert_clean(&img);
+}

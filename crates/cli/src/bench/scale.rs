@@ -73,6 +73,9 @@ pub struct ScaleArgs {
     /// Directory for the images (default: $TMPDIR or /var/tmp).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Only this file system's workloads (for profiling one of them).
+    #[arg(long, value_parser = ["tmpfs", "ext2"])]
+    only: Option<String>,
 }
 
 const CHUNK: usize = 1 << 20;
@@ -83,10 +86,14 @@ pub fn run(a: ScaleArgs) -> anyhow::Result<()> {
     let read_threads = counts(&a.read_threads, "--read-threads")?;
     ensure!(a.secs > 0.0, "--secs must be positive");
     ensure!(a.read_mb > 0, "--read-mb must be positive");
-    if !threads.is_empty() {
+    let want = |fs: &str| a.only.as_deref().is_none_or(|o| o == fs);
+    if !threads.is_empty() && want("tmpfs") {
         tmpfs(&threads, a.secs)?;
     }
-    ext2(&a, &threads, &read_threads)
+    if want("ext2") {
+        ext2(&a, &threads, &read_threads)?;
+    }
+    Ok(())
 }
 
 /// Sorted, without repeats; no zero.

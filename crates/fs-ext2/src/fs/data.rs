@@ -252,6 +252,7 @@ impl Ext2 {
         inode.size = 0;
         inode.dtime = self.now().sec as u32;
         self.write_inode(ino, &inode)?;
+        self.drop_stat_cell(ino);
         self.free_inode_bit(ino, inode.is_dir())?;
         result
     }

@@ -29,6 +29,8 @@ mod sync;
 
 pub(crate) use dir::{find_in_block, DirSlot};
 pub use geometry::Geometry;
+#[cfg(test)]
+pub(crate) use inode::decode_rdev;
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
@@ -99,7 +101,20 @@ pub struct Ext2 {
     /// the last. Allocation refuses them even where a (corrupt) bitmap
     /// marks them free.
     meta_ranges: BTreeMap<u64, u64>,
+    /// The attributes of inodes that nodes hold, as of the last write of
+    /// each inode (see [`StatCell`]).
+    stat_cells: BTreeMap<u32, Arc<StatCell>>,
+    /// Size of `stat_cells` after its last pruning.
+    stat_cells_kept: usize,
 }
+
+/// An inode's attributes as `stat` reports them, shared between the
+/// mount state and the nodes of that inode: `getattr` reads it without
+/// the mount lock. It is filled and changed only under the mount lock
+/// (every write of the inode refreshes it), so a reader sees the value
+/// of the last completed write or of one in progress, never an older one
+/// after a write returned.
+pub(crate) type StatCell = kern::sync::SpinMutex<Option<kern::Stat>>;
 
 /// Whole-block runs of a read, to be read from the device after the
 /// file-system lock is released: (first block, offset in the buffer,
@@ -233,6 +248,8 @@ impl Ext2 {
             new_entries_overflow: false,
             sb_dirty: false,
             meta_ranges: BTreeMap::new(),
+            stat_cells: BTreeMap::new(),
+            stat_cells_kept: 0,
         };
         fs.load_groups()?;
         // Free counts come from the descriptors, as Linux recomputes them.
