@@ -50,7 +50,7 @@ impl Geometry {
         let inode_size = sb.inode_size as usize;
         let desc_size = if sb.feature_incompat & feature::INCOMPAT_64BIT != 0 {
             let d = sb.desc_size as usize;
-            if d < 64 || d > 1024 || !d.is_power_of_two() || d > bs as usize {
+            if !(64..=1024).contains(&d) || !d.is_power_of_two() || d > bs as usize {
                 return Err("64bit: bad group descriptor size");
             }
             if sb.blocks_count_hi != 0 {
