@@ -90,7 +90,9 @@ pub(crate) struct Generation(u32);
 
 /// See the module docs.
 pub(crate) struct NameCache {
-    shards: [SpinMutex<Shard>; SHARDS],
+    /// Made at the first insert: a kernel that never looks a name up
+    /// twice (most test kernels) neither pays for nor carries them.
+    shards: spin::Once<Box<[SpinMutex<Shard>; SHARDS]>>,
     /// Seed of the tables' hasher, drawn from the platform's randomness
     /// at the first insert (not at boot: booting stays cheap). 0: not yet.
     seed: AtomicU64,
@@ -99,14 +101,22 @@ pub(crate) struct NameCache {
 impl NameCache {
     pub(crate) const fn new() -> NameCache {
         NameCache {
-            shards: [const {
-                SpinMutex::new(Shard {
-                    map: None,
-                    gens: [0; GENS],
-                })
-            }; SHARDS],
+            shards: spin::Once::new(),
             seed: AtomicU64::new(0),
         }
+    }
+
+    fn shards(&self) -> &[SpinMutex<Shard>; SHARDS] {
+        self.shards.call_once(|| {
+            Box::new(
+                [const {
+                    SpinMutex::new(Shard {
+                        map: None,
+                        gens: [0; GENS],
+                    })
+                }; SHARDS],
+            )
+        })
     }
 
     fn slot(mnt: u64, dir: u64) -> (usize, usize) {
@@ -120,14 +130,14 @@ impl NameCache {
     /// The node cached for `name` in directory `dir` of mount `mnt`.
     pub(crate) fn lookup(&self, mnt: u64, dir: u64, name: &[u8]) -> Option<Arc<dyn Node>> {
         let (s, _) = Self::slot(mnt, dir);
-        let shard = self.shards[s].lock();
+        let shard = self.shards.get()?[s].lock();
         shard.map.as_ref()?.get(&KeyRef { mnt, dir, name }).cloned()
     }
 
     /// The generation of `dir`, to pass to [`NameCache::insert`].
     pub(crate) fn generation(&self, mnt: u64, dir: u64) -> Generation {
         let (s, g) = Self::slot(mnt, dir);
-        Generation(self.shards[s].lock().gens[g])
+        Generation(self.shards()[s].lock().gens[g])
     }
 
     /// Caches `node` as `name` in `dir`, unless a removal in `dir` began
@@ -148,7 +158,7 @@ impl NameCache {
             dir,
             name: name.into(),
         };
-        let mut shard = self.shards[s].lock();
+        let mut shard = self.shards()[s].lock();
         if shard.gens[g] != gen.0 {
             return;
         }
@@ -167,7 +177,13 @@ impl NameCache {
     /// before and after the file system removes or replaces the name).
     pub(crate) fn invalidate(&self, mnt: u64, dir: u64, name: &[u8]) {
         let (s, g) = Self::slot(mnt, dir);
-        let mut shard = self.shards[s].lock();
+        let Some(shards) = self.shards.get() else {
+            // Nothing cached yet, and no generation read yet either: a
+            // lookup that reads one later makes the shards, with
+            // generations that cannot be older than this removal.
+            return;
+        };
+        let mut shard = shards[s].lock();
         shard.gens[g] = shard.gens[g].wrapping_add(1);
         let old = shard
             .map
@@ -179,7 +195,10 @@ impl NameCache {
 
     /// Drops every entry of mount `mnt` (at unmount).
     pub(crate) fn purge_mount(&self, mnt: u64) {
-        for s in &self.shards {
+        let Some(shards) = self.shards.get() else {
+            return;
+        };
+        for s in shards.iter() {
             let mut gone = Vec::new();
             let mut shard = s.lock();
             for g in shard.gens.iter_mut() {
@@ -202,10 +221,11 @@ impl NameCache {
 
     /// Entries cached (a snapshot, for tests).
     pub(crate) fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().map.as_ref().map_or(0, |m| m.len()))
-            .sum()
+        self.shards.get().map_or(0, |sh| {
+            sh.iter()
+                .map(|s| s.lock().map.as_ref().map_or(0, |m| m.len()))
+                .sum()
+        })
     }
 
     fn seed(&self, draw: impl FnOnce() -> u64) -> u64 {
