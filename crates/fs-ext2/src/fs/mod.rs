@@ -26,6 +26,7 @@ mod dir;
 mod extent;
 mod geometry;
 mod inode;
+mod journal;
 mod sync;
 
 pub(crate) use dir::{find_in_block, DirSlot};
@@ -158,6 +159,17 @@ impl Ext2 {
         name: &str,
         cache_bytes: usize,
     ) -> Result<Ext2, Errno> {
+        Self::open_inner(dev, want_rw, hyper, name, cache_bytes, false)
+    }
+
+    fn open_inner(
+        dev: Arc<dyn BlockDevice>,
+        want_rw: bool,
+        hyper: Arc<dyn Hyper>,
+        name: &str,
+        cache_bytes: usize,
+        recovered: bool,
+    ) -> Result<Ext2, Errno> {
         let log = |msg: &str| {
             let line = format!("[rump] ext2: {name}: {msg}\n");
             hyper.console_write(line.as_bytes());
@@ -188,8 +200,17 @@ impl Ext2 {
             ));
             return Err(Errno::EINVAL);
         }
-        let unsupported =
-            sb.feature_incompat & !(feature::INCOMPAT_SUPPORTED | feature::INCOMPAT_READ_ONLY);
+        // A journal that needs recovery is replayed below (internal
+        // journals of ext3/ext4).
+        let recover = sb.feature_incompat & feature::INCOMPAT_RECOVER != 0
+            && sb.feature_compat & feature::COMPAT_HAS_JOURNAL != 0;
+        let unsupported = sb.feature_incompat
+            & !(feature::INCOMPAT_SUPPORTED | feature::INCOMPAT_READ_ONLY)
+            & !if recover {
+                feature::INCOMPAT_RECOVER
+            } else {
+                0
+            };
         if unsupported != 0 {
             let mut names = String::new();
             for bit in 0..32 {
@@ -267,6 +288,25 @@ impl Ext2 {
             stat_cells_kept: 0,
         };
         fs.load_groups()?;
+        if recover {
+            if recovered {
+                fs.log("the journal still needs recovery after it was replayed");
+                return Err(Errno::EIO);
+            }
+            if dev.is_read_only() {
+                fs.log(
+                    "the journal needs recovery and the device is read-only: \
+                     register the image read-write (or run e2fsck) to replay it",
+                );
+                return Err(Errno::EROFS);
+            }
+            let raw = fs.sb_raw.clone();
+            fs.recover_journal(&raw)?;
+            drop(fs);
+            // Replay may have rewritten the superblock and the group
+            // descriptors: start over from the device.
+            return Ext2::open_inner(dev, want_rw, hyper, name, cache_bytes, true);
+        }
         // Free counts come from the descriptors, as Linux recomputes them.
         let free_blocks: u64 = fs.groups.iter().map(|d| d.free_blocks_count as u64).sum();
         let free_inodes: u64 = fs.groups.iter().map(|d| d.free_inodes_count as u64).sum();
