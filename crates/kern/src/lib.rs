@@ -20,6 +20,7 @@ pub mod callout;
 pub mod consts;
 pub mod cred;
 pub mod fd;
+pub mod hostpolicy;
 pub mod file;
 mod kernel;
 pub mod pipe;

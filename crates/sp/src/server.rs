@@ -967,3 +967,71 @@ impl From<WireError> for End {
         End::Proto(e.to_string())
     }
 }
+
+/// A host-access policy from a list: host paths (a directory allows
+/// everything below it) and tap names. `rump server` builds one from
+/// `--allow-host` plus its own command-line devices.
+#[derive(Clone, Debug, Default)]
+pub struct HostAllowList {
+    paths: Vec<PathBuf>,
+    taps: Vec<String>,
+}
+
+impl HostAllowList {
+    /// An empty list: nothing may be opened.
+    pub fn new() -> HostAllowList {
+        HostAllowList::default()
+    }
+
+    /// Allows host path `p` (a file, or a directory and everything
+    /// below it). Resolved now, so a symbolic link swapped in later does
+    /// not widen the list.
+    pub fn allow_path(&mut self, p: &std::path::Path) {
+        self.paths.push(resolve(p));
+    }
+
+    /// Allows tap device `name`.
+    pub fn allow_tap(&mut self, name: &str) {
+        self.taps.push(name.to_string());
+    }
+}
+
+/// The absolute path with symbolic links resolved, as far as it exists
+/// (a capture file may not exist yet: its directory is resolved).
+fn resolve(p: &std::path::Path) -> PathBuf {
+    if let Ok(c) = std::fs::canonicalize(p) {
+        return c;
+    }
+    match (p.parent(), p.file_name()) {
+        (Some(dir), Some(name)) => {
+            let dir = if dir.as_os_str().is_empty() {
+                std::path::Path::new(".")
+            } else {
+                dir
+            };
+            match std::fs::canonicalize(dir) {
+                Ok(d) => d.join(name),
+                Err(_) => p.to_path_buf(),
+            }
+        }
+        _ => p.to_path_buf(),
+    }
+}
+
+impl kern::hostpolicy::HostPolicy for HostAllowList {
+    fn check(&self, what: kern::hostpolicy::HostAccess, name: &str) -> Result<(), Errno> {
+        use kern::hostpolicy::HostAccess;
+        let ok = match what {
+            HostAccess::Tap => self.taps.iter().any(|t| t == name),
+            _ => {
+                let p = resolve(std::path::Path::new(name));
+                self.paths.iter().any(|a| p.starts_with(a))
+            }
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(Errno::EACCES)
+        }
+    }
+}
