@@ -124,7 +124,9 @@ pub fn run(args: ServerArgs) -> Result<()> {
             .ok_or_else(|| anyhow!("--param {p}: expected NAME=VALUE"))?;
         b = b.param(n, v);
     }
-    let kernel = b.boot().map_err(|e| anyhow!("boot: {}", rump::io_error(e)))?;
+    let kernel = b
+        .boot()
+        .map_err(|e| anyhow!("boot: {}", rump::io_error(e)))?;
     let p = kernel
         .process()
         .map_err(|e| anyhow!("process: {}", rump::io_error(e)))?;
@@ -181,8 +183,15 @@ pub fn run(args: ServerArgs) -> Result<()> {
         };
         rump::fs::create_dir_all(&p, dir).with_context(|| format!("--mount {m}: {dir}"))?;
         let flags = if ro { sys::consts::ms::RDONLY } else { 0 };
-        sys::mount(&p, dev.as_bytes(), dir.as_bytes(), ty.as_bytes(), flags, b"")
-            .map_err(|e| anyhow!("--mount {m}: {}", rump::io_error(e)))?;
+        sys::mount(
+            &p,
+            dev.as_bytes(),
+            dir.as_bytes(),
+            ty.as_bytes(),
+            flags,
+            b"",
+        )
+        .map_err(|e| anyhow!("--mount {m}: {}", rump::io_error(e)))?;
         mounted.push(dir.to_string());
     }
     for (name, link) in &ifs {
@@ -216,7 +225,8 @@ pub fn run(args: ServerArgs) -> Result<()> {
         verbose,
         ..ServerConfig::default()
     };
-    let server = rump::remote::serve(&kernel, &url, cfg).with_context(|| format!("listen on {url}"))?;
+    let server =
+        rump::remote::serve(&kernel, &url, cfg).with_context(|| format!("listen on {url}"))?;
     let handle = server.handle();
     std::thread::Builder::new()
         .name("signals".into())

@@ -46,7 +46,12 @@ impl Server {
             .unwrap();
         if !line.starts_with("ready") {
             let mut err = String::new();
-            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
             panic!("server did not start: {err}");
         }
         Server {
@@ -459,7 +464,12 @@ fn non_root_client_gets_its_own_credentials() {
     .unwrap();
     let mut child = spawn_role(&s, "user", Some(65534));
     let mut text = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut text).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     let text = format!("{text}{}", String::from_utf8_lossy(&out.stderr));
     assert!(
@@ -502,7 +512,9 @@ fn tcp_needs_the_token() {
     assert_eq!(t.len(), 32, "server made a 32-byte token");
     let u = Url::parse(&url).unwrap();
     // Without the token: refused.
-    let e = Client::connect_with(&u, ConnectOptions::default()).err().unwrap();
+    let e = Client::connect_with(&u, ConnectOptions::default())
+        .err()
+        .unwrap();
     assert_eq!(e.errno(), Errno::EACCES, "{e}");
     // A wrong token: refused.
     let bad = ConnectOptions {
@@ -764,7 +776,11 @@ fn halt_request_shuts_down_cleanly() {
         .args(["halt", "--server", &s.url])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let status = wait_timeout(&mut s.child, Duration::from_secs(20));
     assert!(status.success());
     assert!(!s.sock.exists(), "socket file removed");
@@ -773,7 +789,12 @@ fn halt_request_shuts_down_cleanly() {
         .args(["cat", &format!("{}:/hello", img.display())])
         .output()
         .unwrap();
-    assert_eq!(out.stdout, b"persisted", "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.stdout,
+        b"persisted",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = &s.dir;
 }
 

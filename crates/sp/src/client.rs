@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use sys::{Errno, Request, Response, Syscalls};
 
 use crate::wire::{
-    self, Attach, Control, ControlOk, Header, Hello, HelloBody, HelloErr, HelloOk, Kind,
-    WireError, COOKIE_LEN, FLAG_NO_REPLY, HEADER_LEN, MAX_FRAME,
+    self, Attach, Control, ControlOk, Header, Hello, HelloBody, HelloErr, HelloOk, Kind, WireError,
+    COOKIE_LEN, FLAG_NO_REPLY, HEADER_LEN, MAX_FRAME,
 };
 use crate::{Stream, Url};
 
@@ -53,9 +53,7 @@ impl Default for ConnectOptions {
         ConnectOptions {
             token: None,
             attach: Attach::New {
-                comm: std::env::args()
-                    .next()
-                    .unwrap_or_else(|| "client".into()),
+                comm: std::env::args().next().unwrap_or_else(|| "client".into()),
             },
             max_inflight: wire::DEFAULT_MAX_INFLIGHT,
             timeout: Duration::from_secs(10),
@@ -99,7 +97,11 @@ impl std::fmt::Display for ConnectError {
             ConnectError::Io(e) => write!(f, "cannot reach the server: {e}"),
             ConnectError::Proto(e) => write!(f, "server speaks another protocol: {e}"),
             ConnectError::Refused { errno, text } => {
-                write!(f, "server refused the connection: {text} (errno {})", errno.0)
+                write!(
+                    f,
+                    "server refused the connection: {text} (errno {})",
+                    errno.0
+                )
             }
         }
     }
@@ -227,7 +229,9 @@ impl Client {
         let h = Header::parse(&wire::Packet::new_unchecked(&hdr[..]), wire::MAX_HELLO)
             .map_err(ConnectError::Proto)?;
         let mut payload = vec![0u8; h.len as usize];
-        (&stream).read_exact(&mut payload).map_err(ConnectError::Io)?;
+        (&stream)
+            .read_exact(&mut payload)
+            .map_err(ConnectError::Io)?;
         stream.set_read_timeout(None).map_err(ConnectError::Io)?;
         let ok: HelloOk = match h.kind {
             Kind::HelloOk => postcard::from_bytes(&payload)

@@ -336,7 +336,7 @@ impl Shared {
             Some(c) if c.kind == kind && c.peer_uid == peer_uid => {}
             _ => return Err("unknown, used or expired cookie"),
         }
-        Ok(g.remove(cookie).map(|c| c.proc).ok_or("cookie vanished")?)
+        g.remove(cookie).map(|c| c.proc).ok_or("cookie vanished")
     }
 
     /// Whether an exec cookie keeps `p` alive.
@@ -686,7 +686,12 @@ impl Conn {
     }
 
     /// Reads the next frame (the caller holds the read side).
-    fn read_frame(&self, rb: &mut ReadBuf, idle: Duration, frame_timeout: Duration) -> Result<Frame, End> {
+    fn read_frame(
+        &self,
+        rb: &mut ReadBuf,
+        idle: Duration,
+        frame_timeout: Duration,
+    ) -> Result<Frame, End> {
         loop {
             if self.closing.load(Ordering::SeqCst) {
                 return Err(End::Closing);
@@ -796,7 +801,8 @@ fn worker(sh: Arc<Shared>, conn: Arc<Conn>) {
         match frame.h.kind {
             Kind::Call => {
                 if !conn.state.lock().unwrap().inflight.insert(frame.h.id) {
-                    let end = End::Proto(format!("request id {} reused while in flight", frame.h.id));
+                    let end =
+                        End::Proto(format!("request id {} reused while in flight", frame.h.id));
                     close_connection(&sh, &conn, &end);
                     return exit_worker(&sh, &conn);
                 }
@@ -828,10 +834,8 @@ fn worker(sh: Arc<Shared>, conn: Arc<Conn>) {
                     Err(_) => Err(Errno::ENOSYS),
                     Ok(c) => control(&sh, &conn, c),
                 };
-                let halt = matches!(
-                    wire::decode_control(&frame.payload),
-                    Ok(Control::Halt)
-                ) && reply.is_ok();
+                let halt = matches!(wire::decode_control(&frame.payload), Ok(Control::Halt))
+                    && reply.is_ok();
                 let _ = conn.send(Kind::Reply, frame.h.id, &wire::encode(&reply));
                 if halt {
                     sh.log(&format!(

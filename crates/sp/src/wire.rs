@@ -581,7 +581,10 @@ mod tests {
                 &[0, 199, 1, 2, b'/', b'a', 132, 1, 164, 3],
             ),
             (encode(&Request::Close { fd: 3 }), &[1, 6]),
-            (encode(&Request::Read { fd: 3, len: 4096 }), &[2, 6, 128, 32]),
+            (
+                encode(&Request::Read { fd: 3, len: 4096 }),
+                &[2, 6, 128, 32],
+            ),
             (
                 encode(&Request::Write {
                     fd: 1,
@@ -591,7 +594,10 @@ mod tests {
             ),
             (encode(&Request::Getpid), &[41]),
             (encode(&Request::NetStats), &[90]),
-            (encode(&Ok::<Response, Errno>(Response::Int(42))), &[0, 1, 84]),
+            (
+                encode(&Ok::<Response, Errno>(Response::Int(42))),
+                &[0, 1, 84],
+            ),
             (
                 encode(&Ok::<Response, Errno>(Response::Bytes(vec![9]))),
                 &[0, 3, 1, 9],
