@@ -9,6 +9,7 @@ mod bench;
 mod demo;
 mod image;
 mod newfs;
+mod server;
 
 #[global_allocator]
 static ALLOC: alloc_count::Counting = alloc_count::Counting;
@@ -35,6 +36,10 @@ enum Cmd {
     Newfs(newfs::NewfsArgs),
     #[command(flatten)]
     Image(image::ImageCmd),
+    /// Serve a kernel to remote clients (unix:///path or tcp://host:port).
+    Server(server::ServerArgs),
+    /// Ask a server ($RUMP_SERVER or --server) to shut down cleanly.
+    Halt(server::HaltArgs),
 }
 
 fn main() {
@@ -44,6 +49,8 @@ fn main() {
         Cmd::Bench { which } => bench::run(which),
         Cmd::Newfs(args) => newfs::run(args),
         Cmd::Image(cmd) => image::run(cmd),
+        Cmd::Server(args) => server::run(args),
+        Cmd::Halt(args) => server::halt(args),
     };
     if let Err(e) = result {
         eprintln!("rump: {e:#}");

@@ -170,6 +170,13 @@ pub fn register_host(
     if reg.lookup(key).is_ok() {
         return Err(Errno::EEXIST);
     }
+    kern::hostpolicy::check(
+        kernel,
+        kern::hostpolicy::HostAccess::BlockDevice {
+            writable: !read_only,
+        },
+        host_path,
+    )?;
     let io = kernel.hyper().block_open(
         host_path,
         BlockOpenFlags {

@@ -21,6 +21,7 @@ pub mod consts;
 pub mod cred;
 pub mod fd;
 pub mod file;
+pub mod hostpolicy;
 mod kernel;
 pub mod pipe;
 pub mod proc;

@@ -302,6 +302,8 @@ impl Stack {
         })?;
         let new = match path {
             Some(p) => {
+                let k = self.kernel.upgrade().ok_or(Errno::ESHUTDOWN)?;
+                kern::hostpolicy::check(&k, kern::hostpolicy::HostAccess::Pcap, p)?;
                 let f = self.hyper.block_open(
                     p,
                     BlockOpenFlags {

@@ -449,6 +449,7 @@ pub(crate) fn attach(
     ifname: &str,
 ) -> Result<Arc<dyn Link>, Errno> {
     let k = stack.kernel.upgrade().ok_or(Errno::ESHUTDOWN)?;
+    kern::hostpolicy::check(&k, kern::hostpolicy::HostAccess::ShmBus, path)?;
     let bus = Arc::new(ShmBus::open(stack.hyper.clone(), path)?);
     let mut id = [0u8; 8];
     stack.hyper.random_fill(&mut id);

@@ -31,6 +31,7 @@ pub(crate) fn attach(
     ifname: &str,
 ) -> Result<Arc<dyn Link>, Errno> {
     let k = stack.kernel.upgrade().ok_or(Errno::ESHUTDOWN)?;
+    kern::hostpolicy::check(&k, kern::hostpolicy::HostAccess::Tap, spec)?;
     let io: Arc<dyn FrameIo> = Arc::from(stack.hyper.tap_open(spec)?);
     let weak = stack.this.clone();
     let io2 = io.clone();

@@ -32,6 +32,7 @@ use std::sync::Arc;
 pub mod ext2;
 pub mod fs;
 pub mod net;
+pub mod remote;
 
 pub use hyper::{Errno, Hyper, Timespec};
 pub use hyper_posix::PosixHyper;

@@ -5,6 +5,7 @@
 mod boot;
 mod common;
 mod ext2;
+mod remote;
 mod report;
 mod scale;
 mod syscall;
@@ -47,6 +48,9 @@ pub enum Which {
     /// each, one kernel) on tmpfs and ext2, and cold ext2 reads, vs the
     /// host's tmpfs and Linux's ext2 on a loop mount.
     Scale(scale::ScaleArgs),
+    /// Remote calls to a `rump server` (unix socket, TCP) vs the bare
+    /// socket ping-pong of each transport.
+    Remote(remote::RemoteArgs),
     /// open+fstat+close on tmpfs, in-process vs the host's tmpfs.
     Syscall {
         /// Rounds per measurement.
@@ -64,6 +68,7 @@ pub fn run(which: Which) -> anyhow::Result<()> {
         Which::Syscall { iterations } => syscall::run(iterations),
         Which::Tcp(args) => tcp::run(args),
         Which::Scale(args) => scale::run(args),
+        Which::Remote(args) => remote::run(args),
         Which::Ext2 {
             file_mb,
             small_files,
