@@ -35,6 +35,8 @@ enum Cmd {
     Newfs(newfs::NewfsArgs),
     #[command(flatten)]
     Image(image::ImageCmd),
+    #[command(flatten)]
+    Tools(rump_cli::tools::ToolCmd),
 }
 
 fn main() {
@@ -44,6 +46,7 @@ fn main() {
         Cmd::Bench { which } => bench::run(which),
         Cmd::Newfs(args) => newfs::run(args),
         Cmd::Image(cmd) => image::run(cmd),
+        Cmd::Tools(cmd) => std::process::exit(rump_cli::tools::main(cmd)),
     };
     if let Err(e) = result {
         eprintln!("rump: {e:#}");
