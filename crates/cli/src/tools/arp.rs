@@ -52,7 +52,12 @@ fn run_table(s: &Sys, a: &ArpArgs, six: bool, out: &mut dyn Write) -> Result<i32
     let host = match &a.host {
         Some(h) => match h.parse::<IpAddr>() {
             Ok(ip) if ip.is_ipv6() == six => Some(ip),
-            _ => return usage(format!("{tool}: {h}: not an IPv{} address", if six { 6 } else { 4 })),
+            _ => {
+                return usage(format!(
+                    "{tool}: {h}: not an IPv{} address",
+                    if six { 6 } else { 4 }
+                ))
+            }
         },
         None => None,
     };

@@ -418,8 +418,14 @@ mod tests {
         assert_eq!(parse_netmask("0.0.0.0"), Some(0));
         assert_eq!(parse_netmask("255.255.255.255"), Some(32));
         assert_eq!(parse_netmask("255.0.255.0"), None);
-        assert_eq!(parse_mac("b2:a0:0:1:2:ff"), Some([0xb2, 0xa0, 0, 1, 2, 0xff]));
-        assert_eq!(format_mac(&[0xb2, 0xa0, 0, 1, 2, 0xff]), "b2:a0:00:01:02:ff");
+        assert_eq!(
+            parse_mac("b2:a0:0:1:2:ff"),
+            Some([0xb2, 0xa0, 0, 1, 2, 0xff])
+        );
+        assert_eq!(
+            format_mac(&[0xb2, 0xa0, 0, 1, 2, 0xff]),
+            "b2:a0:00:01:02:ff"
+        );
     }
 
     #[test]

@@ -122,9 +122,7 @@ pub fn df(s: &Sys, paths: &[String], human: bool, out: &mut dyn Write) -> Result
             let m = mounts
                 .iter()
                 .filter(|m| {
-                    m.target == "/"
-                        || p == &m.target
-                        || p.starts_with(&format!("{}/", m.target))
+                    m.target == "/" || p == &m.target || p.starts_with(&format!("{}/", m.target))
                 })
                 .max_by_key(|m| m.target.len())
                 .cloned()

@@ -50,7 +50,12 @@ pub fn run(s: &Sys, a: &NetstatArgs, out: &mut dyn Write) -> Result<i32> {
         Some("inet6") => Some(true),
         Some(f) => return usage(format!("netstat: unknown family {f:?} (inet or inet6)")),
     };
-    if [a.interfaces, a.routes, a.stats].iter().filter(|b| **b).count() > 1 {
+    if [a.interfaces, a.routes, a.stats]
+        .iter()
+        .filter(|b| **b)
+        .count()
+        > 1
+    {
         return usage("netstat: -i, -r and -s are exclusive");
     }
     let e = |what: &'static str| ToolError::sys(format!("netstat {what}"));
@@ -289,8 +294,14 @@ mod tests {
     fn endpoints() {
         assert_eq!(endpoint(None), "*.*");
         assert_eq!(endpoint(Some((unspecified(), 7))), "*.7");
-        assert_eq!(endpoint(Some(("10.0.0.1".parse().unwrap(), 80))), "10.0.0.1.80");
-        assert_eq!(endpoint(Some(("2001:db8::1".parse().unwrap(), 0))), "2001:db8::1.*");
+        assert_eq!(
+            endpoint(Some(("10.0.0.1".parse().unwrap(), 80))),
+            "10.0.0.1.80"
+        );
+        assert_eq!(
+            endpoint(Some(("2001:db8::1".parse().unwrap(), 0))),
+            "2001:db8::1.*"
+        );
     }
 
     #[test]

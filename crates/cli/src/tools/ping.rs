@@ -76,7 +76,12 @@ impl PingStats {
         let min = self.rtts_ms.iter().cloned().fold(f64::INFINITY, f64::min);
         let max = self.rtts_ms.iter().cloned().fold(0.0, f64::max);
         let avg = self.rtts_ms.iter().sum::<f64>() / n;
-        let var = self.rtts_ms.iter().map(|t| (t - avg) * (t - avg)).sum::<f64>() / n;
+        let var = self
+            .rtts_ms
+            .iter()
+            .map(|t| (t - avg) * (t - avg))
+            .sum::<f64>()
+            / n;
         Some((min, avg, max, var.sqrt()))
     }
 
@@ -94,7 +99,9 @@ pub fn run(s: &Sys, a: &PingArgs, six: bool, out: &mut dyn Write) -> Result<i32>
     if !(a.interval.is_finite() && a.interval >= 0.01) {
         return usage(format!("{tool}: -i {}: at least 0.01 seconds", a.interval));
     }
-    if !(a.maxwait.is_finite() && a.maxwait >= 0.0) || a.deadline.is_some_and(|d| !(d.is_finite() && d > 0.0)) {
+    if !(a.maxwait.is_finite() && a.maxwait >= 0.0)
+        || a.deadline.is_some_and(|d| !(d.is_finite() && d > 0.0))
+    {
         return usage(format!("{tool}: bad -W or -w"));
     }
     if a.size > MAX_SIZE {
@@ -122,7 +129,12 @@ fn parse_host(s: &Sys, host: &str, six: bool) -> Result<(IpAddr, u32)> {
     } else {
         addr.parse::<Ipv4Addr>().map(IpAddr::V4)
     }
-    .map_err(|_| ToolError::Usage(format!("{tool}: {host}: not an IPv{} address", if six { 6 } else { 4 })))?;
+    .map_err(|_| {
+        ToolError::Usage(format!(
+            "{tool}: {host}: not an IPv{} address",
+            if six { 6 } else { 4 }
+        ))
+    })?;
     let scope = match zone {
         None => 0,
         Some(z) => match z.parse::<u32>() {
@@ -200,7 +212,13 @@ fn ping_on(
         },
     };
     if six {
-        writeln!(out, "PING6({}=40+8+{} bytes) --> {}", 48 + a.size, a.size, a.host)?;
+        writeln!(
+            out,
+            "PING6({}=40+8+{} bytes) --> {}",
+            48 + a.size,
+            a.size,
+            a.host
+        )?;
     } else {
         writeln!(out, "PING {} ({dst}): {} data bytes", a.host, a.size)?;
     }
@@ -398,8 +416,14 @@ mod tests {
         };
         let t = format_summary("10.0.0.2", "10.0.0.2".parse().unwrap(), &st, false);
         assert!(t.contains("----10.0.0.2 PING Statistics----"), "{t}");
-        assert!(t.contains("4 packets transmitted, 3 packets received, 25.0% packet loss"), "{t}");
-        assert!(t.contains("round-trip min/avg/max/stddev = 1.000/2.000/3.000/0.816 ms"), "{t}");
+        assert!(
+            t.contains("4 packets transmitted, 3 packets received, 25.0% packet loss"),
+            "{t}"
+        );
+        assert!(
+            t.contains("round-trip min/avg/max/stddev = 1.000/2.000/3.000/0.816 ms"),
+            "{t}"
+        );
         assert_eq!(parse_summary(&t), Some((4, 3)));
         let none = PingStats {
             transmitted: 2,

@@ -69,7 +69,11 @@ pub fn run(s: &Sys, a: &RouteArgs, out: &mut dyn Write) -> Result<i32> {
             } else {
                 "net"
             };
-            writeln!(out, "add {kind} {}: gateway {gw}", net_name(spec.dst, spec.prefix))?;
+            writeln!(
+                out,
+                "add {kind} {}: gateway {gw}",
+                net_name(spec.dst, spec.prefix)
+            )?;
         }
         RouteCmd::Delete(dst, prefix) => {
             let what = format!("route delete {}", net_name(dst, prefix));
@@ -142,7 +146,9 @@ pub fn parse(words: &[String]) -> std::result::Result<RouteCmd, String> {
         }
         let max = if ip.is_ipv4() { 32 } else { 128 };
         let len = match (l, prefix) {
-            (Some(l), _) => l.parse::<u8>().map_err(|_| format!("bad prefix in {w:?}"))?,
+            (Some(l), _) => l
+                .parse::<u8>()
+                .map_err(|_| format!("bad prefix in {w:?}"))?,
             (None, Some(p)) => p,
             (None, None) if host => max,
             (None, None) => max,
@@ -322,7 +328,11 @@ pub fn format_get(dst: IpAddr, r: &RouteInfo) -> String {
     }
     f.push("DONE");
     f.push(if r.connected { "CONNECTED" } else { "STATIC" });
-    s += &format!("  interface: {}\n      flags: <{}>\n", r.ifname, f.join(","));
+    s += &format!(
+        "  interface: {}\n      flags: <{}>\n",
+        r.ifname,
+        f.join(",")
+    );
     s
 }
 
@@ -368,7 +378,10 @@ mod tests {
             Ok(RouteCmd::Delete("10.0.2.7".parse().unwrap(), 32))
         );
         assert_eq!(p("show -inet6"), Ok(RouteCmd::Show(Some(true))));
-        assert_eq!(p("get 10.0.2.9"), Ok(RouteCmd::Get("10.0.2.9".parse().unwrap())));
+        assert_eq!(
+            p("get 10.0.2.9"),
+            Ok(RouteCmd::Get("10.0.2.9".parse().unwrap()))
+        );
         for bad in [
             "",
             "frob",

@@ -69,9 +69,11 @@ pub fn run(s: &Sys, a: &SysctlArgs, out: &mut dyn Write) -> Result<i32> {
                     .sysctl_get(name)
                     .map_err(ToolError::sys(format!("sysctl: {name}")))?;
                 let new = match old {
-                    SysctlValue::Int(_) => SysctlValue::Int(value.trim().parse().map_err(|_| {
-                        ToolError::Usage(format!("sysctl: {name}: {value:?} is not an integer"))
-                    })?),
+                    SysctlValue::Int(_) => {
+                        SysctlValue::Int(value.trim().parse().map_err(|_| {
+                            ToolError::Usage(format!("sysctl: {name}: {value:?} is not an integer"))
+                        })?)
+                    }
                     SysctlValue::Str(_) => SysctlValue::Str(value.into()),
                 };
                 s.sysctl_set(name, new.clone())
