@@ -63,7 +63,13 @@ pub mod feature {
     pub const INCOMPAT_64BIT: u32 = 0x80;
     pub const INCOMPAT_MMP: u32 = 0x100;
     pub const INCOMPAT_FLEX_BG: u32 = 0x200;
+    pub const INCOMPAT_EA_INODE: u32 = 0x400;
+    pub const INCOMPAT_DIRDATA: u32 = 0x1000;
+    pub const INCOMPAT_CSUM_SEED: u32 = 0x2000;
+    pub const INCOMPAT_LARGEDIR: u32 = 0x4000;
     pub const INCOMPAT_INLINE_DATA: u32 = 0x8000;
+    pub const INCOMPAT_ENCRYPT: u32 = 0x1_0000;
+    pub const INCOMPAT_CASEFOLD: u32 = 0x2_0000;
 
     pub const RO_COMPAT_SPARSE_SUPER: u32 = 0x1;
     pub const RO_COMPAT_LARGE_FILE: u32 = 0x2;
@@ -75,6 +81,11 @@ pub mod feature {
 
     /// Incompatible features this driver implements.
     pub const INCOMPAT_SUPPORTED: u32 = INCOMPAT_FILETYPE;
+    /// Incompatible features of ext4 this driver reads but cannot write
+    /// yet: a file system with any of them mounts read-only. (The
+    /// checksum seed only matters to writers.)
+    pub const INCOMPAT_READ_ONLY: u32 =
+        INCOMPAT_EXTENTS | INCOMPAT_64BIT | INCOMPAT_FLEX_BG | INCOMPAT_CSUM_SEED;
     /// Read-only-compatible features this driver maintains when writing.
     pub const RO_COMPAT_SUPPORTED: u32 =
         RO_COMPAT_SPARSE_SUPER | RO_COMPAT_LARGE_FILE | RO_COMPAT_BTREE_DIR;
@@ -91,7 +102,13 @@ pub mod feature {
             INCOMPAT_64BIT => "64bit",
             INCOMPAT_MMP => "mmp",
             INCOMPAT_FLEX_BG => "flex_bg",
+            INCOMPAT_EA_INODE => "ea_inode",
+            INCOMPAT_DIRDATA => "dirdata",
+            INCOMPAT_CSUM_SEED => "metadata_csum_seed",
+            INCOMPAT_LARGEDIR => "large_dir",
             INCOMPAT_INLINE_DATA => "inline_data",
+            INCOMPAT_ENCRYPT => "encrypt",
+            INCOMPAT_CASEFOLD => "casefold",
             _ => "unknown",
         }
     }
@@ -207,6 +224,8 @@ mod sbf {
     pub const MIN_EXTRA_ISIZE: F = 348..350;
     pub const WANT_EXTRA_ISIZE: F = 350..352;
     pub const FLAGS: F = 352..356;
+    pub const DESC_SIZE: F = 254..256;
+    pub const BLOCKS_COUNT_HI: F = 336..340;
 }
 
 /// A view of a superblock (1024 bytes).
@@ -279,6 +298,11 @@ pub struct SuperblockRepr {
     pub want_extra_isize: u16,
     /// `s_flags`: see [`sflags`].
     pub flags: u32,
+    /// `s_desc_size`: bytes per group descriptor with 64bit (read only;
+    /// [`SuperblockRepr::emit`] leaves the field alone).
+    pub desc_size: u16,
+    /// `s_blocks_count_hi` with 64bit (read only, like `desc_size`).
+    pub blocks_count_hi: u32,
 }
 
 impl SuperblockRepr {
@@ -357,6 +381,8 @@ impl SuperblockRepr {
             min_extra_isize: get16(b, sbf::MIN_EXTRA_ISIZE),
             want_extra_isize: get16(b, sbf::WANT_EXTRA_ISIZE),
             flags: get32(b, sbf::FLAGS),
+            desc_size: get16(b, sbf::DESC_SIZE),
+            blocks_count_hi: get32(b, sbf::BLOCKS_COUNT_HI),
         };
         if r.log_block_size > 6 {
             return Err(FormatError::Malformed("block size above 64 KiB"));

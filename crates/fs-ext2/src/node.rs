@@ -257,6 +257,11 @@ impl FileSystem for Ext2Fs {
         self.root.clone()
     }
 
+    /// Names compare byte for byte and change only through the VFS.
+    fn caches_names(&self) -> bool {
+        true
+    }
+
     fn statvfs(&self) -> Result<StatVfs, Errno> {
         self.shared.with(|st| {
             let blocks = (st.g.blocks_count as u64).saturating_sub(st.g.overhead);

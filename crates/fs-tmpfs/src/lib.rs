@@ -240,6 +240,11 @@ impl FileSystem for Tmpfs {
         self.root.clone()
     }
 
+    /// Names compare byte for byte and change only through the VFS.
+    fn caches_names(&self) -> bool {
+        true
+    }
+
     fn statvfs(&self) -> Result<StatVfs, Errno> {
         let sh = &self.shared;
         let used = sh.pages.load(Ordering::Relaxed);

@@ -376,20 +376,34 @@ fn ext2_read_only_mounts() {
 fn ext2_unsupported_features_are_refused() {
     require!(have_e2fsprogs(), "e2fsprogs not installed");
     let dir = tempfile::tempdir().unwrap();
-    // Incompatible features: refused.
+    // ext4's extents, 64bit and flex_bg are read, not written: the file
+    // system mounts read-only.
     for (name, args) in [
         ("extents", &["-O", "extents"][..]),
         ("bit64", &["-O", "64bit,extents"][..]),
         ("flexbg", &["-O", "flex_bg"][..]),
     ] {
         let img = fresh(&dir, &format!("{name}.img"), 8 << 20, args);
-        let (k, p) = boot();
-        rump::ext2::register_image(&p, &img, "/dev/disk0", false).unwrap();
-        let err = rump::ext2::mount(&p, "/dev/disk0", "/mnt", false).unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(Errno::EINVAL.raw()), "{name}");
-        drop(p);
-        k.halt();
+        let (k, p) = mount_rw(&img);
+        assert_eq!(rump::fs::read_dir(&p, "/mnt").unwrap().count(), 1, "{name}");
+        assert_eq!(
+            rump::fs::write(&p, "/mnt/x", b"x")
+                .unwrap_err()
+                .raw_os_error(),
+            Some(Errno::EROFS.raw()),
+            "{name}"
+        );
+        unmount(k, p);
+        assert_clean(&img);
     }
+    // Incompatible features it cannot read: refused.
+    let img = fresh(&dir, "inline.img", 8 << 20, &["-O", "inline_data"]);
+    let (k, p) = boot();
+    rump::ext2::register_image(&p, &img, "/dev/disk0", false).unwrap();
+    let err = rump::ext2::mount(&p, "/dev/disk0", "/mnt", true).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(Errno::EINVAL.raw()), "inline_data");
+    drop(p);
+    k.halt();
     // A journal that needs recovery: refused too.
     let img = fresh(&dir, "recover.img", 8 << 20, &["-b", "1024"]);
     let mut raw = std::fs::read(&img).unwrap();

@@ -63,6 +63,9 @@ impl Ext2 {
     /// The physical block of logical block `lblk` of a file (0 for a
     /// hole).
     pub fn bmap(&mut self, ino: u32, inode: &InodeRepr, lblk: u64) -> Result<u32, Errno> {
+        if inode.flags & iflags::EXTENTS != 0 {
+            return self.extent_bmap(ino, inode, lblk);
+        }
         let (depth, idx) = self.block_path(lblk)?;
         let mut ptr = inode.block[idx[0]];
         for &i in idx.iter().take(depth + 1).skip(1) {

@@ -32,6 +32,8 @@ pub struct Geometry {
     pub max_file_size: u64,
     /// Blocks that are never free space (statfs's "bsddf" overhead).
     pub overhead: u64,
+    /// Bytes per group descriptor: 32, or `s_desc_size` with 64bit.
+    pub desc_size: usize,
 }
 
 impl Geometry {
@@ -46,7 +48,19 @@ impl Geometry {
             return Err("inode count does not match groups times inodes per group");
         }
         let inode_size = sb.inode_size as usize;
-        let gdt_blocks = (ngroups as usize * GROUP_DESC_SIZE).div_ceil(bs as usize) as u32;
+        let desc_size = if sb.feature_incompat & feature::INCOMPAT_64BIT != 0 {
+            let d = sb.desc_size as usize;
+            if !(64..=1024).contains(&d) || !d.is_power_of_two() || d > bs as usize {
+                return Err("64bit: bad group descriptor size");
+            }
+            if sb.blocks_count_hi != 0 {
+                return Err("more than 2^32 blocks are not supported");
+            }
+            d
+        } else {
+            GROUP_DESC_SIZE
+        };
+        let gdt_blocks = (ngroups as usize * desc_size).div_ceil(bs as usize) as u32;
         let itable_blocks =
             (sb.inodes_per_group as usize * inode_size).div_ceil(bs as usize) as u32;
         let ppb = bs as u64 / 4;
@@ -76,6 +90,7 @@ impl Geometry {
             itable_blocks,
             max_file_size: max,
             overhead: 0,
+            desc_size,
         };
         let mut overhead = g.fdb as u64;
         for grp in 0..ngroups {
@@ -119,14 +134,23 @@ impl Ext2 {
     pub(super) fn load_groups(&mut self) -> Result<(), Errno> {
         let g = self.g.clone();
         let mut groups = Vec::with_capacity(g.ngroups as usize);
-        let per_block = g.bs as usize / GROUP_DESC_SIZE;
+        let ds = g.desc_size;
+        let per_block = g.bs as usize / ds;
         for i in 0..g.ngroups {
             let blk = g.fdb as u64 + 1 + (i as usize / per_block) as u64;
-            let off = (i as usize % per_block) * GROUP_DESC_SIZE;
+            let off = (i as usize % per_block) * ds;
             let data = self.cache.read(blk)?;
-            let d = GroupDescPacket::new_checked(&data[off..off + GROUP_DESC_SIZE])
+            let raw = &data[off..off + ds];
+            let d = GroupDescPacket::new_checked(raw)
                 .and_then(|p| GroupDescRepr::parse(&p))
                 .map_err(|_| Errno::EIO)?;
+            // 64bit: the high halves of the locations (block bitmap,
+            // inode bitmap, inode table) must be zero below 2^32 blocks.
+            if ds >= 64 && raw[0x20..0x2C].iter().any(|&b| b != 0) {
+                return Err(self.corrupt(&format!(
+                    "group {i}: descriptor locations above 2^32 blocks"
+                )));
+            }
             groups.push(d);
         }
         for (i, d) in groups.iter().enumerate() {
@@ -197,11 +221,12 @@ impl Ext2 {
         if !self.gd_dirty {
             return Ok(());
         }
-        let per_block = self.g.bs as usize / GROUP_DESC_SIZE;
+        let ds = self.g.desc_size;
+        let per_block = self.g.bs as usize / ds;
         let fdb = self.g.fdb as u64;
         for (i, d) in self.groups.iter().enumerate() {
             let blk = fdb + 1 + (i / per_block) as u64;
-            let off = (i % per_block) * GROUP_DESC_SIZE;
+            let off = (i % per_block) * ds;
             let data = self.cache.modify(blk)?;
             let mut p = GroupDescPacket::new_checked(&mut data[off..off + GROUP_DESC_SIZE])
                 .map_err(|_| Errno::EIO)?;

@@ -23,6 +23,7 @@ mod allocation;
 mod bmap;
 mod data;
 mod dir;
+mod extent;
 mod geometry;
 mod inode;
 mod sync;
@@ -187,7 +188,8 @@ impl Ext2 {
             ));
             return Err(Errno::EINVAL);
         }
-        let unsupported = sb.feature_incompat & !feature::INCOMPAT_SUPPORTED;
+        let unsupported =
+            sb.feature_incompat & !(feature::INCOMPAT_SUPPORTED | feature::INCOMPAT_READ_ONLY);
         if unsupported != 0 {
             let mut names = String::new();
             for bit in 0..32 {
@@ -215,6 +217,19 @@ impl Ext2 {
             }
         };
         let mut read_only = !want_rw || dev.is_read_only();
+        let ext4 = sb.feature_incompat & feature::INCOMPAT_READ_ONLY;
+        if ext4 != 0 && want_rw {
+            let names: Vec<&str> = (0..32)
+                .map(|bit| 1u32 << bit)
+                .filter(|f| ext4 & f != 0)
+                .map(feature::incompat_name)
+                .collect();
+            log(&format!(
+                "ext4 features {ext4:#x} ({}): read but not written by this driver; mounting read-only",
+                names.join(", ")
+            ));
+            read_only = true;
+        }
         let ro_unknown = sb.feature_ro_compat & !feature::RO_COMPAT_SUPPORTED;
         if ro_unknown != 0 && want_rw {
             log(&format!(

@@ -13,6 +13,7 @@
 
 mod devsw;
 pub mod namei;
+mod ncache;
 mod node;
 pub mod ops;
 pub mod perm;
@@ -101,6 +102,9 @@ pub struct Mount {
     root: Arc<dyn Node>,
     /// The vnode this mount covers (`None` for `/`).
     covered: Option<Vnode>,
+    /// Whether lookups on this mount use the name cache
+    /// ([`FileSystem::caches_names`]).
+    cache_names: bool,
 }
 
 impl Mount {
@@ -151,6 +155,19 @@ pub struct Vfs {
     next_mount_id: AtomicU64,
     /// Open fifos by (mount id, inode), alive while an end is open.
     fifos: SpinMutex<BTreeMap<(u64, u64), Weak<Pipe>>>,
+    names: ncache::NameCache,
+}
+
+/// A directory's generation in the name cache (see
+/// [`Vfs::name_generation`]).
+#[derive(Clone, Copy, Debug)]
+pub struct NameGeneration(ncache::Generation);
+
+/// The name cache's hash seed, from the platform's randomness.
+fn seed(k: &Kernel) -> u64 {
+    let mut b = [0u8; 8];
+    k.hyper().random_fill(&mut b);
+    u64::from_le_bytes(b)
 }
 
 /// `umount2` flag: detach even when busy.
@@ -166,6 +183,7 @@ impl Vfs {
             n_covering: AtomicUsize::new(0),
             next_mount_id: AtomicU64::new(1),
             fifos: SpinMutex::new(BTreeMap::new()),
+            names: ncache::NameCache::new(),
         }
     }
 
@@ -250,6 +268,7 @@ impl Vfs {
             dev: id,
             root_ino: root.ino(),
             root,
+            cache_names: fs.caches_names(),
             fs,
             fstype,
             source,
@@ -326,8 +345,73 @@ impl Vfs {
         table.targets.remove(&m.id);
         drop(table);
         self.n_covering.fetch_sub(1, Ordering::Release);
+        self.names.purge_mount(m.id);
         m.fs.sync()?;
         m.fs.unmount()
+    }
+
+    /// `name` in the directory `dir`, from the name cache or the file
+    /// system (which then fills the cache, where the mount allows it).
+    /// No `.`/`..` handling and no mount crossing: see `namei`.
+    pub fn lookup_name(
+        &self,
+        k: &Kernel,
+        dir: &Vnode,
+        name: &[u8],
+    ) -> Result<Arc<dyn Node>, Errno> {
+        if !dir.mnt.cache_names || name == b"." || name == b".." {
+            return dir.node.lookup(name);
+        }
+        let (mnt, ino) = (dir.mnt.id, dir.node.ino());
+        if let Some(n) = self.names.lookup(mnt, ino, name) {
+            return Ok(n);
+        }
+        let gen = self.names.generation(mnt, ino);
+        let n = dir.node.lookup(name)?;
+        self.names.insert(|| seed(k), mnt, ino, name, &n, gen);
+        Ok(n)
+    }
+
+    /// Notes that `node` was just created as `name` in `dir` (a create or
+    /// link the caller made), so the next lookup finds it in the cache.
+    /// `gen` is the directory's generation read before the file system
+    /// was asked (see [`Vfs::name_generation`]).
+    pub fn name_added(
+        &self,
+        k: &Kernel,
+        dir: &Vnode,
+        name: &[u8],
+        node: &Arc<dyn Node>,
+        gen: NameGeneration,
+    ) {
+        if dir.mnt.cache_names {
+            self.names
+                .insert(|| seed(k), dir.mnt.id, dir.node.ino(), name, node, gen.0);
+        }
+    }
+
+    /// The generation of `dir` in the name cache, read before a create.
+    pub fn name_generation(&self, dir: &Vnode) -> NameGeneration {
+        NameGeneration(self.names.generation(dir.mnt.id, dir.node.ino()))
+    }
+
+    /// Runs `f`, which removes or replaces `name` in `dir` (unlink, rmdir,
+    /// the two names of a rename), with the name cache's entry removed
+    /// before and after.
+    pub fn removing_name<R>(&self, dir: &Vnode, name: &[u8], f: impl FnOnce() -> R) -> R {
+        if !dir.mnt.cache_names {
+            return f();
+        }
+        let (mnt, ino) = (dir.mnt.id, dir.node.ino());
+        self.names.invalidate(mnt, ino, name);
+        let r = f();
+        self.names.invalidate(mnt, ino, name);
+        r
+    }
+
+    /// Entries in the name cache (a snapshot, for tests).
+    pub fn cached_names(&self) -> usize {
+        self.names.len()
     }
 
     /// If `v` is covered by a mount, the root of the topmost mount on it.

@@ -106,8 +106,9 @@ impl LookupCtx<'_> {
                 Ok(d.child(up))
             }
             _ => {
-                let n = dir.node.lookup(name)?;
-                Ok(self.kernel.vfs().cross_mount(dir.child(n)))
+                let vfs = self.kernel.vfs();
+                let n = vfs.lookup_name(self.kernel, dir, name)?;
+                Ok(vfs.cross_mount(dir.child(n)))
             }
         }
     }

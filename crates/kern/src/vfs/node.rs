@@ -196,6 +196,14 @@ pub trait FileSystem: Send + Sync {
     fn unmount(&self) -> Result<(), Errno> {
         Ok(())
     }
+    /// Whether the VFS may cache this file system's names (positive
+    /// lookups): names compare byte for byte, and a name appears or goes
+    /// only through the VFS's own operations (`create`, `link`, `unlink`,
+    /// `rmdir`, `rename`), never behind its back. A case-insensitive file
+    /// system (FAT) or one changed by another party must say `false`.
+    fn caches_names(&self) -> bool {
+        false
+    }
 }
 
 /// A kind of file system that can be mounted (`tmpfs`, `ext2`).

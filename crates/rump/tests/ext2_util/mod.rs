@@ -283,10 +283,15 @@ pub struct LoopMount {
 impl LoopMount {
     /// `mount -t ext2 -o loop[,ro] IMAGE DIR`.
     pub fn new(image: &Path, dir: &Path, read_only: bool) -> LoopMount {
+        Self::with_type(image, dir, "ext2", read_only)
+    }
+
+    /// `mount -t FSTYPE -o loop[,ro] IMAGE DIR`.
+    pub fn with_type(image: &Path, dir: &Path, fstype: &str, read_only: bool) -> LoopMount {
         std::fs::create_dir_all(dir).unwrap();
         let opts = if read_only { "loop,ro" } else { "loop" };
         let out = Command::new("mount")
-            .args(["-t", "ext2", "-o", opts])
+            .args(["-t", fstype, "-o", opts])
             .arg(image)
             .arg(dir)
             .output()

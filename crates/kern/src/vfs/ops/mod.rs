@@ -32,6 +32,7 @@ use crate::cred::Cred;
 use crate::proc::{Proc, ProcDirs};
 use crate::vfs::namei::{check_path, LookupCtx};
 use crate::vfs::{perm, NewNode, NodeKind, SetAttr, Vnode};
+use crate::Kernel;
 
 pub use cwd::{getcwd, path_of};
 pub use names::{link, mkdir, mknod, mknod_kind, new_name, symlink};
@@ -129,6 +130,7 @@ pub fn remove_privs(cred: &Cred, vn: &Vnode) -> Result<(), Errno> {
 /// directories), where a new directory also inherits the bit; the
 /// caller's effective group otherwise. `perm` is final (umask applied).
 pub(crate) fn create_in(
+    k: &Kernel,
     caller: &Caller,
     dir: &Vnode,
     name: &[u8],
@@ -145,6 +147,8 @@ pub(crate) fn create_in(
         (true, _) => (st.gid, bits),
         (false, _) => (caller.cred.egid, bits),
     };
+    let vfs = k.vfs();
+    let gen = vfs.name_generation(dir);
     let node = dir.node.create(
         name,
         &NewNode {
@@ -156,5 +160,6 @@ pub(crate) fn create_in(
             target,
         },
     )?;
+    vfs.name_added(k, dir, name, &node, gen);
     Ok(dir.child(node))
 }

@@ -39,6 +39,7 @@ pub fn mkdir(p: &Proc, base: Option<&Vnode>, path: &[u8], mode: u32) -> Result<V
         let parent = new_name(ctx, path, true)?;
         let perm = mode & (0o777 | s::ISVTX) & !caller.umask;
         create_in(
+            p.kernel(),
             caller,
             &parent.dir,
             &parent.name,
@@ -67,7 +68,16 @@ pub fn mknod(
         }
         let parent = new_name(ctx, path, false)?;
         let perm = mode & 0o7777 & !caller.umask;
-        create_in(caller, &parent.dir, &parent.name, kind, perm, dev, b"")
+        create_in(
+            p.kernel(),
+            caller,
+            &parent.dir,
+            &parent.name,
+            kind,
+            perm,
+            dev,
+            b"",
+        )
     })
 }
 
@@ -93,6 +103,7 @@ pub fn symlink(p: &Proc, target: &[u8], base: Option<&Vnode>, path: &[u8]) -> Re
     with_path(p, base, path, |caller, ctx| {
         let parent = new_name(ctx, path, false)?;
         create_in(
+            p.kernel(),
             caller,
             &parent.dir,
             &parent.name,

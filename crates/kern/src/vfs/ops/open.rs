@@ -127,6 +127,7 @@ fn resolve(
             parent.dir.check_writable_mount()?;
             let perm = how.mode & 0o7777 & !caller.umask;
             let vn = create_in(
+                ctx.kernel,
                 caller,
                 &parent.dir,
                 &parent.name,

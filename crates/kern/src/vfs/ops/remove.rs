@@ -26,7 +26,11 @@ pub fn unlink(p: &Proc, base: Option<&Vnode>, path: &[u8]) -> Result<(), Errno> 
         }
         parent.dir.check_writable_mount()?;
         perm::check_delete(&caller.cred, &parent.dir, &victim)?;
-        parent.dir.node.unlink(&parent.name)
+        p.kernel()
+            .vfs()
+            .removing_name(&parent.dir, &parent.name, || {
+                parent.dir.node.unlink(&parent.name)
+            })
     })
 }
 
@@ -49,6 +53,10 @@ pub fn rmdir(p: &Proc, base: Option<&Vnode>, path: &[u8]) -> Result<(), Errno> {
         }
         parent.dir.check_writable_mount()?;
         perm::check_delete(&caller.cred, &parent.dir, &victim)?;
-        parent.dir.node.rmdir(&parent.name)
+        p.kernel()
+            .vfs()
+            .removing_name(&parent.dir, &parent.name, || {
+                parent.dir.node.rmdir(&parent.name)
+            })
     })
 }

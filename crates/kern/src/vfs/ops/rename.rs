@@ -81,7 +81,12 @@ pub fn rename(
     {
         return Err(Errno::EBUSY);
     }
-    op.dir.node.rename(&op.name, &np.dir.node, &np.name)
+    let vfs = p.kernel().vfs();
+    vfs.removing_name(&op.dir, &op.name, || {
+        vfs.removing_name(&np.dir, &np.name, || {
+            op.dir.node.rename(&op.name, &np.dir.node, &np.name)
+        })
+    })
 }
 
 /// Whether `anc` is `dir` or one of its ancestors on the same mount.
