@@ -36,7 +36,7 @@ pub fn install(kernel: &Kernel) {
     DevSwitch::install(
         kernel,
         DevSwitch {
-            open_block: Box::new(|k, rdev, flags| open(k, rdev, flags)),
+            open_block: Box::new(open),
         },
     );
 }
@@ -61,7 +61,7 @@ struct RawDevice {
 }
 
 fn aligned(off: u64, len: usize) -> Result<(), Errno> {
-    if off % SECTOR_SIZE as u64 != 0 || len % SECTOR_SIZE != 0 {
+    if !off.is_multiple_of(SECTOR_SIZE as u64) || !len.is_multiple_of(SECTOR_SIZE) {
         return Err(Errno::EINVAL);
     }
     Ok(())
