@@ -40,6 +40,8 @@ enum Cmd {
     Server(server::ServerArgs),
     /// Ask a server ($RUMP_SERVER or --server) to shut down cleanly.
     Halt(server::HaltArgs),
+    #[command(flatten)]
+    Tools(rump_cli::tools::ToolCmd),
 }
 
 fn main() {
@@ -51,6 +53,7 @@ fn main() {
         Cmd::Image(cmd) => image::run(cmd),
         Cmd::Server(args) => server::run(args),
         Cmd::Halt(args) => server::halt(args),
+        Cmd::Tools(cmd) => std::process::exit(rump_cli::tools::main(cmd)),
     };
     if let Err(e) = result {
         eprintln!("rump: {e:#}");

@@ -42,6 +42,10 @@ pub struct NewfsArgs {
     /// Say nothing on success.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// With a server (--server URL or $RUMP_SERVER), IMAGE is a device
+    /// node in that kernel (`/dev/disk0`), written through its system calls.
+    #[command(flatten)]
+    pub conn: rump_cli::tools::ServerArg,
 }
 
 /// Parses `123`, `64k`, `10m`, `2g`, `1t`.
@@ -60,6 +64,9 @@ pub fn parse_size(s: &str) -> anyhow::Result<u64> {
 }
 
 pub fn run(a: NewfsArgs) -> anyhow::Result<()> {
+    if let Some(url) = a.conn.url() {
+        return run_remote(&a, url);
+    }
     let size = a.size.as_deref().map(parse_size).transpose()?;
     let known = match size {
         Some(s) => s,
@@ -77,6 +84,32 @@ pub fn run(a: NewfsArgs) -> anyhow::Result<()> {
     } else {
         4096
     });
+    let opts = options(&a, block_size)?;
+    let summary = match size {
+        Some(s) => rump::ext2::newfs_image(&a.image, s, &opts),
+        None => rump::ext2::newfs_existing(&a.image, &opts),
+    }
+    .with_context(|| format!("newfs {}", a.image.display()))?;
+    report(&a, &summary);
+    Ok(())
+}
+
+/// `rump newfs /dev/diskN` on a server's kernel: the device node, raw,
+/// through the system-call interface.
+fn run_remote(a: &NewfsArgs, url: String) -> anyhow::Result<()> {
+    if a.size.is_some() {
+        bail!("--size is for image files; a device has its size");
+    }
+    let sc = rump_cli::tools::connect(Some(url)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let path = a.image.to_string_lossy();
+    let opts = options(a, a.block_size.unwrap_or(4096))?;
+    let summary =
+        rump::ext2::newfs_device(&*sc, &path, &opts).with_context(|| format!("newfs {path}"))?;
+    report(a, &summary);
+    Ok(())
+}
+
+fn options(a: &NewfsArgs, block_size: u32) -> anyhow::Result<MkfsOptions> {
     if ![1024, 2048, 4096].contains(&block_size) {
         bail!("block size must be 1024, 2048 or 4096");
     }
@@ -87,7 +120,7 @@ pub fn run(a: NewfsArgs) -> anyhow::Result<()> {
         }
         label[..l.len()].copy_from_slice(l.as_bytes());
     }
-    let opts = MkfsOptions {
+    Ok(MkfsOptions {
         block_size,
         blocks: None,
         inodes: a.inodes,
@@ -98,12 +131,10 @@ pub fn run(a: NewfsArgs) -> anyhow::Result<()> {
         label,
         uuid: [0; 16],
         now: 0,
-    };
-    let summary = match size {
-        Some(s) => rump::ext2::newfs_image(&a.image, s, &opts),
-        None => rump::ext2::newfs_existing(&a.image, &opts),
-    }
-    .with_context(|| format!("newfs {}", a.image.display()))?;
+    })
+}
+
+fn report(a: &NewfsArgs, summary: &rump::ext2::MkfsSummary) {
     if !a.quiet {
         println!(
             "{}: ext2 rev {}, {} blocks of {} bytes, {} inodes, {} groups; {} blocks and {} inodes free",
@@ -117,5 +148,4 @@ pub fn run(a: NewfsArgs) -> anyhow::Result<()> {
             summary.free_inodes
         );
     }
-    Ok(())
 }

@@ -23,6 +23,7 @@ extern crate alloc;
 pub mod cache;
 mod dev;
 pub mod part;
+pub mod raw;
 mod registry;
 
 pub use dev::{read_bytes, BlockDevice, HostDevice, MemDevice, Partition, SECTOR_SIZE};

@@ -26,6 +26,10 @@ pub const EXTENSION: &str = "dev-blk";
 pub struct Registry {
     devices: SpinMutex<BTreeMap<String, Arc<dyn BlockDevice>>>,
     claimed: Arc<SpinMutex<BTreeSet<String>>>,
+    /// Device numbers (`st_rdev` of the nodes in `/dev`) by name, and the
+    /// next minor number to give out (never reused while the kernel runs,
+    /// so a stale node cannot reach another device).
+    numbers: SpinMutex<(BTreeMap<String, u64>, u32)>,
 }
 
 impl Registry {
@@ -34,6 +38,7 @@ impl Registry {
         Registry {
             devices: SpinMutex::new(BTreeMap::new()),
             claimed: Arc::new(SpinMutex::new(BTreeSet::new())),
+            numbers: SpinMutex::new((BTreeMap::new(), 0)),
         }
     }
 
@@ -56,7 +61,39 @@ impl Registry {
             return Err(Errno::EEXIST);
         }
         d.insert(name.to_string(), dev);
+        let mut n = self.numbers.lock();
+        let minor = n.1;
+        n.1 += 1;
+        n.0.insert(
+            name.to_string(),
+            crate::raw::makedev(crate::raw::DISK_MAJOR, minor),
+        );
         Ok(())
+    }
+
+    /// The device number of `name` (what its node's `st_rdev` holds).
+    pub fn rdev_of(&self, name: &str) -> Result<u64, Errno> {
+        self.numbers.lock().0.get(name).copied().ok_or(Errno::ENXIO)
+    }
+
+    /// The name and device with number `rdev`; `ENXIO` if there is none
+    /// (any more).
+    pub fn by_rdev(&self, rdev: u64) -> Result<(String, Arc<dyn BlockDevice>), Errno> {
+        let name = self
+            .numbers
+            .lock()
+            .0
+            .iter()
+            .find(|(_, &r)| r == rdev)
+            .map(|(n, _)| n.clone())
+            .ok_or(Errno::ENXIO)?;
+        let dev = self.lookup(&name)?;
+        Ok((name, dev))
+    }
+
+    /// Whether `name` is claimed (mounted).
+    pub fn is_claimed(&self, name: &str) -> bool {
+        self.claimed.lock().contains(name)
     }
 
     /// Adds `dev` under `name` and each partition of its table under
@@ -103,6 +140,7 @@ impl Registry {
             return Err(Errno::EBUSY);
         }
         d.retain(|k, _| !is_ours(k));
+        self.numbers.lock().0.retain(|k, _| !is_ours(k));
         Ok(())
     }
 
@@ -201,6 +239,7 @@ impl Component for BlkComponent {
     }
     fn init(&self, kernel: &Kernel) -> Result<(), Errno> {
         kernel.set_extension(EXTENSION, Arc::new(Registry::new()));
+        crate::raw::install(kernel);
         Ok(())
     }
 }

@@ -71,6 +71,12 @@ pub trait FileOps: Send + Sync {
     fn vnode(&self) -> Option<&Vnode> {
         None
     }
+    /// Makes written data durable (`fsync` of a file that is no vnode, a
+    /// raw block device); kinds with nothing to sync refuse (`EINVAL`).
+    fn fsync(&self, datasync: bool) -> Result<(), Errno> {
+        let _ = datasync;
+        Err(Errno::EINVAL)
+    }
     /// The object behind the file, for kinds defined in higher layers
     /// (sockets) to find their own state.
     fn as_any(&self) -> &dyn core::any::Any;

@@ -254,6 +254,24 @@ pub struct ArpInfo {
     pub mac: Option<[u8; 6]>,
 }
 
+/// One socket, as `netstat` lists it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SockInfo {
+    /// `tcp`, `tcp6`, `udp`, `udp6`, `icmp` or `icmp6` (ping sockets).
+    pub proto: String,
+    /// Local address and port (the echo identifier for ping sockets);
+    /// `None` while unbound.
+    pub local: Option<(IpAddr, u16)>,
+    /// The peer, for connected sockets.
+    pub remote: Option<(IpAddr, u16)>,
+    /// TCP state in netstat(1)'s spelling (`LISTEN`, `ESTABLISHED`,
+    /// `TIME_WAIT`, ...); empty for other protocols.
+    pub state: String,
+    /// Bytes received and not yet read, and sent and not yet acknowledged.
+    pub recv_q: u64,
+    pub send_q: u64,
+}
+
 /// Protocol counters, as `netstat -s` shows them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NetStats {

@@ -786,7 +786,7 @@ impl Core {
             }
             Icmpv4Message::EchoReply => {
                 let ident = icmp.echo_ident();
-                self.ping_deliver(ident, IpAddr::V4(src), ip.payload(), fx);
+                self.ping_deliver(ident, IpAddr::V4(src), ip.hop_limit(), ip.payload(), fx);
             }
             Icmpv4Message::DstUnreachable | Icmpv4Message::TimeExceeded => {
                 let ty: u8 = icmp.msg_type().into();

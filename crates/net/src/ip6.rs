@@ -642,7 +642,7 @@ impl Core {
             }
             ICMP6_ECHO_REPLY if body.len() >= 8 => {
                 let ident = u16::from_be_bytes([body[4], body[5]]);
-                self.ping_deliver(ident, IpAddr::V6(src), body, fx);
+                self.ping_deliver(ident, IpAddr::V6(src), ip.hop_limit(), body, fx);
             }
             1..=4 => {
                 if ty == 1 {

@@ -42,6 +42,7 @@ mod pump;
 mod route;
 pub mod shmif;
 pub mod socket;
+mod sockets;
 mod stack;
 mod tcp;
 mod timewait;
@@ -53,7 +54,7 @@ use alloc::sync::Arc;
 use kern::sysctl::SysctlValue;
 use kern::{Component, Errno, Kernel, Stage};
 
-pub use addr::{ArpInfo, IfInfo, IfStats, NetStats, RouteInfo, RouteSpec, SockAddr};
+pub use addr::{ArpInfo, IfInfo, IfStats, NetStats, RouteInfo, RouteSpec, SockAddr, SockInfo};
 pub use bus::BusRegistry;
 pub use cmsg::Cmsg;
 pub use socket::{socket, socket_of, RecvInfo, SockOpt, Socket};

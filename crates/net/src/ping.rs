@@ -124,8 +124,16 @@ impl Core {
     }
 
     /// An echo reply (ICMP or ICMPv6, by `from`'s family) arrived for
-    /// identifier `ident`.
-    pub fn ping_deliver(&mut self, ident: u16, from: IpAddr, icmp: &[u8], fx: &mut Effects) {
+    /// identifier `ident` with TTL (hop limit) `ttl`, which `IP_RECVTTL`
+    /// / `IPV6_RECVHOPLIMIT` report (ping(8) prints it).
+    pub fn ping_deliver(
+        &mut self,
+        ident: u16,
+        from: IpAddr,
+        ttl: u8,
+        icmp: &[u8],
+        fx: &mut Effects,
+    ) {
         let Some(&r) = self.ping_ids.get(&ident) else {
             return;
         };
@@ -143,7 +151,10 @@ impl Core {
             p.rxq.push_back(Datagram {
                 from: (from, 0),
                 data: icmp.to_vec(),
-                meta: Default::default(),
+                meta: crate::cmsg::RxMeta {
+                    ttl,
+                    ..Default::default()
+                },
             });
             fx.wake(&s.shared);
         }

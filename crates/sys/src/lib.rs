@@ -47,6 +47,7 @@ pub use calls::mount::{mount, mounts, umount2};
 pub use calls::netcfg::{
     arp_delete, arp_list, if_add_addr, if_create, if_del_addr, if_destroy, if_list, if_set_link,
     if_set_mac, if_set_mtu, if_set_pcap, if_set_up, net_stats, route_add, route_delete, route_list,
+    sock_list,
 };
 pub use calls::open::{creat, open, openat};
 pub use calls::pipe::pipe2;
@@ -70,8 +71,10 @@ pub use calls::uname::{uname, Utsname};
 pub use calls::unlink::{unlink, unlinkat};
 pub use calls::utimens::{futimens, utimensat, TimeArg};
 pub use kern::consts;
+pub use kern::vfs::{MountInfo, StatVfs};
 pub use kern::{Errno, Proc, Stat};
 pub use net::{
-    ArpInfo, Cmsg, IfInfo, IfStats, NetStats, RecvInfo, RouteInfo, RouteSpec, SockAddr, SockOpt,
+    ArpInfo, Cmsg, IfInfo, IfStats, NetStats, RecvInfo, RouteInfo, RouteSpec, SockAddr, SockInfo,
+    SockOpt,
 };
 pub use request::{dispatch, Request, Response, Syscalls, MAX_IO};

@@ -19,8 +19,8 @@ use kern::{Errno, Proc, Stat};
 
 use crate::calls::utimens::TimeArg;
 use crate::{
-    ArpInfo, Cmsg, IfInfo, NetStats, PollFd, RecvInfo, RouteInfo, RouteSpec, SockAddr, SockOpt,
-    Utsname,
+    ArpInfo, Cmsg, IfInfo, NetStats, PollFd, RecvInfo, RouteInfo, RouteSpec, SockAddr, SockInfo,
+    SockOpt, Utsname,
 };
 
 /// The largest read a request may ask for (longer reads are short).
@@ -369,6 +369,8 @@ pub enum Request {
         ip: core::net::IpAddr,
     },
     NetStats,
+    /// The socket table (`netstat`).
+    SockList,
 }
 
 /// What a successful call returns.
@@ -412,6 +414,7 @@ pub enum Response {
     Routes(Vec<RouteInfo>),
     Arp(Vec<ArpInfo>),
     NetStats(alloc::boxed::Box<NetStats>),
+    Sockets(Vec<SockInfo>),
 }
 
 /// Whatever runs system calls given as data: a local process (through
@@ -638,5 +641,6 @@ pub fn dispatch(p: &Proc, req: Request) -> Result<Response, Errno> {
         Request::ArpList => R::Arp(s::arp_list(p)?),
         Request::ArpDelete { ip } => unit(s::arp_delete(p, ip))?,
         Request::NetStats => R::NetStats(alloc::boxed::Box::new(s::net_stats(p)?)),
+        Request::SockList => R::Sockets(s::sock_list(p)?),
     })
 }

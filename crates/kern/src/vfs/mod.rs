@@ -11,6 +11,7 @@
 //! contexts hold vnodes (root and working directory) and the descriptor
 //! table holds vnode files: the split would buy only type erasure.
 
+mod devsw;
 pub mod namei;
 mod ncache;
 mod node;
@@ -26,6 +27,7 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use hyper::Errno;
 
+pub use devsw::DevSwitch;
 pub use node::{DirEntry, FileSystem, FsType, NewNode, Node, NodeKind, SetAttr, StatVfs, WriteAt};
 
 use crate::consts::ms;

@@ -23,7 +23,31 @@ pub fn etfs_register(p: &Proc, key: &[u8], host_path: &[u8], read_only: bool) ->
     if key.is_empty() || host.is_empty() || key.contains('\0') || host.contains('\0') {
         return Err(Errno::EINVAL);
     }
-    dev_blk::register_host(p.kernel(), key, host, read_only).map(|_| ())
+    let names = dev_blk::register_host(p.kernel(), key, host, read_only)?;
+    make_nodes(p, &names);
+    Ok(())
+}
+
+/// Gives each registered device with an absolute name a block-special
+/// node there (`/dev/disk0`, `/dev/disk0p1`), so `stat` and `open` find
+/// it and read and write it raw (`dev_blk::raw`). The registry keeps
+/// working by name when a node cannot be made (no root file system, a
+/// read-only one): mounting takes the name, not the node.
+pub fn make_nodes(p: &Proc, names: &[alloc::string::String]) {
+    let Ok(reg) = dev_blk::Registry::of(p.kernel()) else {
+        return;
+    };
+    for name in names.iter().filter(|n| n.starts_with('/')) {
+        let Ok(rdev) = reg.rdev_of(name) else {
+            continue;
+        };
+        if let Some((dir, _)) = name.rsplit_once('/') {
+            if !dir.is_empty() {
+                let _ = crate::mkdir(p, dir.as_bytes(), 0o755);
+            }
+        }
+        let _ = crate::mknod(p, name.as_bytes(), kern::consts::s::IFBLK | 0o600, rdev);
+    }
 }
 
 /// Removes the block device `key` and its partitions; `EBUSY` while one
@@ -34,5 +58,21 @@ pub fn etfs_remove(p: &Proc, key: &[u8]) -> Result<(), Errno> {
         return Err(Errno::EPERM);
     }
     let key = core::str::from_utf8(key).map_err(|_| Errno::EINVAL)?;
-    dev_blk::Registry::of(p.kernel())?.remove(key)
+    let reg = dev_blk::Registry::of(p.kernel())?;
+    let gone: alloc::vec::Vec<_> = reg
+        .names()
+        .into_iter()
+        .filter(|n| n == key || n.strip_prefix(key).is_some_and(|r| r.starts_with('p')))
+        .filter_map(|n| reg.rdev_of(&n).ok().map(|r| (n, r)))
+        .collect();
+    reg.remove(key)?;
+    // Their nodes go too (only nodes that still name these devices).
+    for (name, rdev) in gone.iter().filter(|(n, _)| n.starts_with('/')) {
+        if crate::lstat(p, name.as_bytes()).is_ok_and(|st| {
+            st.rdev == *rdev && st.mode & kern::consts::s::IFMT == kern::consts::s::IFBLK
+        }) {
+            let _ = crate::unlink(p, name.as_bytes());
+        }
+    }
+    Ok(())
 }

@@ -23,6 +23,6 @@ fn sync_fd(p: &Proc, fd: i32, datasync: bool) -> Result<(), Errno> {
     let f = p.file(fd)?;
     match f.vnode() {
         Some(vn) => vn.node.fsync(datasync),
-        None => Err(Errno::EINVAL),
+        None => f.ops().fsync(datasync),
     }
 }

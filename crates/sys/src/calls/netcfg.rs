@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use core::net::IpAddr;
 
 use kern::{Errno, Proc};
-use net::{ArpInfo, IfInfo, NetStats, RouteInfo, RouteSpec, Stack};
+use net::{ArpInfo, IfInfo, NetStats, RouteInfo, RouteSpec, SockInfo, Stack};
 
 fn stack(p: &Proc) -> Result<alloc::sync::Arc<Stack>, Errno> {
     p.kernel().check()?;
@@ -103,4 +103,10 @@ pub fn arp_delete(p: &Proc, ip: impl Into<IpAddr>) -> Result<(), Errno> {
 /// Protocol counters.
 pub fn net_stats(p: &Proc) -> Result<NetStats, Errno> {
     Ok(stack(p)?.stats())
+}
+
+/// The socket table (`netstat`): every socket of every process, and the
+/// connections in TIME-WAIT.
+pub fn sock_list(p: &Proc) -> Result<Vec<SockInfo>, Errno> {
+    Ok(stack(p)?.sock_list())
 }

@@ -74,6 +74,12 @@ fn finish_open(
         let pipe = p.kernel().vfs().fifo(p.kernel(), &vn);
         return crate::pipe::open_fifo(p, &pipe, vn, flags);
     }
+    if vn.kind() == NodeKind::BlockDevice {
+        // The driver layer that numbered the device opens it.
+        let rdev = vn.node.getattr()?.rdev;
+        let sw = crate::vfs::DevSwitch::of(p.kernel()).ok_or(Errno::ENXIO)?;
+        return Ok(File::new(flags, (sw.open_block)(p.kernel(), rdev, flags)?));
+    }
     Ok(vnfile::open_vnode(vn, flags))
 }
 
@@ -169,7 +175,10 @@ fn check_open(caller: &Caller, vn: &Vnode, flags: i32, created: bool) -> Result<
     }
     match kind {
         NodeKind::Regular | NodeKind::Directory | NodeKind::Fifo => Ok(()),
-        // Devices and sockets have no driver behind them yet.
+        // Block devices open through the kernel's device switch
+        // (`finish_open`; `ENXIO` when no driver layer registered one).
+        NodeKind::BlockDevice => Ok(()),
+        // Character devices and sockets have no driver behind them yet.
         _ => Err(Errno::ENXIO),
     }
 }
