@@ -275,3 +275,91 @@ pub(crate) fn fuse_errno(e: Errno) -> fuser::Errno {
 pub(crate) fn kproc(p: &Process) -> &Arc<kern::Proc> {
     p.raw()
 }
+
+/// Serves `image` on `mountpoint` until the mount goes away (`umount`,
+/// `fusermount3 -u`) or a SIGINT, SIGTERM or SIGHUP arrives, then flushes
+/// the image and returns. `ready` runs once the mount is up (the command
+/// line uses it to let a backgrounded parent exit).
+pub fn serve(
+    image: &Path,
+    mountpoint: &Path,
+    options: &Options,
+    ready: impl FnOnce(),
+) -> Result<(), Error> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    if options.debug {
+        DebugLog::install();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(sig, stop.clone())
+            .map_err(|e| Error(format!("cannot catch signal {sig}: {e}")))?;
+    }
+    let server = Server::open(image, options)?;
+    let flusher = server.root_proc.clone();
+    let session = server.mount(mountpoint)?;
+    ready();
+    loop {
+        if session.guard.is_finished() {
+            // Unmounted from outside: the session has flushed the image
+            // and halted the kernel (`destroy`).
+            return session
+                .join()
+                .map_err(|e| Error(format!("session ended: {e}")));
+        }
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A signal: make everything durable first, then detach the mount
+    // and let the session finish (it flushes again and unmounts in the
+    // kernel). Files still open on the mount keep it alive: wait a
+    // little, then leave with the image flushed.
+    let _ = rump::sys::sync(&flusher);
+    let mut session = Some(session);
+    let unmounted = std::thread::spawn(move || {
+        if let Some(s) = session.take() {
+            let _ = s.umount_and_join();
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !unmounted.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if !unmounted.is_finished() {
+        let _ = rump::sys::sync(&flusher);
+        log::warn!("rump fuse: files still open on the mount; detached with the image flushed");
+    }
+    Ok(())
+}
+
+/// `-o debug`: every log line of the server and of fuser (which logs
+/// each request) to standard error.
+struct DebugLog;
+
+impl DebugLog {
+    fn install() {
+        static LOGGER: DebugLog = DebugLog;
+        if log::set_logger(&LOGGER).is_ok() {
+            log::set_max_level(log::LevelFilter::Debug);
+        }
+    }
+}
+
+impl log::Log for DebugLog {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "{} {}: {}", r.level(), r.target(), r.args());
+    }
+    fn flush(&self) {}
+}
