@@ -5,6 +5,7 @@
 mod boot;
 mod common;
 mod ext2;
+mod fuse;
 mod report;
 mod scale;
 mod syscall;
@@ -40,6 +41,9 @@ pub enum Which {
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
     },
+    /// Image mounted on the host: `rump fuse` vs fuse2fs vs Linux's ext2
+    /// on a loop mount (sequential I/O, small files, creates).
+    Fuse(fuse::FuseArgs),
     /// TCP through rump kernels (loopback, in-process bus, shmif) vs the
     /// host's loopback TCP.
     Tcp(tcp::TcpArgs),
@@ -63,6 +67,7 @@ pub fn run(which: Which) -> anyhow::Result<()> {
         } => boot::run(iterations, kernels),
         Which::Syscall { iterations } => syscall::run(iterations),
         Which::Tcp(args) => tcp::run(args),
+        Which::Fuse(args) => fuse::run(args),
         Which::Scale(args) => scale::run(args),
         Which::Ext2 {
             file_mb,
