@@ -20,12 +20,22 @@ use fuse_util::*;
 fn workload(root: &Path, src: &Path) {
     let q = |p: &Path| p.display().to_string();
     assert!(sh(root, None, &format!("cp -a {} tree", q(src))).success());
-    assert!(sh(root, None, "tar cf - tree | (mkdir untar && cd untar && tar xf -)").success());
+    assert!(sh(
+        root,
+        None,
+        "tar cf - tree | (mkdir untar && cd untar && tar xf -)"
+    )
+    .success());
     if have("rsync") {
         assert!(sh(root, None, "rsync -a tree/ rsynced/").success());
     }
     assert!(sh(root, None, "mv untar/tree moved && ln -s moved/fuse_util lnk && ln moved/fuse.rs hard1 && ln hard1 hard2").success());
-    assert!(sh(root, None, "find . -name '*.rs' | sort > list.txt && du -s tree > /dev/null").success());
+    assert!(sh(
+        root,
+        None,
+        "find . -name '*.rs' | sort > list.txt && du -s tree > /dev/null"
+    )
+    .success());
     // Rename edge cases: over a file, over an empty directory, a
     // directory into itself (refused), a name onto itself.
     assert!(sh(root, None, "echo a > ra && echo b > rb && mv ra rb && mkdir d1 d2 && mv d1 d2 2>/dev/null; mkdir -p e1 e2/x && mv e1 e2/x 2>/dev/null; true").success());
@@ -42,12 +52,27 @@ fn workload(root: &Path, src: &Path) {
     std::fs::set_permissions(root.join("shared"), std::fs::Permissions::from_mode(0o1777)).unwrap();
     std::fs::write(root.join("suid"), b"#!/bin/sh\n").unwrap();
     std::fs::set_permissions(root.join("suid"), std::fs::Permissions::from_mode(0o4755)).unwrap();
-    assert!(sh(root, None, "chown 1000:1000 suid && mkfifo fifo && mknod cdev c 1 3").success());
+    assert!(sh(
+        root,
+        None,
+        "chown 1000:1000 suid && mkfifo fifo && mknod cdev c 1 3"
+    )
+    .success());
     // Unprivileged users: 1000 makes files in the sticky directory,
     // 1001 may not remove or rename them, 1000 may.
-    assert!(sh(root, Some(1000), "umask 022 && cd shared && echo mine > f1000 && mkdir d1000 && echo x > gone && rm gone").success());
+    assert!(sh(
+        root,
+        Some(1000),
+        "umask 022 && cd shared && echo mine > f1000 && mkdir d1000 && echo x > gone && rm gone"
+    )
+    .success());
     assert!(!sh(root, Some(1001), "rm -f shared/f1000 2>/dev/null").success());
-    assert!(!sh(root, Some(1001), "mv shared/f1000 shared/stolen 2>/dev/null").success());
+    assert!(!sh(
+        root,
+        Some(1001),
+        "mv shared/f1000 shared/stolen 2>/dev/null"
+    )
+    .success());
     assert!(!sh(root, Some(1001), "echo x > moved/fuse.rs 2>/dev/null").success());
     assert!(sh(root, Some(1001), "cat moved/fuse.rs > /dev/null").success());
     assert!(!sh(root, Some(1000), "chown 1001 shared/f1000 2>/dev/null").success());
@@ -81,7 +106,10 @@ fn fuse_posix_tools_match_linux_and_image_reads_back() {
     f.read_exact(&mut b).unwrap();
     assert_eq!(b, [0; 8]);
     assert_eq!(f.metadata().unwrap().len(), (5 << 30) + 123 + 15);
-    assert!(f.metadata().unwrap().blocks() < 100, "the hole takes no blocks");
+    assert!(
+        f.metadata().unwrap().blocks() < 100,
+        "the hole takes no blocks"
+    );
     drop(f);
     // Hard-link counts and times.
     assert_eq!(std::fs::metadata(m.mnt.join("hard2")).unwrap().nlink(), 3);
@@ -89,7 +117,10 @@ fn fuse_posix_tools_match_linux_and_image_reads_back() {
     let md = std::fs::metadata(m.mnt.join("hard2")).unwrap();
     assert_eq!((md.mtime(), md.mtime_nsec()), (981_173_106, 789_000_000));
     // chown cleared the set-user-ID bit, as on Linux.
-    assert_eq!(std::fs::metadata(m.mnt.join("suid")).unwrap().mode() & 0o7777, 0o755);
+    assert_eq!(
+        std::fs::metadata(m.mnt.join("suid")).unwrap().mode() & 0o7777,
+        0o755
+    );
     let ours = listing(&m.mnt);
     let (st, err) = m.unmount();
     assert!(st.success(), "server failed: {err}");
@@ -118,7 +149,12 @@ fn fuse_read_only_mount_leaves_image_byte_identical() {
     mke2fs(&img, 32, &[]);
     {
         let m = mount(&img, &dir.path().join("w"), &[]).expect("mount");
-        assert!(sh(&m.mnt, None, &format!("cp -a {} t && echo x > f", source_tree().display())).success());
+        assert!(sh(
+            &m.mnt,
+            None,
+            &format!("cp -a {} t && echo x > f", source_tree().display())
+        )
+        .success());
         assert!(m.unmount().0.success());
     }
     let before = hash(&std::fs::read(&img).unwrap());
@@ -127,9 +163,18 @@ fn fuse_read_only_mount_leaves_image_byte_identical() {
     assert!(l.contains_key("f"));
     let e = std::fs::write(m.mnt.join("f"), b"y").unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::EROFS));
-    assert_eq!(std::fs::create_dir(m.mnt.join("new")).unwrap_err().raw_os_error(), Some(libc::EROFS));
+    assert_eq!(
+        std::fs::create_dir(m.mnt.join("new"))
+            .unwrap_err()
+            .raw_os_error(),
+        Some(libc::EROFS)
+    );
     assert!(m.unmount().0.success());
-    assert_eq!(hash(&std::fs::read(&img).unwrap()), before, "a read-only mount wrote to the image");
+    assert_eq!(
+        hash(&std::fs::read(&img).unwrap()),
+        before,
+        "a read-only mount wrote to the image"
+    );
 }
 
 #[test]
@@ -180,7 +225,10 @@ fn fuse_corrupt_images_are_refused_or_give_errors_never_wedge() {
                 // where the image is damaged) within the time limit.
                 let _ = sh(&m.mnt, None, "timeout 60 find . -exec stat {} + > /dev/null 2>&1; timeout 60 cat a/* a/b/* s > /dev/null 2>&1; timeout 60 sh -c 'echo x > a/new; mkdir a/nd; rm -rf a/b' 2>/dev/null; true");
                 let (st, err) = m.unmount();
-                assert!(st.success() || !err.contains("panicked"), "round {round}: {err}");
+                assert!(
+                    st.success() || !err.contains("panicked"),
+                    "round {round}: {err}"
+                );
             }
         }
     }
@@ -213,17 +261,28 @@ fn fuse_sigterm_under_load_keeps_fsynced_data_and_image_clean() {
         synced
     });
     std::thread::sleep(Duration::from_millis(1500));
-    assert!(Command::new("kill").args(["-TERM", &m.pid().to_string()]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &m.pid().to_string()])
+        .status()
+        .unwrap()
+        .success());
     let (st, err) = m.wait_exit(Duration::from_secs(60));
     let synced = writer.join().unwrap();
-    let _ = Command::new("umount").arg("-l").arg(dir.path().join("m")).status();
+    let _ = Command::new("umount")
+        .arg("-l")
+        .arg(dir.path().join("m"))
+        .status();
     assert!(st.success(), "server: {err}");
     assert!(synced.len() > 10, "the writer got nowhere");
     assert_clean(&img);
     let l = loop_mount(&img, &dir.path().join("l"), true);
     for &i in &synced {
         let data = std::fs::read(l.mnt.join(format!("f{i}"))).unwrap();
-        assert_eq!(data, vec![(i % 251) as u8; 1000 + i % 7000], "f{i} lost after fsync");
+        assert_eq!(
+            data,
+            vec![(i % 251) as u8; 1000 + i % 7000],
+            "f{i} lost after fsync"
+        );
     }
 }
 
@@ -245,16 +304,34 @@ fn fuse_sigkill_leaves_a_mount_fusermount_clears_and_fsck_repairs() {
     std::fs::create_dir(&d).unwrap();
     std::fs::File::open(&d).unwrap().sync_all().unwrap();
     std::fs::write(m.mnt.join("unsynced"), b"maybe").unwrap();
-    assert!(Command::new("kill").args(["-KILL", &m.pid().to_string()]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-KILL", &m.pid().to_string()])
+        .status()
+        .unwrap()
+        .success());
     let (_, _) = m.wait_exit(Duration::from_secs(30));
-    let st = Command::new("fusermount3").arg("-u").arg(dir.path().join("m")).status().unwrap();
+    let st = Command::new("fusermount3")
+        .arg("-u")
+        .arg(dir.path().join("m"))
+        .status()
+        .unwrap();
     assert!(st.success(), "fusermount3 -u failed after a crash");
-    let st = Command::new("e2fsck").arg("-fy").arg(&img).output().unwrap();
-    assert!(st.status.code().unwrap_or(8) <= 1, "e2fsck -fy could not repair");
+    let st = Command::new("e2fsck")
+        .arg("-fy")
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.code().unwrap_or(8) <= 1,
+        "e2fsck -fy could not repair"
+    );
     assert_clean(&img);
     let l = loop_mount(&img, &dir.path().join("l"), true);
     for i in 0..50 {
-        assert_eq!(std::fs::read(l.mnt.join(format!("f{i}"))).unwrap(), vec![i as u8; 3000]);
+        assert_eq!(
+            std::fs::read(l.mnt.join(format!("f{i}"))).unwrap(),
+            vec![i as u8; 3000]
+        );
     }
 }
 
@@ -273,7 +350,11 @@ fn random_op(root: &Path, rng: &mut Rng, names: &[&str]) -> (String, String) {
     let r: std::io::Result<String> = (|| {
         Ok(match op {
             0 => {
-                std::fs::OpenOptions::new().create(true).append(true).open(&pa)?.write_all(&vec![fill; n])?;
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&pa)?
+                    .write_all(&vec![fill; n])?;
                 String::new()
             }
             1 => {
@@ -284,7 +365,10 @@ fn random_op(root: &Path, rng: &mut Rng, names: &[&str]) -> (String, String) {
             }
             2 => format!("{:016x}", hash(&std::fs::read(&pa)?)),
             3 => {
-                std::fs::OpenOptions::new().write(true).open(&pa)?.set_len(n as u64)?;
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&pa)?
+                    .set_len(n as u64)?;
                 String::new()
             }
             4 => std::fs::rename(&pa, &pb).map(|_| String::new())?,
@@ -295,10 +379,18 @@ fn random_op(root: &Path, rng: &mut Rng, names: &[&str]) -> (String, String) {
             9 => std::os::unix::fs::symlink(b, &pa).map(|_| String::new())?,
             10 => {
                 let md = std::fs::symlink_metadata(&pa)?;
-                format!("{:?} {} {} {:o}", md.file_type(), if md.is_dir() { 0 } else { md.len() }, md.nlink(), md.mode() & 0o7777)
+                format!(
+                    "{:?} {} {} {:o}",
+                    md.file_type(),
+                    if md.is_dir() { 0 } else { md.len() },
+                    md.nlink(),
+                    md.mode() & 0o7777
+                )
             }
             _ => {
-                let mut v: Vec<_> = std::fs::read_dir(&pa)?.map(|e| e.unwrap().file_name()).collect();
+                let mut v: Vec<_> = std::fs::read_dir(&pa)?
+                    .map(|e| e.unwrap().file_name())
+                    .collect();
                 v.sort();
                 format!("{v:?}")
             }
@@ -345,7 +437,16 @@ fn fuse_sixteen_processes_at_once_leave_image_clean() {
     let img = dir.path().join("c.img");
     mke2fs(&img, 256, &[]);
     let tarball = dir.path().join("src.tar");
-    assert!(sh(dir.path(), None, &format!("tar cf {} -C {} .", tarball.display(), source_tree().parent().unwrap().display())).success());
+    assert!(sh(
+        dir.path(),
+        None,
+        &format!(
+            "tar cf {} -C {} .",
+            tarball.display(),
+            source_tree().parent().unwrap().display()
+        )
+    )
+    .success());
     let m = mount(&img, &dir.path().join("m"), &[]).expect("mount");
     let mut kids = Vec::new();
     for i in 0..16 {
@@ -355,7 +456,14 @@ fn fuse_sixteen_processes_at_once_leave_image_clean() {
             2 => format!("mkdir r{i} && tar xf {} -C r{i} && rm -rf r{i}", tarball.display()),
             _ => format!("dd if=/dev/urandom of=dd{i} bs=64k count=64 conv=fsync status=none && cmp dd{i} dd{i}"),
         };
-        kids.push(Command::new("sh").arg("-c").arg(script).current_dir(&m.mnt).spawn().unwrap());
+        kids.push(
+            Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .current_dir(&m.mnt)
+                .spawn()
+                .unwrap(),
+        );
     }
     for mut k in kids {
         assert!(k.wait().unwrap().success());

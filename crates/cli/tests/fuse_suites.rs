@@ -41,8 +41,15 @@ fn tool((name, version): (&str, &str)) -> Option<PathBuf> {
 
 /// Runs pjdfstest on `dir`: case name -> "ok", "FAILED" or "skipped".
 fn pjdfstest(bin: &Path, conf: &Path, dir: &Path) -> BTreeMap<String, String> {
-    let out = Command::new(bin).arg("-c").arg(conf).arg("-p").arg(dir).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let out = Command::new(bin)
+        .arg("-c")
+        .arg(conf)
+        .arg("-p")
+        .arg(dir)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     let mut res = BTreeMap::new();
     for line in text.lines() {
         let mut w = line.split_whitespace();
@@ -62,12 +69,23 @@ fn fuse_pjdfstest_passes_what_linux_ext2_passes() {
     }
     require!(have("useradd") || have("id"), "no useradd");
     let Some(bin) = tool(PJDFSTEST) else {
-        require!(false, "pjdfstest could not be installed (cargo install pjdfstest needs libacl1-dev)");
+        require!(
+            false,
+            "pjdfstest could not be installed (cargo install pjdfstest needs libacl1-dev)"
+        );
         return;
     };
     // Its default second user.
-    if !Command::new("id").arg("tests").output().unwrap().status.success() {
-        let _ = Command::new("useradd").args(["-M", "-s", "/usr/sbin/nologin", "tests"]).status();
+    if !Command::new("id")
+        .arg("tests")
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        let _ = Command::new("useradd")
+            .args(["-M", "-s", "/usr/sbin/nologin", "tests"])
+            .status();
     }
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("pjdfstest.toml");
@@ -87,7 +105,8 @@ fn fuse_pjdfstest_passes_what_linux_ext2_passes() {
     let ours = pjdfstest(&bin, &conf, &m.mnt);
     assert!(m.unmount().0.success());
     assert_clean(&img);
-    let count = |r: &BTreeMap<String, String>, what: &str| r.values().filter(|v| *v == what).count();
+    let count =
+        |r: &BTreeMap<String, String>, what: &str| r.values().filter(|v| *v == what).count();
     eprintln!(
         "pjdfstest on rump fuse: {} passed, {} failed, {} skipped (Linux ext2: {} passed, {} failed, {} skipped)",
         count(&ours, "ok"),
@@ -107,7 +126,11 @@ fn fuse_pjdfstest_passes_what_linux_ext2_passes() {
             missing.push(format!("{case}: {:?}", ours.get(case)));
         }
     }
-    assert!(missing.is_empty(), "pass on Linux's ext2, not on ours:\n{}", missing.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "pass on Linux's ext2, not on ours:\n{}",
+        missing.join("\n")
+    );
 }
 
 #[test]
@@ -131,8 +154,12 @@ fn fuse_fsx_random_io_with_mapped_reads_and_writes() {
         .arg(m.mnt.join("fsxfile"))
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && text.contains("A-OK"), "fsx failed:\n{text}");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && text.contains("A-OK"),
+        "fsx failed:\n{text}"
+    );
     assert!(m.unmount().0.success());
     assert_clean(&img);
 }

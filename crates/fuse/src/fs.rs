@@ -21,8 +21,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use fuser::{
     AccessFlags, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
     InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen,
-    ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs,
+    ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 use rump::kern;
 use rump::kern::consts::o;
@@ -72,7 +72,11 @@ pub struct RumpFs {
 }
 
 impl RumpFs {
-    pub(crate) fn new(kernel: Kernel, root_proc: Process, options: Options) -> Result<RumpFs, Error> {
+    pub(crate) fn new(
+        kernel: Kernel,
+        root_proc: Process,
+        options: Options,
+    ) -> Result<RumpFs, Error> {
         let kp = kproc(&root_proc).clone();
         let caller = Caller::of(&kp).map_err(|e| Error(format!("kernel process: {e}")))?;
         let root = caller
@@ -343,7 +347,14 @@ impl RumpFs {
             } else {
                 None
             };
-            !add(self, self.node_id(e.ino), e.next, e.kind, e.name, child.as_ref())
+            !add(
+                self,
+                self.node_id(e.ino),
+                e.next,
+                e.kind,
+                e.name,
+                child.as_ref(),
+            )
         })
     }
 
@@ -766,7 +777,14 @@ impl Filesystem for RumpFs {
         reply.ok();
     }
 
-    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         guarded(|| {
             let r = self.handle(fh).and_then(|f| match f.vnode() {
                 Some(vn) => vn.node.fsync(datasync),
@@ -777,15 +795,17 @@ impl Filesystem for RumpFs {
     }
 
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        guarded(|| match self.open_handle(req, ino, o::RDONLY | o::DIRECTORY) {
-            // The host may cache the listing: every change to the
-            // directory goes through it and invalidates that cache.
-            Ok(fh) => reply.opened(
-                FileHandle(fh),
-                FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_CACHE_DIR,
-            ),
-            Err(e) => reply.error(fuse_errno(e)),
-        })
+        guarded(
+            || match self.open_handle(req, ino, o::RDONLY | o::DIRECTORY) {
+                // The host may cache the listing: every change to the
+                // directory goes through it and invalidates that cache.
+                Ok(fh) => reply.opened(
+                    FileHandle(fh),
+                    FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_CACHE_DIR,
+                ),
+                Err(e) => reply.error(fuse_errno(e)),
+            },
+        )
     }
 
     fn readdir(
@@ -835,7 +855,8 @@ impl Filesystem for RumpFs {
                     match (child, st) {
                         (Some(c), Some(st)) => {
                             let attr = fs.attr(&st);
-                            let full = reply.add(INodeNo(id), next, name, &TTL, &attr, Generation(0));
+                            let full =
+                                reply.add(INodeNo(id), next, name, &TTL, &attr, Generation(0));
                             if !full {
                                 fs.remember(c);
                             }
@@ -869,7 +890,14 @@ impl Filesystem for RumpFs {
         reply.ok();
     }
 
-    fn fsyncdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         guarded(|| {
             let r = self.vnode(ino).and_then(|vn| vn.node.fsync(datasync));
             empty(reply, r)
@@ -986,7 +1014,8 @@ impl RumpFs {
     /// caller's rights already, so only the set-id rule of a write needs
     /// the caller; a request we cannot attribute runs as root.
     fn proc_for_io(&self, req: &Request) -> Arc<Proc> {
-        self.proc_for(req).unwrap_or_else(|_| self.root_kproc.clone())
+        self.proc_for(req)
+            .unwrap_or_else(|_| self.root_kproc.clone())
     }
 }
 
@@ -1018,7 +1047,11 @@ fn host_groups(pid: u32) -> Vec<u32> {
     };
     s.lines()
         .find_map(|l| l.strip_prefix("Groups:"))
-        .map(|g| g.split_whitespace().filter_map(|x| x.parse().ok()).collect())
+        .map(|g| {
+            g.split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -1058,7 +1091,8 @@ fn system_time(t: Timespec) -> SystemTime {
     if t.sec >= 0 {
         UNIX_EPOCH + Duration::new(t.sec as u64, t.nsec)
     } else {
-        UNIX_EPOCH - Duration::from_secs(t.sec.unsigned_abs()) + Duration::from_nanos(u64::from(t.nsec))
+        UNIX_EPOCH - Duration::from_secs(t.sec.unsigned_abs())
+            + Duration::from_nanos(u64::from(t.nsec))
     }
 }
 

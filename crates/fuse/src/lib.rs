@@ -359,7 +359,45 @@ impl log::Log for DebugLog {
     }
     fn log(&self, r: &log::Record<'_>) {
         use std::io::Write;
-        let _ = writeln!(std::io::stderr(), "{} {}: {}", r.level(), r.target(), r.args());
+        let _ = writeln!(
+            std::io::stderr(),
+            "{} {}: {}",
+            r.level(),
+            r.target(),
+            r.args()
+        );
     }
     fn flush(&self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_parse_and_refuse() {
+        let mut o = Options::default();
+        o.apply("ro,allow_other,uid=1000,gid=100,part=2,sync,threads=8")
+            .unwrap();
+        assert!(o.read_only && o.allow_other && o.sync);
+        assert_eq!(
+            (o.uid, o.gid, o.part, o.threads),
+            (Some(1000), Some(100), Some(2), 8)
+        );
+        o.apply("rw").unwrap();
+        assert!(!o.read_only);
+        for bad in ["uid=x", "part=0", "threads=0", "bogus", "uid"] {
+            let mut o = Options::default();
+            let e = o.apply(bad).unwrap_err();
+            assert!(!e.0.contains('\n'), "{e}");
+        }
+    }
+
+    #[test]
+    fn missing_image_is_one_line() {
+        let e = Server::open(Path::new("/nonexistent/img"), &Options::default())
+            .err()
+            .unwrap();
+        assert!(e.0.contains("/nonexistent/img") && !e.0.contains('\n'));
+    }
 }

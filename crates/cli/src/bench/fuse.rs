@@ -125,8 +125,10 @@ impl Mounted {
 
 fn is_mounted(mnt: &Path) -> bool {
     let m = mnt.display().to_string();
-    std::fs::read_to_string("/proc/mounts")
-        .is_ok_and(|s| s.lines().any(|l| l.split_whitespace().nth(1) == Some(m.as_str())))
+    std::fs::read_to_string("/proc/mounts").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.split_whitespace().nth(1) == Some(m.as_str()))
+    })
 }
 
 fn sh(script: &str) -> anyhow::Result<f64> {
@@ -146,7 +148,13 @@ pub fn run(a: FuseArgs) -> anyhow::Result<()> {
         bail!("rump bench fuse needs root and /dev/fuse (it mounts)");
     }
     for t in ["fuse2fs", "mke2fs", "tar"] {
-        if Command::new("sh").arg("-c").arg(format!("command -v {t}")).output()?.stdout.is_empty() {
+        if Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {t}"))
+            .output()?
+            .stdout
+            .is_empty()
+        {
             bail!("{t} is not installed");
         }
     }
@@ -162,7 +170,11 @@ pub fn run(a: FuseArgs) -> anyhow::Result<()> {
         std::fs::write(sub.join(format!("f{i}")), vec![b'x'; 512 + (i * 37) % 3500])?;
     }
     let tarball = d.join("tree.tar");
-    sh(&format!("tar cf {} -C {} .", tarball.display(), tree.display()))?;
+    sh(&format!(
+        "tar cf {} -C {} .",
+        tarball.display(),
+        tree.display()
+    ))?;
     std::fs::remove_dir_all(&tree)?;
 
     let mut results: Vec<Results> = vec![Vec::new(); 3];
@@ -233,12 +245,20 @@ fn one_backend(
         let f = std::fs::File::create(cd.join(format!("f{i}")))?;
         f.metadata()?;
     }
-    r.push(("fuse_create_per_s", a.creates as f64 / t.elapsed().as_secs_f64(), Unit::OpsPerSec));
+    r.push((
+        "fuse_create_per_s",
+        a.creates as f64 / t.elapsed().as_secs_f64(),
+        Unit::OpsPerSec,
+    ));
     let t = Instant::now();
     for i in 0..a.creates {
         std::fs::remove_file(cd.join(format!("f{i}")))?;
     }
-    r.push(("fuse_unlink_per_s", a.creates as f64 / t.elapsed().as_secs_f64(), Unit::OpsPerSec));
+    r.push((
+        "fuse_unlink_per_s",
+        a.creates as f64 / t.elapsed().as_secs_f64(),
+        Unit::OpsPerSec,
+    ));
     let per = a.creates / 8;
     let t = Instant::now();
     let threads: Vec<_> = (0..8)
@@ -254,9 +274,14 @@ fn one_backend(
         })
         .collect();
     for th in threads {
-        th.join().map_err(|_| anyhow::anyhow!("a create thread panicked"))??;
+        th.join()
+            .map_err(|_| anyhow::anyhow!("a create thread panicked"))??;
     }
-    r.push(("fuse_create_per_s_8proc", (per * 8) as f64 / t.elapsed().as_secs_f64(), Unit::OpsPerSec));
+    r.push((
+        "fuse_create_per_s_8proc",
+        (per * 8) as f64 / t.elapsed().as_secs_f64(),
+        Unit::OpsPerSec,
+    ));
     mounted.finish()?;
     Ok(r)
 }

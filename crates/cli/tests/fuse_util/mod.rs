@@ -73,10 +73,18 @@ pub fn mke2fs(image: &Path, size_mb: u64, args: &[&str]) {
 
 /// `e2fsck -fn`: exit code and output.
 pub fn fsck(image: &Path) -> (i32, String) {
-    let o = Command::new("e2fsck").arg("-fn").arg(image).output().unwrap();
+    let o = Command::new("e2fsck")
+        .arg("-fn")
+        .arg(image)
+        .output()
+        .unwrap();
     (
         o.status.code().unwrap_or(-1),
-        format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
     )
 }
 
