@@ -366,7 +366,7 @@ impl RumpFs {
             lock(s).clear();
         }
         lock(&self.procs).clear();
-        let p = self.root_proc.clone();
+        let p = kproc(&self.root_proc).clone();
         if let Err(e) = rump::sys::sync(&p) {
             log::error!("rump fuse: sync at unmount: {e}");
         }

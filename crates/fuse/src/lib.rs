@@ -197,7 +197,7 @@ impl Server {
             0
         };
         rump::sys::mount(
-            &p,
+            kproc(&p),
             source.as_bytes(),
             KERNEL_MOUNT.as_bytes(),
             fstype.as_bytes(),
@@ -302,7 +302,7 @@ pub fn serve(
             .map_err(|e| Error(format!("cannot catch signal {sig}: {e}")))?;
     }
     let server = Server::open(image, options)?;
-    let flusher = server.root_proc.clone();
+    let flusher = kproc(&server.root_proc).clone();
     let session = server.mount(mountpoint)?;
     ready();
     loop {
