@@ -7,6 +7,7 @@
 mod alloc_count;
 mod bench;
 mod demo;
+mod fuse;
 mod image;
 mod newfs;
 mod server;
@@ -34,6 +35,8 @@ enum Cmd {
     },
     /// Create an ext2 file system on an image file or block device.
     Newfs(newfs::NewfsArgs),
+    /// Mount a disk image on the host through the kernel's own driver (FUSE).
+    Fuse(fuse::FuseArgs),
     #[command(flatten)]
     Image(image::ImageCmd),
     /// Serve a kernel to remote clients (unix:///path or tcp://host:port).
@@ -50,6 +53,7 @@ fn main() {
         Cmd::Demo => demo::run(),
         Cmd::Bench { which } => bench::run(which),
         Cmd::Newfs(args) => newfs::run(args),
+        Cmd::Fuse(args) => fuse::run(args),
         Cmd::Image(cmd) => image::run(cmd),
         Cmd::Server(args) => server::run(args),
         Cmd::Halt(args) => server::halt(args),

@@ -44,7 +44,14 @@ pub use sys;
 /// `testing` feature (calls through them can skip the system-call layer's
 /// checks).
 #[cfg(feature = "testing")]
-pub use {hyper, hyper_posix, kern};
+pub use {hyper, hyper_posix};
+
+/// The kernel crate, for front ends built with the `frontend` feature
+/// (the FUSE server, later the C ABI) that share the kernel's typed
+/// file-system core (`kern::vfs::ops`) with the system-call layer, and
+/// for tests.
+#[cfg(feature = "frontend")]
+pub use kern;
 
 /// A rump kernel. Dropping it halts the kernel; [`Kernel::halt`] does so
 /// explicitly.
@@ -109,8 +116,9 @@ impl Kernel {
         self.k.halt();
     }
 
-    /// The kernel underneath, for components and lower-level use.
-    #[cfg(feature = "testing")]
+    /// The kernel underneath, for components, front ends and lower-level
+    /// use (`frontend` feature).
+    #[cfg(feature = "frontend")]
     pub fn raw(&self) -> &kern::Kernel {
         &self.k
     }
@@ -250,8 +258,8 @@ impl Process {
         self.p.cancel_calls();
     }
 
-    /// The kernel process underneath.
-    #[cfg(feature = "testing")]
+    /// The kernel process underneath (`frontend` feature).
+    #[cfg(feature = "frontend")]
     pub fn raw(&self) -> &Arc<kern::Proc> {
         &self.p
     }

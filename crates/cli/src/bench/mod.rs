@@ -6,6 +6,7 @@ mod boot;
 mod common;
 mod ext2;
 mod remote;
+mod fuse;
 mod report;
 mod scale;
 mod syscall;
@@ -41,6 +42,9 @@ pub enum Which {
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
     },
+    /// Image mounted on the host: `rump fuse` vs fuse2fs vs Linux's ext2
+    /// on a loop mount (sequential I/O, small files, creates).
+    Fuse(fuse::FuseArgs),
     /// TCP through rump kernels (loopback, in-process bus, shmif) vs the
     /// host's loopback TCP.
     Tcp(tcp::TcpArgs),
@@ -67,6 +71,7 @@ pub fn run(which: Which) -> anyhow::Result<()> {
         } => boot::run(iterations, kernels),
         Which::Syscall { iterations } => syscall::run(iterations),
         Which::Tcp(args) => tcp::run(args),
+        Which::Fuse(args) => fuse::run(args),
         Which::Scale(args) => scale::run(args),
         Which::Remote(args) => remote::run(args),
         Which::Ext2 {

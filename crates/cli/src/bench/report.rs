@@ -10,6 +10,8 @@ use serde_json::json;
 pub enum Unit {
     /// Nanoseconds: smaller is better.
     Ns,
+    /// Seconds: smaller is better.
+    Secs,
     /// Bytes: smaller is better.
     Bytes,
     /// Megabytes per second: larger is better.
@@ -26,6 +28,7 @@ impl Unit {
     fn name(self) -> &'static str {
         match self {
             Unit::Ns => "ns",
+            Unit::Secs => "s",
             Unit::Bytes => "bytes",
             Unit::MBps => "MB/s",
             Unit::Gbps => "Gbit/s",

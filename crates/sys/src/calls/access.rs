@@ -21,22 +21,7 @@ pub fn faccessat(p: &Proc, dirfd: i32, path: &[u8], mode: i32, flags: i32) -> Re
     }
     with_at(p, dirfd, path, |env, ctx| {
         let vn = ctx.lookup(path, flags & at::SYMLINK_NOFOLLOW == 0)?;
-        if mode == access::F_OK {
-            return Ok(());
-        }
-        let st = vn.node.getattr()?;
         let want = kern::Access(mode as u8);
-        let ok = if flags & at::EACCESS != 0 {
-            env.cred.may_access(st.mode, st.uid, st.gid, want)
-        } else {
-            env.cred.may_access_real(st.mode, st.uid, st.gid, want)
-        };
-        if !ok {
-            return Err(Errno::EACCES);
-        }
-        if mode & access::W_OK != 0 && vn.kind() == kern::vfs::NodeKind::Regular {
-            vn.check_writable_mount()?;
-        }
-        Ok(())
+        kern::vfs::ops::access(&env.cred, &vn, want, flags & at::EACCESS != 0)
     })
 }

@@ -1,7 +1,7 @@
 //! `chmod`, `fchmod`, `fchmodat`.
 
-use kern::consts::{at, s};
-use kern::vfs::{SetAttr, Vnode};
+use kern::consts::at;
+use kern::vfs::Vnode;
 use kern::{Cred, Errno, Proc};
 
 use crate::util::{with_at, Env};
@@ -35,18 +35,5 @@ pub fn fchmodat(p: &Proc, dirfd: i32, path: &[u8], mode: u32, flags: i32) -> Res
 }
 
 fn set_mode(cred: &Cred, vn: &Vnode, mode: u32) -> Result<(), Errno> {
-    let st = vn.node.getattr()?;
-    if !cred.owns(st.uid) {
-        return Err(Errno::EPERM);
-    }
-    vn.check_writable_mount()?;
-    let mut bits = mode & s::PERM_MASK;
-    // POSIX: a non-member may not set the set-group-ID bit.
-    if !cred.is_root() && !cred.in_group(st.gid) {
-        bits &= !s::ISGID;
-    }
-    vn.node.setattr(&SetAttr {
-        perm: Some(bits),
-        ..SetAttr::default()
-    })
+    kern::vfs::ops::chmod(cred, vn, mode)
 }

@@ -1,7 +1,7 @@
 //! `chown`, `fchown`, `lchown`, `fchownat`.
 
-use kern::consts::{at, s};
-use kern::vfs::{NodeKind, SetAttr, Vnode};
+use kern::consts::at;
+use kern::vfs::Vnode;
 use kern::{Cred, Errno, Proc};
 
 use crate::util::with_at;
@@ -48,43 +48,9 @@ pub fn fchownat(
     })
 }
 
-/// POSIX `chown` rules: only root changes the owner; an owner may change
-/// the group to one of its own groups. A change clears the set-user-ID bit
-/// and, if the file is group-executable, the set-group-ID bit of
-/// non-directories (Linux behaviour).
+/// The POSIX rules live in [`kern::vfs::ops::chown`].
 fn set_owner(cred: &Cred, vn: &Vnode, uid: u32, gid: u32) -> Result<(), Errno> {
-    let st = vn.node.getattr()?;
     let new_uid = (uid != NO_CHANGE).then_some(uid);
     let new_gid = (gid != NO_CHANGE).then_some(gid);
-    if !cred.is_root() {
-        if new_uid.is_some_and(|u| u != st.uid) {
-            return Err(Errno::EPERM);
-        }
-        if let Some(g) = new_gid {
-            if cred.euid != st.uid || (g != st.gid && !cred.in_group(g)) {
-                return Err(Errno::EPERM);
-            }
-        }
-        if new_uid.is_some() && cred.euid != st.uid {
-            return Err(Errno::EPERM);
-        }
-    }
-    vn.check_writable_mount()?;
-    let mut set = SetAttr {
-        uid: new_uid,
-        gid: new_gid,
-        ..SetAttr::default()
-    };
-    if (new_uid.is_some() || new_gid.is_some()) && vn.kind() != NodeKind::Directory {
-        let mut perm = st.mode & s::PERM_MASK;
-        let before = perm;
-        perm &= !s::ISUID;
-        if perm & 0o010 != 0 {
-            perm &= !s::ISGID;
-        }
-        if perm != before {
-            set.perm = Some(perm);
-        }
-    }
-    vn.node.setattr(&set)
+    kern::vfs::ops::chown(cred, vn, new_uid, new_gid)
 }

@@ -1,6 +1,5 @@
 //! `getdents64`.
 
-use kern::vfs::NodeKind;
 use kern::{Errno, Proc};
 
 /// Size of the fixed part of a `linux_dirent64` record.
@@ -14,14 +13,11 @@ pub fn getdents64(p: &Proc, fd: i32, buf: &mut [u8]) -> Result<usize, Errno> {
     p.kernel().check()?;
     let f = p.file(fd)?;
     let vn = f.vnode().ok_or(Errno::ENOTDIR)?;
-    if vn.kind() != NodeKind::Directory {
-        return Err(Errno::ENOTDIR);
-    }
     let mut used = 0;
     let mut at = f.lock_offset(p.kernel().sched());
     let mut next_off = *at;
     let mut too_small = false;
-    vn.node.readdir(next_off, &mut |e| {
+    kern::vfs::ops::readdir(vn, next_off, &mut |e| {
         let reclen = (HEADER + e.name.len() + 1).next_multiple_of(8);
         if used + reclen > buf.len() {
             too_small = used == 0;

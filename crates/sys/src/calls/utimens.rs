@@ -1,8 +1,8 @@
 //! `utimensat`, `futimens`.
 
 use kern::consts::{at, utime};
-use kern::cred::Access;
-use kern::vfs::{perm, SetAttr, Vnode};
+use kern::vfs::ops::TimeSet;
+use kern::vfs::Vnode;
 use kern::{Cred, Errno, Proc, Timespec};
 
 use crate::util::with_at;
@@ -70,37 +70,16 @@ fn omits_both(times: Option<[TimeArg; 2]>) -> bool {
 
 fn set_times(p: &Proc, cred: &Cred, vn: &Vnode, times: Option<[TimeArg; 2]>) -> Result<(), Errno> {
     let times = times.unwrap_or([TimeArg::NOW, TimeArg::NOW]);
-    for t in &times {
-        if t.nsec != utime::NOW && t.nsec != utime::OMIT && !(0..1_000_000_000).contains(&t.nsec) {
-            return Err(Errno::EINVAL);
-        }
-    }
-    if times.iter().all(|t| t.nsec == utime::OMIT) {
-        return Ok(());
-    }
-    let st = vn.node.getattr()?;
-    let only_now = times
-        .iter()
-        .all(|t| t.nsec == utime::NOW || t.nsec == utime::OMIT);
-    if !cred.owns(st.uid) {
-        if !only_now {
-            return Err(Errno::EPERM);
-        }
-        perm::check(cred, vn, Access::WRITE)?;
-    }
-    vn.check_writable_mount()?;
-    let now = p.kernel().hyper().clock_wall();
     let conv = |t: &TimeArg| match t.nsec {
-        utime::OMIT => None,
-        utime::NOW => Some(now),
-        n => Some(Timespec {
+        utime::OMIT => Ok(TimeSet::Omit),
+        utime::NOW => Ok(TimeSet::Now),
+        n if (0..1_000_000_000).contains(&n) => Ok(TimeSet::At(Timespec {
             sec: t.sec,
             nsec: n as u32,
-        }),
+        })),
+        _ => Err(Errno::EINVAL),
     };
-    vn.node.setattr(&SetAttr {
-        atime: conv(&times[0]),
-        mtime: conv(&times[1]),
-        ..SetAttr::default()
-    })
+    let (atime, mtime) = (conv(&times[0])?, conv(&times[1])?);
+    let now = p.kernel().hyper().clock_wall();
+    kern::vfs::ops::set_times(cred, vn, atime, mtime, now)
 }

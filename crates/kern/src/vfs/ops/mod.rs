@@ -1,6 +1,7 @@
 //! The typed file-system core: the POSIX semantics of opening, creating,
-//! naming, removing and renaming files, and of privilege stripping and the
-//! working directory's path, as typed operations on vnodes and paths.
+//! naming, removing and renaming files, of attribute changes (mode,
+//! owner, times, size), access checks and directory listing, and of
+//! privilege stripping and the working directory's path, as typed operations on vnodes and paths.
 //!
 //! Everything that enters the VFS goes through here: the system-call
 //! layer (`sys`) only decodes its arguments (descriptors, flags, buffers)
@@ -16,6 +17,7 @@
 //! Neighbours: path lookup is [`super::namei`], permission checks are
 //! [`super::perm`], opened vnodes become files through [`super::vnfile`].
 
+mod attr;
 mod cwd;
 mod names;
 mod open;
@@ -34,8 +36,9 @@ use crate::vfs::namei::{check_path, LookupCtx};
 use crate::vfs::{perm, NewNode, NodeKind, SetAttr, Vnode};
 use crate::Kernel;
 
+pub use attr::{access, chmod, chown, readdir, set_times, truncate, TimeSet, TruncateBy};
 pub use cwd::{getcwd, path_of};
-pub use names::{link, mkdir, mknod, mknod_kind, new_name, symlink};
+pub use names::{link, link_vnode, mkdir, mknod, mknod_kind, new_name, symlink};
 pub use open::{open, open_vnode, OpenHow};
 pub use remove::{rmdir, unlink};
 pub use rename::rename;

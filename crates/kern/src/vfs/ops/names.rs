@@ -131,6 +131,31 @@ pub fn link(
     check_path(new)?;
     let caller = Caller::of(p)?;
     let target = caller.ctx(p, old_base).lookup(old, follow)?;
+    link_found(p, &caller, &target, new_base, new)
+}
+
+/// Makes `new` (relative to `new_base`) another name for the file
+/// `target` that the caller already holds (an inode-based caller's
+/// `link`), with the checks of [`link`] after the lookup of the old name.
+pub fn link_vnode(
+    p: &Proc,
+    target: &Vnode,
+    new_base: Option<&Vnode>,
+    new: &[u8],
+) -> Result<(), Errno> {
+    p.kernel().check()?;
+    check_path(new)?;
+    let caller = Caller::of(p)?;
+    link_found(p, &caller, target, new_base, new)
+}
+
+fn link_found(
+    p: &Proc,
+    caller: &Caller,
+    target: &Vnode,
+    new_base: Option<&Vnode>,
+    new: &[u8],
+) -> Result<(), Errno> {
     let nctx = caller.ctx(p, new_base);
     // Linux's order: EEXIST, ENOENT, EROFS, then EXDEV, EACCES, EPERM.
     let np = new_name(&nctx, new, false)?;
