@@ -131,8 +131,9 @@ fn our_trees_read_back_by_mtools() {
         // The aliases mdir shows are the ones the FAT rules give.
         let listing = mtools("mdir", &image, &["-a", "::/"]);
         for (alias, long) in [
-            ("LONGFI~1 TXT", "Long File Name.txt"),
-            ("LONGFI~2 TXT", "Long File Name 2.txt"),
+            // Created in this (sorted) order.
+            ("LONGFI~1 TXT", "Long File Name 2.txt"),
+            ("LONGFI~2 TXT", "Long File Name.txt"),
             ("LONGFI~3 TXT", "Long File Names.txt"),
             ("README2  MD ", "readme2.md"),
         ] {
