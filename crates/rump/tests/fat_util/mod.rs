@@ -147,7 +147,7 @@ fn pattern(n: usize, seed: u8) -> Vec<u8> {
 pub fn sample_tree() -> Tree {
     let mut t = Tree::new();
     let base = 1_600_000_000i64;
-    let mut file = |t: &mut Tree, path: &str, n: usize, k: i64| {
+    let file = |t: &mut Tree, path: &str, n: usize, k: i64| {
         t.insert(
             path.into(),
             Entry {
