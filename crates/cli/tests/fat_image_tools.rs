@@ -80,13 +80,19 @@ fn newfs_types_are_clean_and_filled_by_mtools() {
         let img = dir.path().join(format!("{ty}-{size}.img"));
         let img_s = img.to_str().unwrap();
         let out = ok(&["newfs", "-t", ty, "-s", size, "-L", "rumpvol", img_s]);
-        assert!(out.contains(&format!("Fat{}", &label[3..])), "{ty} {size}: {out}");
+        assert!(
+            out.contains(&format!("Fat{}", &label[3..])),
+            "{ty} {size}: {out}"
+        );
         fsck_clean(img_s);
         let info = run("minfo", &["-i", img_s, "::"]);
         assert!(info.contains(label), "{ty} {size}: minfo:\n{info}");
         // Filled by mtools, read by us.
         run("mmd", &["-i", img_s, "::/Sub Dir"]);
-        run("mcopy", &["-i", img_s, src.to_str().unwrap(), "::/Sub Dir/"]);
+        run(
+            "mcopy",
+            &["-i", img_s, src.to_str().unwrap(), "::/Sub Dir/"],
+        );
         let ls = ok(&["ls", &format!("{img_s}:/Sub Dir")]);
         assert_eq!(ls.trim(), "Some File.txt");
         let got = rump(&["cat", &format!("{img_s}:/sub dir/SOME FILE.TXT")]);
@@ -95,16 +101,25 @@ fn newfs_types_are_clean_and_filled_by_mtools() {
         // Written by us, read by mtools.
         ok(&["cp", src.to_str().unwrap(), &format!("{img_s}:/copy.bin")]);
         ok(&["mkdir", "-p", &format!("{img_s}:/a/b/c")]);
-        ok(&["mv", &format!("{img_s}:/copy.bin"), &format!("{img_s}:/a/b/c/Moved.bin")]);
+        ok(&[
+            "mv",
+            &format!("{img_s}:/copy.bin"),
+            &format!("{img_s}:/a/b/c/Moved.bin"),
+        ]);
         fsck_clean(img_s);
         let out = dir.path().join(format!("out-{ty}-{size}"));
-        run("mcopy", &["-i", img_s, "::/a/b/c/Moved.bin", out.to_str().unwrap()]);
+        run(
+            "mcopy",
+            &["-i", img_s, "::/a/b/c/Moved.bin", out.to_str().unwrap()],
+        );
         assert!(std::fs::read(&out).unwrap() == data);
         let df = ok(&["df", img_s]);
         assert!(df.lines().count() >= 2, "{df}");
     }
     // Bad type, and a size no width fits.
-    assert!(!rump(&["newfs", "-t", "hpfs", "-s", "4m", "x.img"]).status.success());
+    assert!(!rump(&["newfs", "-t", "hpfs", "-s", "4m", "x.img"])
+        .status
+        .success());
     let tiny = dir.path().join("tiny.img");
     let out = rump(&["newfs", "-t", "fat32", "-s", "4m", tiny.to_str().unwrap()]);
     assert!(!out.status.success());
@@ -119,10 +134,25 @@ fn gpt_disk(path: &Path) {
     let p = path.to_str().unwrap();
     run(
         "sgdisk",
-        &["-n", "1:2048:+40M", "-t", "1:ef00", "-c", "1:EFI system", "-n", "2:0:0", "-t", "2:8300", p],
+        &[
+            "-n",
+            "1:2048:+40M",
+            "-t",
+            "1:ef00",
+            "-c",
+            "1:EFI system",
+            "-n",
+            "2:0:0",
+            "-t",
+            "2:8300",
+            p,
+        ],
     );
     // Partition 1 starts at sector 2048: 1 MiB.
-    run("mkfs.fat", &["-F", "32", "--offset", "2048", p, &(40 * 1024).to_string()]);
+    run(
+        "mkfs.fat",
+        &["-F", "32", "--offset", "2048", p, &(40 * 1024).to_string()],
+    );
 }
 
 #[test]
@@ -140,7 +170,10 @@ fn efi_system_partition_in_a_gpt_disk() {
     let loader = dir.path().join("BOOTX64.EFI");
     let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 256) as u8).collect();
     std::fs::write(&loader, &data).unwrap();
-    run("mcopy", &["-i", &part, loader.to_str().unwrap(), "::/EFI/BOOT/"]);
+    run(
+        "mcopy",
+        &["-i", &part, loader.to_str().unwrap(), "::/EFI/BOOT/"],
+    );
 
     let p1 = format!("{d}@p1");
     let ls = ok(&["ls", &format!("{p1}:/EFI/BOOT")]);
@@ -151,7 +184,11 @@ fn efi_system_partition_in_a_gpt_disk() {
     let cfg = dir.path().join("grub.cfg");
     std::fs::write(&cfg, b"set timeout=5\n").unwrap();
     ok(&["mkdir", &format!("{p1}:/EFI/debian")]);
-    ok(&["cp", cfg.to_str().unwrap(), &format!("{p1}:/EFI/debian/grub.cfg")]);
+    ok(&[
+        "cp",
+        cfg.to_str().unwrap(),
+        &format!("{p1}:/EFI/debian/grub.cfg"),
+    ]);
     let back = run("mtype", &["-i", &part, "::/EFI/debian/grub.cfg"]);
     assert_eq!(back, "set timeout=5\n");
     // fsck.fat of the partition alone (cut out of the disk).
@@ -190,7 +227,15 @@ fn fat_partition_of_an_mbr_disk() {
     run("mkfs.fat", &["-F", "16", "--offset", "2048", d, "20480"]);
     let part = format!("{d}@@1M");
     std::fs::write(dir.path().join("autoexec.bat"), b"@echo off\r\n").unwrap();
-    run("mcopy", &["-i", &part, dir.path().join("autoexec.bat").to_str().unwrap(), "::/"]);
+    run(
+        "mcopy",
+        &[
+            "-i",
+            &part,
+            dir.path().join("autoexec.bat").to_str().unwrap(),
+            "::/",
+        ],
+    );
     let p1 = format!("{d}@p1");
     assert_eq!(ok(&["ls", &format!("{p1}:/")]).trim(), "autoexec.bat");
     ok(&["touch", &format!("{p1}:/config.sys")]);

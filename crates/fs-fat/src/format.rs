@@ -487,7 +487,9 @@ impl Geometry {
         }
         let fat_type = FatType::for_clusters(clusters);
         if (fat_type == FatType::Fat32) != r.is_fat32_bpb {
-            return Err(FormatError::Bad("BPB kind does not match the cluster count"));
+            return Err(FormatError::Bad(
+                "BPB kind does not match the cluster count",
+            ));
         }
         let entries = clusters as u64 + 2;
         let need = match fat_type {
@@ -853,7 +855,8 @@ pub fn dos_datetime(unix: i64) -> (u16, u16) {
     let secs = t.rem_euclid(86400);
     let (y, m, d) = civil_from_days(days);
     let date = (((y - 1980) as u16) << 9) | ((m as u16) << 5) | d as u16;
-    let time = ((secs / 3600) as u16) << 11 | (((secs / 60) % 60) as u16) << 5 | ((secs % 60) / 2) as u16;
+    let time =
+        ((secs / 3600) as u16) << 11 | (((secs / 60) % 60) as u16) << 5 | ((secs % 60) / 2) as u16;
     (date, time)
 }
 
@@ -983,7 +986,10 @@ mod tests {
             units: [0x41; 13],
         };
         l.emit(&mut b);
-        assert_eq!(DirEntryPacket::new_checked(&b[..]).unwrap().slot().unwrap(), Slot::Long(l));
+        assert_eq!(
+            DirEntryPacket::new_checked(&b[..]).unwrap().slot().unwrap(),
+            Slot::Long(l)
+        );
         b[0] = 0x40; // sequence 0
         assert!(DirEntryPacket::new_checked(&b[..]).unwrap().slot().is_err());
         assert!(DirEntryPacket::new_checked(&b[..31]).is_err());

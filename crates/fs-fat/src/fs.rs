@@ -189,7 +189,8 @@ impl Fat {
         let copy = self.g.active_fat;
         Ok(match self.g.fat_type {
             FatType::Fat12 => {
-                let w = u16::from_le_bytes([self.fat_byte(copy, off)?, self.fat_byte(copy, off + 1)?]);
+                let w =
+                    u16::from_le_bytes([self.fat_byte(copy, off)?, self.fat_byte(copy, off + 1)?]);
                 if c & 1 == 1 {
                     (w >> 4) as u32
                 } else {
@@ -197,7 +198,8 @@ impl Fat {
                 }
             }
             FatType::Fat16 => {
-                u16::from_le_bytes([self.fat_byte(copy, off)?, self.fat_byte(copy, off + 1)?]) as u32
+                u16::from_le_bytes([self.fat_byte(copy, off)?, self.fat_byte(copy, off + 1)?])
+                    as u32
             }
             FatType::Fat32 => {
                 let mut b = [0u8; 4];
@@ -560,7 +562,9 @@ impl Fat {
         let sec = *sectors.get((idx / sps) as usize).ok_or(Errno::EIO)?;
         let off = (idx % sps) as usize * DIR_ENTRY_SIZE;
         let b = self.cache.modify(sec)?;
-        b.get_mut(off..off + 32).ok_or(Errno::EIO)?.copy_from_slice(bytes);
+        b.get_mut(off..off + 32)
+            .ok_or(Errno::EIO)?
+            .copy_from_slice(bytes);
         Ok(())
     }
 
@@ -632,8 +636,8 @@ impl Fat {
 
     /// Finds `wanted` (case-insensitively, by long or short name) in `d`.
     pub fn find(&mut self, d: DirRef, wanted: &str) -> Result<Option<Found>, Errno> {
-        let short = name::exact_short(wanted.to_ascii_uppercase().as_bytes())
-            .filter(|_| wanted.is_ascii());
+        let short =
+            name::exact_short(wanted.to_ascii_uppercase().as_bytes()).filter(|_| wanted.is_ascii());
         let mut hit = None;
         self.scan(d, 0, |f| {
             if f.name == "." || f.name == ".." {
@@ -676,7 +680,12 @@ impl Fat {
     /// Adds `name` to `d` with the short entry `e` (whose name is filled
     /// in here). Returns the slot of the short entry. The caller checked
     /// that the name is not there.
-    pub fn add_entry(&mut self, d: DirRef, name_bytes: &[u8], mut e: DirEntryRepr) -> Result<(u32, [u8; 11]), Errno> {
+    pub fn add_entry(
+        &mut self,
+        d: DirRef,
+        name_bytes: &[u8],
+        mut e: DirEntryRepr,
+    ) -> Result<(u32, [u8; 11]), Errno> {
         let stored = name::classify(name_bytes)?;
         let mut slots: Vec<[u8; 32]> = Vec::new();
         match stored {
@@ -826,7 +835,10 @@ impl Fat {
         let raw = self.slot(&sectors, idx)?;
         match DirEntryPacket::new_checked(&raw[..])?.slot() {
             Ok(Slot::Short(e)) => Ok(e),
-            _ => Err(self.corrupt(&format!("directory {}: slot {idx} is not an entry", d.key()))),
+            _ => Err(self.corrupt(&format!(
+                "directory {}: slot {idx} is not an entry",
+                d.key()
+            ))),
         }
     }
 
@@ -896,7 +908,8 @@ impl Fat {
                     k += 1;
                     run = (run + cb).min(left as u64 / bps * bps);
                 }
-                let run = (run as usize).min(MAX_RUN.max(bps as usize) / bps as usize * bps as usize);
+                let run =
+                    (run as usize).min(MAX_RUN.max(bps as usize) / bps as usize * bps as usize);
                 f(self, sec, 0, done..done + run, true)?;
                 done += run;
             } else {

@@ -158,9 +158,8 @@ impl FsType for FatType {
                 alloc::string::String::from_utf8_lossy(data)
             ))
         })?;
-        let reg = Registry::of(k).inspect_err(|_| {
-            k.log("fat: no block-device registry (boot the dev-blk component)")
-        })?;
+        let reg = Registry::of(k)
+            .inspect_err(|_| k.log("fat: no block-device registry (boot the dev-blk component)"))?;
         let (dev, claim) = reg.claim(name)?;
         let want_rw = flags & ms::RDONLY == 0;
         if want_rw && dev.is_read_only() {

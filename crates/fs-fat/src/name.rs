@@ -245,15 +245,35 @@ mod tests {
 
     #[test]
     fn short_only_names() {
-        assert_eq!(classify(b"README.TXT"), Ok(Stored::ShortOnly(*b"README  TXT")));
+        assert_eq!(
+            classify(b"README.TXT"),
+            Ok(Stored::ShortOnly(*b"README  TXT"))
+        );
         assert_eq!(classify(b"A"), Ok(Stored::ShortOnly(*b"A          ")));
-        assert!(matches!(classify(b"readme.txt"), Ok(Stored::Long { needs_tail: false, .. })));
-        assert!(matches!(classify(b"Makefile"), Ok(Stored::Long { needs_tail: false, .. })));
+        assert!(matches!(
+            classify(b"readme.txt"),
+            Ok(Stored::Long {
+                needs_tail: false,
+                ..
+            })
+        ));
+        assert!(matches!(
+            classify(b"Makefile"),
+            Ok(Stored::Long {
+                needs_tail: false,
+                ..
+            })
+        ));
     }
 
     #[test]
     fn aliases() {
-        let Ok(Stored::Long { base, ext, needs_tail, .. }) = classify(b"long file name.html")
+        let Ok(Stored::Long {
+            base,
+            ext,
+            needs_tail,
+            ..
+        }) = classify(b"long file name.html")
         else {
             panic!()
         };
@@ -264,7 +284,12 @@ mod tests {
             panic!()
         };
         assert_eq!(&alias(&base, &ext, 0), b"PROFILE    ");
-        let Ok(Stored::Long { base, ext, needs_tail, .. }) = classify("café.tar.gz".as_bytes())
+        let Ok(Stored::Long {
+            base,
+            ext,
+            needs_tail,
+            ..
+        }) = classify("café.tar.gz".as_bytes())
         else {
             panic!()
         };
@@ -274,7 +299,18 @@ mod tests {
 
     #[test]
     fn invalid_names() {
-        for n in [&b"a:b"[..], b"a*", b"x?", b"q\"", b"a\\b", b"a|b", b"<", b"trail.", b"sp ", b"\x01"] {
+        for n in [
+            &b"a:b"[..],
+            b"a*",
+            b"x?",
+            b"q\"",
+            b"a\\b",
+            b"a|b",
+            b"<",
+            b"trail.",
+            b"sp ",
+            b"\x01",
+        ] {
             assert_eq!(classify(n), Err(Errno::EINVAL), "{n:?}");
         }
         assert_eq!(classify(&[0xFF, 0xFE]), Err(Errno::EINVAL));
@@ -285,7 +321,10 @@ mod tests {
     #[test]
     fn reading_back() {
         assert_eq!(short_to_string(b"FOO     TXT", 0), "FOO.TXT");
-        assert_eq!(short_to_string(b"FOO     TXT", ntres::LOWER_BASE), "foo.TXT");
+        assert_eq!(
+            short_to_string(b"FOO     TXT", ntres::LOWER_BASE),
+            "foo.TXT"
+        );
         assert_eq!(short_to_string(b"\x80X         ", 0), "ÇX");
         let u: Vec<u16> = "Grüße.txt".encode_utf16().chain([0, 0xFFFF]).collect();
         assert_eq!(lfn_to_string(&u).as_deref(), Some("Grüße.txt"));

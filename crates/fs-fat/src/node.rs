@@ -227,7 +227,8 @@ impl FileSystem for FatFs {
             for c in orphans {
                 if c != 0 {
                     if let Err(e) = st.fat.free_chain(c) {
-                        st.fat.log(&format!("freeing the clusters of an unlinked file: {e:?}"));
+                        st.fat
+                            .log(&format!("freeing the clusters of an unlinked file: {e:?}"));
                     }
                 }
             }
@@ -377,7 +378,10 @@ impl State {
                     .fat
                     .corrupt(&format!("directory {:?} has no clusters", f.name)));
             }
-            (NodeKind::Directory, 2 + self.fat.count_subdirs(DirRef::Chain(c))?)
+            (
+                NodeKind::Directory,
+                2 + self.fat.count_subdirs(DirRef::Chain(c))?,
+            )
         } else {
             (NodeKind::Regular, 1)
         };
@@ -614,10 +618,9 @@ impl Node for FatNode {
                 None => {
                     let d = st.dir_of(self.ino).unwrap_or(DirRef::Root16);
                     match d {
-                        DirRef::Root16 => {
-                            (st.fat.g.root_sectors as u64 * st.fat.g.bytes_per_sector as u64)
-                                .div_ceil(cb)
-                        }
+                        DirRef::Root16 => (st.fat.g.root_sectors as u64
+                            * st.fat.g.bytes_per_sector as u64)
+                            .div_ceil(cb),
                         DirRef::Chain(c) => st.fat.chain(c)?.len() as u64,
                     }
                 }
@@ -738,7 +741,14 @@ impl Node for FatNode {
             return Err(Errno::EEXIST);
         }
         let is_dir = new.kind == NodeKind::Directory;
-        let mut e = Self::now_entry(&st, if is_dir { attr::DIRECTORY } else { attr::ARCHIVE });
+        let mut e = Self::now_entry(
+            &st,
+            if is_dir {
+                attr::DIRECTORY
+            } else {
+                attr::ARCHIVE
+            },
+        );
         if !is_dir && new.perm & 0o222 == 0 {
             e.attr |= attr::READ_ONLY;
         }
@@ -751,7 +761,11 @@ impl Node for FatNode {
                 dot.first_cluster = c;
                 let mut dotdot = e;
                 dotdot.name = *b"..         ";
-                dotdot.first_cluster = if st.meta(self.ino)?.is_root { 0 } else { d.key() };
+                dotdot.first_cluster = if st.meta(self.ino)?.is_root {
+                    0
+                } else {
+                    d.key()
+                };
                 let sectors = st.fat.dir_sectors(DirRef::Chain(c))?;
                 let mut b = [0u8; 32];
                 dot.emit(&mut b);
@@ -800,7 +814,10 @@ impl Node for FatNode {
     fn unlink(&self, name: &[u8]) -> Result<(), Errno> {
         let mut st = self.fs.lock_rw()?;
         let d = st.dir_of(self.ino)?;
-        let f = st.fat.find(d, Self::name_str(name)?)?.ok_or(Errno::ENOENT)?;
+        let f = st
+            .fat
+            .find(d, Self::name_str(name)?)?
+            .ok_or(Errno::ENOENT)?;
         if f.entry.is_dir() {
             return Err(Errno::EISDIR);
         }
@@ -811,7 +828,10 @@ impl Node for FatNode {
     fn rmdir(&self, name: &[u8]) -> Result<(), Errno> {
         let mut st = self.fs.lock_rw()?;
         let d = st.dir_of(self.ino)?;
-        let f = st.fat.find(d, Self::name_str(name)?)?.ok_or(Errno::ENOENT)?;
+        let f = st
+            .fat
+            .find(d, Self::name_str(name)?)?
+            .ok_or(Errno::ENOENT)?;
         if !f.entry.is_dir() {
             return Err(Errno::ENOTDIR);
         }
@@ -834,7 +854,10 @@ impl Node for FatNode {
         let from = st.dir_of(self.ino)?;
         let to = st.dir_of(nd.ino)?;
         crate::name::classify(new)?;
-        let src = st.fat.find(from, Self::name_str(old)?)?.ok_or(Errno::ENOENT)?;
+        let src = st
+            .fat
+            .find(from, Self::name_str(old)?)?
+            .ok_or(Errno::ENOENT)?;
         let dst = st.fat.find(to, Self::name_str(new)?)?;
         let is_dir = src.entry.is_dir();
         if let Some(t) = &dst {
@@ -843,10 +866,10 @@ impl Node for FatNode {
                 match (is_dir, t.entry.is_dir()) {
                     (true, false) => return Err(Errno::ENOTDIR),
                     (false, true) => return Err(Errno::EISDIR),
-                    (true, true) => {
-                        if !st.fat.is_empty_dir(DirRef::Chain(t.entry.first_cluster))? {
-                            return Err(Errno::ENOTEMPTY);
-                        }
+                    (true, true)
+                        if !st.fat.is_empty_dir(DirRef::Chain(t.entry.first_cluster))? =>
+                    {
+                        return Err(Errno::ENOTEMPTY)
                     }
                     _ => {}
                 }
@@ -884,7 +907,11 @@ impl Node for FatNode {
             // Its ".." now names the new parent (0 for the root).
             let dir = DirRef::Chain(e.first_cluster);
             let mut dd = st.fat.read_entry(dir, 1)?;
-            dd.first_cluster = if st.meta(nd.ino)?.is_root { 0 } else { to.key() };
+            dd.first_cluster = if st.meta(nd.ino)?.is_root {
+                0
+            } else {
+                to.key()
+            };
             st.fat.write_entry(dir, 1, &dd)?;
             let m = st.meta_mut(self.ino)?;
             m.nlink = m.nlink.saturating_sub(1).max(2);

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use fat_util::{have_dosfstools, fsck};
+use fat_util::{fsck, have_dosfstools};
 use proptest::prelude::*;
 use rump::ext2::dev_blk::{MemDevice, Registry};
 use rump::fat::fs_fat::format::{BootSectorPacket, BootSectorRepr, FatType, Geometry};
@@ -81,7 +81,12 @@ fn base_image(ty: FatType, sectors: u64) -> Vec<u8> {
     sys::mount(&p, b"/dev/m", b"/mnt", b"msdos", 0, b"").unwrap();
     rump::fs::create_dir_all(&p, "/mnt/a/b/c").unwrap();
     for i in 0..30 {
-        rump::fs::write(&p, format!("/mnt/a/File number {i}"), vec![i as u8; i * 300]).unwrap();
+        rump::fs::write(
+            &p,
+            format!("/mnt/a/File number {i}"),
+            vec![i as u8; i * 300],
+        )
+        .unwrap();
     }
     rump::fs::write(&p, "/mnt/a/b/LOOP.BIN", vec![9u8; 3 * 512]).unwrap();
     rump::fs::write(&p, "/mnt/TOP.TXT", b"top").unwrap();
@@ -167,12 +172,32 @@ fn exercise(image: Vec<u8>) -> Vec<u8> {
     }
     let mut seen = BTreeSet::new();
     walk(&p, "/mnt", 0, &mut seen, &mut errs);
-    check(rump::fs::write(&p, "/mnt/new file", vec![1u8; 20_000]).map_err(io), "write", &mut errs);
+    check(
+        rump::fs::write(&p, "/mnt/new file", vec![1u8; 20_000]).map_err(io),
+        "write",
+        &mut errs,
+    );
     check(sys::mkdir(&p, b"/mnt/newdir", 0o755), "mkdir", &mut errs);
-    check(sys::rename(&p, b"/mnt/a/File number 3", b"/mnt/newdir/f3"), "rename", &mut errs);
-    check(sys::unlink(&p, b"/mnt/a/File number 4"), "unlink", &mut errs);
-    check(sys::truncate(&p, b"/mnt/a/b/LOOP.BIN", 100), "truncate", &mut errs);
-    check(rump::fs::remove_dir_all(&p, "/mnt/a/b").map_err(io), "rm -r", &mut errs);
+    check(
+        sys::rename(&p, b"/mnt/a/File number 3", b"/mnt/newdir/f3"),
+        "rename",
+        &mut errs,
+    );
+    check(
+        sys::unlink(&p, b"/mnt/a/File number 4"),
+        "unlink",
+        &mut errs,
+    );
+    check(
+        sys::truncate(&p, b"/mnt/a/b/LOOP.BIN", 100),
+        "truncate",
+        &mut errs,
+    );
+    check(
+        rump::fs::remove_dir_all(&p, "/mnt/a/b").map_err(io),
+        "rm -r",
+        &mut errs,
+    );
     check(sys::umount2(&p, b"/mnt", 0), "umount", &mut errs);
     if errs.contains(&Errno::EUCLEAN.raw()) {
         assert!(
@@ -222,7 +247,12 @@ fn interesting(img: &[u8]) -> Vec<std::ops::Range<usize>> {
 static BASES: std::sync::OnceLock<[Vec<u8>; 2]> = std::sync::OnceLock::new();
 
 fn bases() -> &'static [Vec<u8>; 2] {
-    BASES.get_or_init(|| [base_image(FatType::Fat16, 9000), base_image(FatType::Fat32, 70_000)])
+    BASES.get_or_init(|| {
+        [
+            base_image(FatType::Fat16, 9000),
+            base_image(FatType::Fat32, 70_000),
+        ]
+    })
 }
 
 proptest! {
@@ -283,7 +313,15 @@ fn first_cluster(img: &[u8], entry: usize) -> u32 {
 /// Reads `/mnt/a/b/LOOP.BIN` of a damaged image: the errno and the log.
 fn read_loop_file(img: Vec<u8>) -> (Result<Vec<u8>, Errno>, String) {
     let (k, p, lines, _) = kernel_with_image(img);
-    sys::mount(&p, b"/dev/m", b"/mnt", b"msdos", sys::consts::ms::RDONLY, b"").unwrap();
+    sys::mount(
+        &p,
+        b"/dev/m",
+        b"/mnt",
+        b"msdos",
+        sys::consts::ms::RDONLY,
+        b"",
+    )
+    .unwrap();
     let r = rump::fs::read(&p, "/mnt/a/b/LOOP.BIN").map_err(io);
     let _ = sys::umount2(&p, b"/mnt", 0);
     k.halt();
@@ -341,9 +379,16 @@ fn bad_boot_sectors_are_refused_with_a_reason() {
         let (k, p, lines, _) = kernel_with_image(img);
         let r = sys::mount(&p, b"/dev/m", b"/mnt", b"msdos", 0, b"");
         assert_eq!(r, Err(Errno::EINVAL), "{why}");
-        assert!(lines.lock().unwrap().contains(why), "{why}: {}", lines.lock().unwrap());
+        assert!(
+            lines.lock().unwrap().contains(why),
+            "{why}: {}",
+            lines.lock().unwrap()
+        );
         // Nor does the probe claim it.
-        assert_eq!(sys::mount(&p, b"/dev/m", b"/mnt", b"auto", 0, b""), Err(Errno::ENODEV));
+        assert_eq!(
+            sys::mount(&p, b"/dev/m", b"/mnt", b"auto", 0, b""),
+            Err(Errno::ENODEV)
+        );
         k.halt();
     }
 }
@@ -352,7 +397,15 @@ fn bad_boot_sectors_are_refused_with_a_reason() {
 fn probe_claims_fat_and_nothing_else() {
     // FAT is found by mount -t auto.
     let (k, p, _, _) = kernel_with_image(bases()[0].clone());
-    sys::mount(&p, b"/dev/m", b"/mnt", b"auto", sys::consts::ms::RDONLY, b"").unwrap();
+    sys::mount(
+        &p,
+        b"/dev/m",
+        b"/mnt",
+        b"auto",
+        sys::consts::ms::RDONLY,
+        b"",
+    )
+    .unwrap();
     assert_eq!(rump::fs::read(&p, "/mnt/top.txt").unwrap(), b"top");
     sys::umount2(&p, b"/mnt", 0).unwrap();
     k.halt();
@@ -363,12 +416,17 @@ fn probe_claims_fat_and_nothing_else() {
     let mut ext2 = vec![0u8; 1 << 20];
     ext2[1024 + 56..1024 + 58].copy_from_slice(&0xEF53u16.to_le_bytes());
     // A boot sector signature on random-looking data is not enough.
-    let mut junk: Vec<u8> = (0..1u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let mut junk: Vec<u8> = (0..1u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     junk[510] = 0x55;
     junk[511] = 0xAA;
     junk[0] = 0xEB;
     junk[2] = 0x90;
     for img in [iso, ext2, junk] {
-        assert!(!rump::fat::fs_fat::probe_boot_sector(&img[..512], img.len() as u64));
+        assert!(!rump::fat::fs_fat::probe_boot_sector(
+            &img[..512],
+            img.len() as u64
+        ));
     }
 }

@@ -26,7 +26,10 @@ fn mcopy_in(image: &Path, src: &Path) {
 
 #[test]
 fn mtools_trees_read_back_by_us() {
-    require!(have_dosfstools() && have_mtools(), "dosfstools or mtools not installed");
+    require!(
+        have_dosfstools() && have_mtools(),
+        "dosfstools or mtools not installed"
+    );
     for (bits, size) in WIDTHS {
         let dir = tempfile::tempdir().unwrap();
         let image = dir.path().join("fat.img");
@@ -38,12 +41,24 @@ fn mtools_trees_read_back_by_us() {
         // first by the next copy, which continues after the other files.
         mcopy_in(&image, &src);
         std::fs::write(dir.path().join("hole"), vec![1u8; 10_000]).unwrap();
-        mtools("mcopy", &image, &[dir.path().join("hole").to_str().unwrap(), "::/hole"]);
-        mtools("mcopy", &image, &[dir.path().join("hole").to_str().unwrap(), "::/after"]);
+        mtools(
+            "mcopy",
+            &image,
+            &[dir.path().join("hole").to_str().unwrap(), "::/hole"],
+        );
+        mtools(
+            "mcopy",
+            &image,
+            &[dir.path().join("hole").to_str().unwrap(), "::/after"],
+        );
         mtools("mdel", &image, &["::/hole"]);
         let frag: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
         std::fs::write(src.join("fragmented.bin"), &frag).unwrap();
-        mtools("mcopy", &image, &["-m", src.join("fragmented.bin").to_str().unwrap(), "::/"]);
+        mtools(
+            "mcopy",
+            &image,
+            &["-m", src.join("fragmented.bin").to_str().unwrap(), "::/"],
+        );
         mtools("mdel", &image, &["::/after"]);
         assert_clean(&image);
 
@@ -81,7 +96,10 @@ fn fs_fat_magic() -> u64 {
 
 #[test]
 fn our_trees_read_back_by_mtools() {
-    require!(have_dosfstools() && have_mtools(), "dosfstools or mtools not installed");
+    require!(
+        have_dosfstools() && have_mtools(),
+        "dosfstools or mtools not installed"
+    );
     for (bits, size) in WIDTHS {
         let dir = tempfile::tempdir().unwrap();
         let image = dir.path().join("fat.img");
@@ -93,13 +111,23 @@ fn our_trees_read_back_by_mtools() {
         // Renames across directories (".." follows), truncation, growth.
         rump::fs::rename(&p, "/mnt/Deep/er/still", "/mnt/docs/still").unwrap();
         rump::fs::rename(&p, "/mnt/MiXeD.Case", "/mnt/Deep/Moved Here.txt").unwrap();
-        let f = rump::fs::OpenOptions::new().write(true).open(&p, "/mnt/docs/big.bin").unwrap();
+        let f = rump::fs::OpenOptions::new()
+            .write(true)
+            .open(&p, "/mnt/docs/big.bin")
+            .unwrap();
         f.set_len(5000).unwrap();
         drop(f);
-        let f = rump::fs::OpenOptions::new().write(true).open(&p, "/mnt/docs/x").unwrap();
+        let f = rump::fs::OpenOptions::new()
+            .write(true)
+            .open(&p, "/mnt/docs/x")
+            .unwrap();
         f.set_len(70_000).unwrap();
         drop(f);
-        for path in ["/mnt/docs/big.bin", "/mnt/docs/x", "/mnt/Deep/Moved Here.txt"] {
+        for path in [
+            "/mnt/docs/big.bin",
+            "/mnt/docs/x",
+            "/mnt/Deep/Moved Here.txt",
+        ] {
             set_mtime(&p, path, 1_500_000_000);
         }
         umount(&p);
@@ -107,7 +135,11 @@ fn our_trees_read_back_by_mtools() {
         assert_clean(&image);
 
         let mut want = tree.clone();
-        let still: Vec<String> = want.keys().filter(|k| k.starts_with("Deep/er/still")).cloned().collect();
+        let still: Vec<String> = want
+            .keys()
+            .filter(|k| k.starts_with("Deep/er/still"))
+            .cloned()
+            .collect();
         for k in still {
             let v = want.remove(&k).unwrap();
             want.insert(k.replacen("Deep/er/still", "docs/still", 1), v);
@@ -124,7 +156,11 @@ fn our_trees_read_back_by_mtools() {
 
         let out = dir.path().join("out");
         std::fs::create_dir(&out).unwrap();
-        mtools("mcopy", &image, &["-s", "-m", "-n", "::/*", out.to_str().unwrap()]);
+        mtools(
+            "mcopy",
+            &image,
+            &["-s", "-m", "-n", "::/*", out.to_str().unwrap()],
+        );
         let got = read_host(&out);
         assert_same(&want, &got, false);
 
@@ -138,11 +174,15 @@ fn our_trees_read_back_by_mtools() {
             ("README2  MD ", "readme2.md"),
         ] {
             assert!(
-                listing.lines().any(|l| l.starts_with(alias) && l.ends_with(long)),
+                listing
+                    .lines()
+                    .any(|l| l.starts_with(alias) && l.ends_with(long)),
                 "FAT{bits}: {alias} for {long} in\n{listing}"
             );
         }
-        assert!(listing.lines().any(|l| l.starts_with("README   TXT") && !l.contains("readme")));
+        assert!(listing
+            .lines()
+            .any(|l| l.starts_with("README   TXT") && !l.contains("readme")));
         // The moved directory's ".." names its new parent.
         let deep = mtools("mdir", &image, &["-a", "::/docs/still/.."]);
         assert!(deep.contains("big"), "{deep}");
@@ -175,7 +215,11 @@ fn full_disk_and_free_count() {
         };
         assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "FAT{bits}");
         let st = rump::sys::statvfs(&p, b"/mnt").unwrap();
-        assert!(st.bfree * st.bsize < 4 << 20, "FAT{bits}: {} free", st.bfree);
+        assert!(
+            st.bfree * st.bsize < 4 << 20,
+            "FAT{bits}: {} free",
+            st.bfree
+        );
         umount(&p);
         k.halt();
         assert_clean(&image);

@@ -30,13 +30,33 @@ const NAMES: [&str; 9] = [
 
 #[derive(Clone, Debug)]
 enum Op {
-    Write { n: usize, off: u64, len: usize, byte: u8 },
-    Truncate { n: usize, len: u64 },
-    Mkdir { n: usize },
-    Unlink { n: usize },
-    Rmdir { n: usize },
-    Rename { from: usize, to: usize },
-    Read { n: usize, upper: bool },
+    Write {
+        n: usize,
+        off: u64,
+        len: usize,
+        byte: u8,
+    },
+    Truncate {
+        n: usize,
+        len: u64,
+    },
+    Mkdir {
+        n: usize,
+    },
+    Unlink {
+        n: usize,
+    },
+    Rmdir {
+        n: usize,
+    },
+    Rename {
+        from: usize,
+        to: usize,
+    },
+    Read {
+        n: usize,
+        upper: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -58,7 +78,11 @@ fn host_errno(e: std::io::Error) -> Errno {
 }
 
 /// Runs `op` on both sides: (ours, host).
-fn apply(op: &Op, p: &rump::Process, host: &Path) -> (Result<Vec<u8>, Errno>, Result<Vec<u8>, Errno>) {
+fn apply(
+    op: &Op,
+    p: &rump::Process,
+    host: &Path,
+) -> (Result<Vec<u8>, Errno>, Result<Vec<u8>, Errno>) {
     let r = |i: usize| format!("/mnt/{}", NAMES[i]);
     let h = |i: usize| host.join(NAMES[i]);
     let none = |x: Result<(), Errno>| x.map(|()| Vec::new());

@@ -137,7 +137,9 @@ pub struct Entry {
 pub type Tree = BTreeMap<String, Entry>;
 
 fn pattern(n: usize, seed: u8) -> Vec<u8> {
-    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 9) as u8).collect()
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 9) as u8)
+        .collect()
 }
 
 /// The test tree: long and short names, mixed case, non-ASCII, names
@@ -181,7 +183,12 @@ pub fn sample_tree() -> Tree {
     let long: String = "n".repeat(200) + ".txt";
     file(&mut t, &format!("Deep/{long}"), 5, 13);
     for i in 0..150 {
-        file(&mut t, &format!("many/entry number {i:03}.data"), i * 13, 14 + i as i64);
+        file(
+            &mut t,
+            &format!("many/entry number {i:03}.data"),
+            i * 13,
+            14 + i as i64,
+        );
     }
     t
 }
@@ -212,7 +219,11 @@ pub fn read_host(root: &Path) -> Tree {
         for e in std::fs::read_dir(root.join(rel)).unwrap() {
             let e = e.unwrap();
             let name = e.file_name().into_string().unwrap();
-            let path = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+            let path = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
             let md = e.metadata().unwrap();
             let mtime = md
                 .modified()
@@ -225,7 +236,13 @@ pub fn read_host(root: &Path) -> Tree {
                 walk(root, &path, t);
             } else {
                 let data = std::fs::read(root.join(&path)).unwrap();
-                t.insert(path, Entry { data: Some(data), mtime });
+                t.insert(
+                    path,
+                    Entry {
+                        data: Some(data),
+                        mtime,
+                    },
+                );
             }
         }
     }
@@ -250,18 +267,32 @@ pub fn write_rump(p: &Process, root: &str, tree: &Tree) {
 
 pub fn set_mtime(p: &Process, path: &str, sec: i64) {
     let t = rump::sys::TimeArg { sec, nsec: 0 };
-    rump::sys::utimensat(p, rump::sys::consts::at::FDCWD, path.as_bytes(), Some([t, t]), 0)
-        .unwrap();
+    rump::sys::utimensat(
+        p,
+        rump::sys::consts::at::FDCWD,
+        path.as_bytes(),
+        Some([t, t]),
+        0,
+    )
+    .unwrap();
 }
 
 /// Reads the kernel directory `root` into a tree.
 pub fn read_rump(p: &Process, root: &str) -> Tree {
     fn walk(p: &Process, root: &str, rel: &str, t: &mut Tree) {
-        let dir = if rel.is_empty() { root.to_string() } else { format!("{root}/{rel}") };
+        let dir = if rel.is_empty() {
+            root.to_string()
+        } else {
+            format!("{root}/{rel}")
+        };
         for e in rump::fs::read_dir(p, &dir).unwrap() {
             let e = e.unwrap();
             let name = e.file_name().into_string().unwrap();
-            let path = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+            let path = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
             let full = format!("{root}/{path}");
             let md = rump::fs::metadata(p, &full).unwrap();
             let mtime = md.modified().sec;
@@ -271,7 +302,13 @@ pub fn read_rump(p: &Process, root: &str) -> Tree {
             } else {
                 let data = rump::fs::read(p, &full).unwrap();
                 assert_eq!(data.len() as u64, md.len(), "{full}: size");
-                t.insert(path, Entry { data: Some(data), mtime });
+                t.insert(
+                    path,
+                    Entry {
+                        data: Some(data),
+                        mtime,
+                    },
+                );
             }
         }
     }
@@ -288,7 +325,11 @@ pub fn assert_same(want: &Tree, got: &Tree, dir_times: bool) {
     assert_eq!(wn, gn, "names differ");
     for (k, w) in want {
         let g = &got[k];
-        assert_eq!(w.data.as_ref().map(|d| d.len()), g.data.as_ref().map(|d| d.len()), "{k}: size");
+        assert_eq!(
+            w.data.as_ref().map(|d| d.len()),
+            g.data.as_ref().map(|d| d.len()),
+            "{k}: size"
+        );
         assert!(w.data == g.data, "{k}: contents differ");
         if w.data.is_some() || dir_times {
             // FAT keeps even seconds (odd ones round down).
