@@ -1,7 +1,8 @@
-//! `rump newfs`: create an ext2 file system on an image file (created or
-//! resized to `--size`) or on an existing file or block device, through
-//! the kernel's own mkfs (`fs_ext2::mkfs`). Check the result with
-//! `e2fsck -fn IMAGE`.
+//! `rump newfs`: create an ext2 file system (or, with `-t msdos`,
+//! `fat12`, `fat16` or `fat32`, a FAT volume) on an image file (created
+//! or resized to `--size`) or on an existing file or block device,
+//! through the kernel's own mkfs (`fs_ext2::mkfs`, `fs_fat::mkfs`).
+//! Check the result with `e2fsck -fn IMAGE` or `fsck.fat -n IMAGE`.
 
 use std::path::PathBuf;
 
@@ -14,6 +15,13 @@ use rump::ext2::MkfsOptions;
 pub struct NewfsArgs {
     /// Image file (created if missing) or block device.
     pub image: PathBuf,
+    /// File-system type: ext2; msdos (or vfat: FAT12, 16 or 32 by size),
+    /// fat12, fat16 or fat32.
+    #[arg(short = 't', long = "type", default_value = "ext2")]
+    pub fstype: String,
+    /// FAT: sectors per cluster (1, 2, 4 ... 128; default by size).
+    #[arg(short = 'c', long = "sectors-per-cluster")]
+    pub sectors_per_cluster: Option<u8>,
     /// Size of the image (bytes, or with a k, m, g or t suffix); creates or
     /// resizes the file. Without it, the whole existing file is used.
     #[arg(short = 's', long)]
@@ -36,7 +44,7 @@ pub struct NewfsArgs {
     /// Percentage of blocks reserved for root.
     #[arg(short = 'm', long = "reserved-percent", default_value_t = 5)]
     pub reserved_percent: u32,
-    /// Volume label (up to 16 bytes).
+    /// Volume label (up to 16 bytes; 11 for FAT).
     #[arg(short = 'L', long)]
     pub label: Option<String>,
     /// Say nothing on success.
@@ -64,8 +72,22 @@ pub fn parse_size(s: &str) -> anyhow::Result<u64> {
 }
 
 pub fn run(a: NewfsArgs) -> anyhow::Result<()> {
+    let fat_type = match a.fstype.as_str() {
+        "ext2" => None,
+        "msdos" | "vfat" | "fat" => Some(None),
+        "fat12" => Some(Some(rump::fat::FatType::Fat12)),
+        "fat16" => Some(Some(rump::fat::FatType::Fat16)),
+        "fat32" => Some(Some(rump::fat::FatType::Fat32)),
+        t => bail!("unknown file-system type {t:?} (ext2, msdos, fat12, fat16, fat32)"),
+    };
     if let Some(url) = a.conn.url() {
+        if fat_type.is_some() {
+            bail!("newfs through a server makes ext2 only (for now)");
+        }
         return run_remote(&a, url);
+    }
+    if let Some(ty) = fat_type {
+        return run_fat(&a, ty);
     }
     let size = a.size.as_deref().map(parse_size).transpose()?;
     let known = match size {
@@ -148,4 +170,44 @@ fn report(a: &NewfsArgs, summary: &rump::ext2::MkfsSummary) {
             summary.free_inodes
         );
     }
+}
+
+/// `newfs -t msdos|fat12|fat16|fat32`.
+fn run_fat(a: &NewfsArgs, ty: Option<rump::fat::FatType>) -> anyhow::Result<()> {
+    let size = a.size.as_deref().map(parse_size).transpose()?;
+    let mut label = *b"NO NAME    ";
+    if let Some(l) = &a.label {
+        if l.len() > 11 || !l.is_ascii() {
+            bail!("a FAT label is at most 11 ASCII characters");
+        }
+        label = [b' '; 11];
+        label[..l.len()].copy_from_slice(l.to_ascii_uppercase().as_bytes());
+    }
+    let opts = rump::fat::MkfsOptions {
+        fat_type: ty,
+        sectors_per_cluster: a.sectors_per_cluster,
+        label,
+        ..Default::default()
+    };
+    let s = match size {
+        Some(s) => rump::fat::newfs_image(&a.image, s, &opts),
+        None => rump::fat::newfs_existing(&a.image, &opts),
+    }
+    .with_context(|| {
+        format!(
+            "newfs {} (does the size suit the FAT type and cluster size?)",
+            a.image.display()
+        )
+    })?;
+    if !a.quiet {
+        println!(
+            "{}: {:?}, {} clusters of {} bytes, {} free",
+            a.image.display(),
+            s.fat_type,
+            s.clusters,
+            s.cluster_bytes,
+            s.free_clusters
+        );
+    }
+    Ok(())
 }

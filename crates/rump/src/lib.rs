@@ -30,6 +30,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 pub mod ext2;
+pub mod fat;
 pub mod fs;
 pub mod net;
 pub mod remote;
@@ -163,8 +164,25 @@ impl KernelBuilder {
     /// Adds the block-device layer (etfs registration) and the ext2 file
     /// system; see [`ext2`].
     pub fn ext2(self) -> Self {
-        self.component(Arc::new(dev_blk::BlkComponent))
+        self.block_devices()
             .component(Arc::new(fs_ext2::Ext2Component))
+    }
+
+    /// Adds the block-device layer (etfs registration) and the FAT file
+    /// system (`msdos`, `vfat`: FAT12/16/32 with long names); see [`fat`].
+    pub fn fat(self) -> Self {
+        self.block_devices()
+            .component(Arc::new(fs_fat::FatComponent))
+    }
+
+    /// The block-device layer, once however many file systems need it.
+    fn block_devices(self) -> Self {
+        let blk = dev_blk::BlkComponent;
+        if self.components.iter().any(|c| c.name() == blk.name()) {
+            self
+        } else {
+            self.component(Arc::new(blk))
+        }
     }
 
     /// Adds the network stack (sockets, `lo0`, interfaces); its `busN`

@@ -1,7 +1,7 @@
 //! The image tools (fs-utils style): `rump ls|cat|cp|mkdir|rm|mv|ln|stat|
 //! find|du|df|chmod|chown|touch|write IMAGE:PATH ...`.
 //!
-//! Each command boots an in-process kernel with the ext2 driver,
+//! Each command boots an in-process kernel with the ext2 and FAT drivers,
 //! registers the image as a block device (read-only unless the command
 //! writes), detects the file-system type, mounts it on `/mnt` and works
 //! through the system-call layer. `IMAGE@pN` names partition N of a disk
