@@ -31,6 +31,7 @@ use std::sync::Arc;
 
 pub mod ext2;
 pub mod fs;
+pub mod iso9660;
 pub mod net;
 
 pub use hyper::{Errno, Hyper, Timespec};
@@ -128,9 +129,12 @@ impl KernelBuilder {
         self
     }
 
-    /// Adds a component.
+    /// Adds a component. A component whose name is already there is not
+    /// added again (`.ext2().iso9660()` both bring the block-device layer).
     pub fn component(mut self, c: Arc<dyn Component>) -> Self {
-        self.components.push(c);
+        if !self.components.iter().any(|x| x.name() == c.name()) {
+            self.components.push(c);
+        }
         self
     }
 
@@ -156,6 +160,13 @@ impl KernelBuilder {
     pub fn ext2(self) -> Self {
         self.component(Arc::new(dev_blk::BlkComponent))
             .component(Arc::new(fs_ext2::Ext2Component))
+    }
+
+    /// Adds the block-device layer and the read-only ISO 9660 file system
+    /// (Rock Ridge, Joliet); see [`iso9660`].
+    pub fn iso9660(self) -> Self {
+        self.component(Arc::new(dev_blk::BlkComponent))
+            .component(Arc::new(fs_iso9660::Iso9660Component))
     }
 
     /// Adds the network stack (sockets, `lo0`, interfaces); its `busN`
