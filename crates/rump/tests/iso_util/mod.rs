@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use rump::{Kernel, Process};
 
+#[allow(unused_imports)]
 pub use crate::ext2_util::{have, walk_host, walk_rump, Info};
 
 /// Whether we run as root (chown, mknod).
