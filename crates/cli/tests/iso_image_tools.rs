@@ -69,7 +69,10 @@ fn iso_tools_list_and_copy_out() {
     ok(&["cp", &at("/hello.txt"), out.to_str().unwrap()]);
     assert_eq!(std::fs::read(out.join("hello.txt")).unwrap(), b"hello\n");
     ok(&["cp", "-r", &at("/sub"), out.to_str().unwrap()]);
-    assert_eq!(std::fs::read(out.join("sub/deeper/data.bin")).unwrap(), data);
+    assert_eq!(
+        std::fs::read(out.join("sub/deeper/data.bin")).unwrap(),
+        data
+    );
 
     // Writing is refused with a message, and the image is untouched.
     let before = std::fs::read(&img).unwrap();

@@ -160,10 +160,7 @@ impl<T: AsRef<[u8]>> DescriptorPacket<T> {
     pub fn is_joliet(&self) -> bool {
         let esc = &self.buffer.as_ref()[vd_field::ESCAPES];
         let flags = self.buffer.as_ref()[vd_field::FLAGS];
-        flags & 1 == 0
-            && esc[0] == b'%'
-            && esc[1] == b'/'
-            && matches!(esc[2], b'@' | b'C' | b'E')
+        flags & 1 == 0 && esc[0] == b'%' && esc[1] == b'/' && matches!(esc[2], b'@' | b'C' | b'E')
     }
 }
 
@@ -192,13 +189,18 @@ impl VolumeRepr {
     pub fn parse<T: AsRef<[u8]>>(p: &DescriptorPacket<T>) -> Result<VolumeRepr, FormatError> {
         let b = p.buffer.as_ref();
         let kind = p.kind();
-        if !matches!(kind, DescriptorType::Primary | DescriptorType::Supplementary) {
+        if !matches!(
+            kind,
+            DescriptorType::Primary | DescriptorType::Supplementary
+        ) {
             return Err(FormatError::Invalid("not a volume descriptor with a root"));
         }
         let space_size = both32(b, vd_field::SPACE_SIZE, "volume space size")?;
         let block_size = both16(b, vd_field::BLOCK_SIZE, "logical block size")? as u32;
         if !matches!(block_size, 512 | 1024 | 2048) {
-            return Err(FormatError::Invalid("logical block size not 512, 1024 or 2048"));
+            return Err(FormatError::Invalid(
+                "logical block size not 512, 1024 or 2048",
+            ));
         }
         let path_table_size = both32(b, vd_field::PATH_TABLE_SIZE, "path table size")?;
         let l = &b[vd_field::L_PATH_TABLE];
@@ -208,7 +210,9 @@ impl VolumeRepr {
         let rp = DirRecordPacket::new_checked(&b[vd_field::ROOT])?;
         let root = DirRecordRepr::parse(&rp)?;
         if !root.is_dir() {
-            return Err(FormatError::Invalid("root directory record is not a directory"));
+            return Err(FormatError::Invalid(
+                "root directory record is not a directory",
+            ));
         }
         Ok(VolumeRepr {
             kind,
@@ -261,19 +265,29 @@ impl<T: AsRef<[u8]>> DirRecordPacket<T> {
     /// Checks that the record's length field is sane and fits the buffer.
     pub fn new_checked(buffer: T) -> Result<Self, FormatError> {
         let b = buffer.as_ref();
-        let len = *b.get(dr_field::LEN).ok_or(FormatError::Truncated("directory record"))? as usize;
+        let len = *b
+            .get(dr_field::LEN)
+            .ok_or(FormatError::Truncated("directory record"))? as usize;
         if len < DIR_RECORD_MIN {
-            return Err(FormatError::Invalid("directory record shorter than 33 bytes"));
+            return Err(FormatError::Invalid(
+                "directory record shorter than 33 bytes",
+            ));
         }
         if len > b.len() {
-            return Err(FormatError::Invalid("directory record runs past its sector"));
+            return Err(FormatError::Invalid(
+                "directory record runs past its sector",
+            ));
         }
         let name_len = b[dr_field::NAME_LEN] as usize;
         if name_len == 0 {
-            return Err(FormatError::Invalid("directory record with an empty identifier"));
+            return Err(FormatError::Invalid(
+                "directory record with an empty identifier",
+            ));
         }
         if DIR_RECORD_MIN + name_len > len {
-            return Err(FormatError::Invalid("directory record identifier past its end"));
+            return Err(FormatError::Invalid(
+                "directory record identifier past its end",
+            ));
         }
         Ok(DirRecordPacket { buffer })
     }
@@ -435,7 +449,9 @@ impl<'a> Iterator for PathTable<'a> {
         }
         let b = &self.buf[self.pos..];
         let r = (|| {
-            let n = *b.first().ok_or(FormatError::Truncated("path table record"))? as usize;
+            let n = *b
+                .first()
+                .ok_or(FormatError::Truncated("path table record"))? as usize;
             if n == 0 {
                 return Err(FormatError::Invalid("path table record with an empty name"));
             }
@@ -494,7 +510,11 @@ fn to_utc(y: i64, mo: u32, d: u32, h: u32, mi: u32, s: u32, off: i8) -> i64 {
     let days = days_from_civil(y, mo, d);
     // ECMA-119 allows -48..=52; writers that record something else
     // (genisoimage does for some dates) get no offset, as on Linux.
-    let off = if (-52..=52).contains(&off) { off as i64 } else { 0 };
+    let off = if (-52..=52).contains(&off) {
+        off as i64
+    } else {
+        0
+    };
     days * 86400 + h.min(23) as i64 * 3600 + mi.min(59) as i64 * 60 + s.min(60) as i64
         - off * 15 * 60
 }
@@ -781,7 +801,9 @@ impl RockRidge {
     fn add_sl(&mut self, d: &[u8]) -> Result<(), FormatError> {
         let f = *d.first().ok_or(FormatError::Truncated("SL"))?;
         if self.link.is_some() && !self.link_continues {
-            return Err(FormatError::Invalid("SL: a second symlink entry without CONTINUE"));
+            return Err(FormatError::Invalid(
+                "SL: a second symlink entry without CONTINUE",
+            ));
         }
         let link = self.link.get_or_insert_with(alloc::vec::Vec::new);
         let mut comps = &d[1..];
@@ -794,8 +816,7 @@ impl RockRidge {
                 .get(2..2 + cl)
                 .ok_or(FormatError::Invalid("SL component length past the entry"))?;
             let special = cf & (sl::CURRENT | sl::PARENT | sl::ROOT);
-            if special != 0 && (cl != 0 || special.count_ones() != 1 || cf & sl::CONTINUE != 0)
-            {
+            if special != 0 && (cl != 0 || special.count_ones() != 1 || cf & sl::CONTINUE != 0) {
                 return Err(FormatError::Invalid("SL component flags inconsistent"));
             }
             // A new component is separated by '/', unless the previous one
@@ -963,7 +984,10 @@ mod tests {
     fn dir_record_bad_lengths() {
         let b = record(b"A", b"", 0);
         for cut in 0..b.len() {
-            assert!(DirRecordPacket::new_checked(&b[..cut]).is_err(), "cut {cut}");
+            assert!(
+                DirRecordPacket::new_checked(&b[..cut]).is_err(),
+                "cut {cut}"
+            );
         }
         let mut bad = b.clone();
         bad[0] = 10;
@@ -1047,13 +1071,18 @@ mod tests {
         let mut rr = RockRidge::default();
         rr.add(&entry(b"NM", b"\x01long-")).unwrap();
         rr.add(&entry(b"NM", b"\x00name")).unwrap();
-        rr.add(&entry(b"TF", b"\x06\x64\x01\x01\x00\x00\x00\x00\x64\x01\x01\x00\x00\x01\x00"))
-            .unwrap();
+        rr.add(&entry(
+            b"TF",
+            b"\x06\x64\x01\x01\x00\x00\x00\x00\x64\x01\x01\x00\x00\x01\x00",
+        ))
+        .unwrap();
         rr.finish().unwrap();
         assert_eq!(rr.name.as_deref(), Some(&b"long-name"[..]));
         assert_eq!(rr.mtime.unwrap().sec, 946_684_800);
         assert_eq!(rr.atime.unwrap().sec, 946_684_801);
-        assert!(RockRidge::default().add(&entry(b"TF", b"\x06\x64")).is_err());
+        assert!(RockRidge::default()
+            .add(&entry(b"TF", b"\x06\x64"))
+            .is_err());
         let mut out = Vec::new();
         iso_name(b"README.TXT;1", true, &mut out);
         assert_eq!(out, b"readme.txt");

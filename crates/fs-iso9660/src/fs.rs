@@ -85,7 +85,10 @@ pub struct Extent {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
     /// A directory: its extent (block) and size.
-    Dir { extent: u32, size: u32 },
+    Dir {
+        extent: u32,
+        size: u32,
+    },
     /// A regular file's extents, in order; `interleaved` files are listed
     /// but reading them fails.
     File {
@@ -206,9 +209,9 @@ impl IsoFs {
             }
             (None, Some(j)) if !fs.opts.nojoliet => {
                 if j.block_size as u64 != fs.bs {
-                    return Err(fs.corrupt(
-                        "Joliet descriptor's block size differs from the primary's",
-                    ));
+                    return Err(
+                        fs.corrupt("Joliet descriptor's block size differs from the primary's")
+                    );
                 }
                 fs.naming = Naming::Joliet;
                 fs.root = (j.root.extent, j.root.size);
@@ -292,8 +295,7 @@ impl IsoFs {
                 _ => {}
             }
         }
-        let primary =
-            primary.ok_or_else(|| self.corrupt("no primary volume descriptor"))?;
+        let primary = primary.ok_or_else(|| self.corrupt("no primary volume descriptor"))?;
         Ok(Descriptors { primary, joliet })
     }
 
@@ -583,8 +585,7 @@ impl DirBuilder<'_> {
                 return Ok(());
             }
         }
-        if name.is_empty() || name.len() > kern::consts::NAME_MAX || name == b"." || name == b".."
-        {
+        if name.is_empty() || name.len() > kern::consts::NAME_MAX || name == b"." || name == b".." {
             fs.log(&ctx(&format!(
                 "skipping an entry with an unusable name ({} bytes)",
                 name.len()
@@ -606,9 +607,7 @@ impl DirBuilder<'_> {
                     // its extent (writers record a hard link once); empty
                     // files may all share one dummy block, so they keep
                     // their record's position.
-                    Some((_, n)) if n > 1 && r.size > 0 => {
-                        (1u64 << 49) | (r.extent as u64 * fs.bs)
-                    }
+                    Some((_, n)) if n > 1 && r.size > 0 => (1u64 << 49) | (r.extent as u64 * fs.bs),
                     _ => rec_off,
                 }
             };
@@ -700,8 +699,8 @@ impl DirBuilder<'_> {
             return Err(bad("not a directory"));
         }
         let dot_len = p.len();
-        let p2 = DirRecordPacket::new_checked(&sector[dot_len..])
-            .map_err(|_| bad("no '..' record"))?;
+        let p2 =
+            DirRecordPacket::new_checked(&sector[dot_len..]).map_err(|_| bad("no '..' record"))?;
         if p2.name() != b"\x01" {
             return Err(bad("no '..' record"));
         }

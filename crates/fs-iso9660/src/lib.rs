@@ -175,10 +175,7 @@ impl FsType for Iso9660Type {
 /// Whether the first bytes of sector 16 look like an ISO 9660 volume
 /// descriptor.
 pub fn is_volume_descriptor(b: &[u8]) -> bool {
-    b.len() >= 7
-        && &b[1..6] == format::STANDARD_ID
-        && matches!(b[0], 0..=3 | 255)
-        && b[6] == 1
+    b.len() >= 7 && &b[1..6] == format::STANDARD_ID && matches!(b[0], 0..=3 | 255) && b[6] == 1
 }
 
 #[cfg(test)]

@@ -51,7 +51,14 @@ fn exercise(bytes: Vec<u8>) -> Vec<Errno> {
             .unwrap();
         rump::fs::create_dir_all(&p, "/mnt").unwrap();
         let mut errs = Vec::new();
-        match sys::mount(&p, b"/dev/cd0", b"/mnt", b"iso9660", sys::consts::ms::RDONLY, b"") {
+        match sys::mount(
+            &p,
+            b"/dev/cd0",
+            b"/mnt",
+            b"iso9660",
+            sys::consts::ms::RDONLY,
+            b"",
+        ) {
             Ok(()) => {
                 let mut budget = 3000;
                 walk(&p, "/mnt", 0, &mut budget, &mut errs);
@@ -79,7 +86,11 @@ fn walk(p: &rump::Process, path: &str, depth: usize, budget: &mut usize, errs: &
     match st.mode & 0o170000 {
         0o040000 => {
             let names: Vec<Vec<u8>> = match rump::fs::read_dir(p, path) {
-                Ok(d) => d.filter_map(|e| e.ok()).map(|e| e.name_bytes().to_vec()).take(1000).collect(),
+                Ok(d) => d
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.name_bytes().to_vec())
+                    .take(1000)
+                    .collect(),
                 Err(e) => return errs.push(Errno(e.raw_os_error().unwrap_or(5))),
             };
             for n in names {
@@ -116,7 +127,10 @@ fn find_record(img: &[u8], name: &[u8]) -> usize {
     nm.push((5 + name.len()) as u8);
     nm.extend_from_slice(&[1, 0]);
     nm.extend_from_slice(name);
-    let at = img.windows(nm.len()).position(|w| w == nm).expect("NM entry");
+    let at = img
+        .windows(nm.len())
+        .position(|w| w == nm)
+        .expect("NM entry");
     // Walk back to the record start: records start after the previous
     // one within the 2048-byte sector; scan the sector from its start.
     let sector = at / 2048 * 2048;
@@ -146,8 +160,16 @@ fn errors_with(img: Vec<u8>) -> Vec<Errno> {
     let errs = exercise(img);
     for e in &errs {
         assert!(
-            [Errno::EIO, Errno::EUCLEAN, Errno::ENOENT, Errno::ELOOP, Errno::ENAMETOOLONG, Errno::ENOTDIR, Errno::EINVAL]
-                .contains(e),
+            [
+                Errno::EIO,
+                Errno::EUCLEAN,
+                Errno::ENOENT,
+                Errno::ELOOP,
+                Errno::ENAMETOOLONG,
+                Errno::ENOTDIR,
+                Errno::EINVAL
+            ]
+            .contains(e),
             "unexpected errno {e:?}"
         );
     }
@@ -201,7 +223,11 @@ fn targeted_corruptions_fail_cleanly() {
     // A directory that names its own parent: a loop.
     let mut bad = img.clone();
     let rec = find_record(&bad, b"full");
-    let root_extent = u32::from_le_bytes(bad[16 * 2048 + 156 + 2..16 * 2048 + 156 + 6].try_into().unwrap());
+    let root_extent = u32::from_le_bytes(
+        bad[16 * 2048 + 156 + 2..16 * 2048 + 156 + 6]
+            .try_into()
+            .unwrap(),
+    );
     put_both32(&mut bad[rec + 2..], root_extent);
     assert!(errors_with(bad).contains(&Errno::EUCLEAN));
     // Truncated in the middle of the metadata and of the data.

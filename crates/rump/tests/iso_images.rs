@@ -37,10 +37,16 @@ fn rock_ridge_tree_matches_the_host() {
     assert_eq!(a.ino, b.ino);
     assert_eq!(a.nlink, 2);
     // Distinct files have distinct inode numbers.
-    let inos: BTreeSet<u64> = ["/mnt/empty", "/mnt/binary.dat", "/mnt/rel-link", "/mnt/full", "/mnt/deep"]
-        .iter()
-        .map(|f| sys::lstat(&p, f.as_bytes()).unwrap().ino)
-        .collect();
+    let inos: BTreeSet<u64> = [
+        "/mnt/empty",
+        "/mnt/binary.dat",
+        "/mnt/rel-link",
+        "/mnt/full",
+        "/mnt/deep",
+    ]
+    .iter()
+    .map(|f| sys::lstat(&p, f.as_bytes()).unwrap().ino)
+    .collect();
     assert_eq!(inos.len(), 5);
     // "." and ".." and the deepest directory.
     let deep: String = (0..DEPTH).map(|i| format!("/level{i}")).collect();
@@ -53,7 +59,10 @@ fn rock_ridge_tree_matches_the_host() {
         b"at the bottom\n"
     );
     // Through a symlink.
-    assert_eq!(rump::fs::read(&p, "/mnt/rel-link").unwrap(), b"hello, world\n");
+    assert_eq!(
+        rump::fs::read(&p, "/mnt/rel-link").unwrap(),
+        b"hello, world\n"
+    );
     let vfs = sys::statvfs(&p, b"/mnt").unwrap();
     assert_eq!(vfs.fs_type, fs_iso9660_magic());
     assert_eq!(vfs.flag & 1, 1, "ST_RDONLY");
@@ -100,7 +109,10 @@ fn relocated_deep_directories_read_in_place() {
     let img = dir.path().join("reloc.iso");
     genisoimage(&img, &src, &["-R"]);
     let raw = run("isoinfo", &["-l", "-i", img.to_str().unwrap()]);
-    assert!(raw.contains("RR_MOVED"), "genisoimage did not relocate:\n{raw}");
+    assert!(
+        raw.contains("RR_MOVED"),
+        "genisoimage did not relocate:\n{raw}"
+    );
     let (k, p) = mount(&img, "");
     let mut ours = normalize(walk_rump(&p, "/mnt"));
     // The relocation directory is visible, as on Linux; it holds nothing
@@ -117,7 +129,9 @@ fn relocated_deep_directories_read_in_place() {
         let comps: Vec<&str> = rel.split('/').collect();
         let d = format!("/mnt/{}", comps[..=depth].join("/"));
         let up = sys::stat(&p, format!("{d}/..").as_bytes()).unwrap().ino;
-        let parent = sys::stat(&p, d.rsplit_once('/').unwrap().0.as_bytes()).unwrap().ino;
+        let parent = sys::stat(&p, d.rsplit_once('/').unwrap().0.as_bytes())
+            .unwrap()
+            .ino;
         assert_eq!(up, parent, "{d}/..");
     }
     assert_eq!(
@@ -158,7 +172,10 @@ fn joliet_only_images_use_joliet_names_and_options() {
         rump::fs::read(&p, "/mnt/Sub Dir/Inner/naïve café.txt").unwrap(),
         b"utf-16\n"
     );
-    assert_eq!(rump::fs::read(&p, "/mnt/Sub Dir/data.bin").unwrap(), vec![7u8; 10_000]);
+    assert_eq!(
+        rump::fs::read(&p, "/mnt/Sub Dir/data.bin").unwrap(),
+        vec![7u8; 10_000]
+    );
     // No Rock Ridge: Linux's defaults, r-x for all, owned by root.
     let st = sys::stat(&p, b"/mnt/Mixed Case File.txt").unwrap();
     assert_eq!((st.mode, st.uid, st.gid, st.nlink), (0o100555, 0, 0, 1));
@@ -172,7 +189,13 @@ fn joliet_only_images_use_joliet_names_and_options() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    assert_eq!(sys::stat(&p, b"/mnt/Mixed Case File.txt").unwrap().mtime.sec, host_mtime);
+    assert_eq!(
+        sys::stat(&p, b"/mnt/Mixed Case File.txt")
+            .unwrap()
+            .mtime
+            .sec,
+        host_mtime
+    );
     // isoinfo -J agrees on every path.
     // (isoinfo prints non-ASCII Joliet names in Latin-1: ASCII ones only.)
     let theirs: BTreeSet<String> = run("isoinfo", &["-J", "-f", "-i", img.to_str().unwrap()])
@@ -190,7 +213,13 @@ fn joliet_only_images_use_joliet_names_and_options() {
     sys::umount2(&p, b"/mnt", 0).unwrap();
 
     // uid=, gid=, mode=, dmode=.
-    rump::iso9660::mount(&p, "/dev/cd0", "/mnt", "uid=1000,gid=100,mode=0444,dmode=0750").unwrap();
+    rump::iso9660::mount(
+        &p,
+        "/dev/cd0",
+        "/mnt",
+        "uid=1000,gid=100,mode=0444,dmode=0750",
+    )
+    .unwrap();
     let st = sys::stat(&p, b"/mnt/Mixed Case File.txt").unwrap();
     assert_eq!((st.mode, st.uid, st.gid), (0o100444, 1000, 100));
     assert_eq!(sys::stat(&p, b"/mnt/Sub Dir").unwrap().mode, 0o040750);
@@ -200,7 +229,12 @@ fn joliet_only_images_use_joliet_names_and_options() {
     rump::iso9660::mount(&p, "/dev/cd0", "/mnt", "nojoliet").unwrap();
     let plain = names(&p, "/mnt");
     assert!(!plain.contains("Mixed Case File.txt"), "{plain:?}");
-    assert!(plain.iter().all(|n| n.chars().all(|c| !c.is_ascii_uppercase())), "{plain:?}");
+    assert!(
+        plain
+            .iter()
+            .all(|n| n.chars().all(|c| !c.is_ascii_uppercase())),
+        "{plain:?}"
+    );
     assert_eq!(plain.len(), 2);
     sys::umount2(&p, b"/mnt", 0).unwrap();
     // Unknown options are refused.
@@ -225,13 +259,26 @@ fn plain_level1_images_match_isoinfo() {
     // map=normal (the default): lower case, no version.
     let (k, p) = mount(&img, "");
     let ours: BTreeSet<String> = walk_rump(&p, "/mnt").keys().cloned().collect();
-    let want: BTreeSet<String> = ["/docs", "/docs/guide.doc", "/docs/old", "/docs/old/v1.txt", "/makefile", "/readme.txt"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let want: BTreeSet<String> = [
+        "/docs",
+        "/docs/guide.doc",
+        "/docs/old",
+        "/docs/old/v1.txt",
+        "/makefile",
+        "/readme.txt",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     assert_eq!(ours, want);
-    assert_eq!(rump::fs::read(&p, "/mnt/docs/guide.doc").unwrap(), vec![1u8; 5000]);
-    assert_eq!(rump::fs::read(&p, "/mnt/readme.txt").unwrap(), b"plain iso\n");
+    assert_eq!(
+        rump::fs::read(&p, "/mnt/docs/guide.doc").unwrap(),
+        vec![1u8; 5000]
+    );
+    assert_eq!(
+        rump::fs::read(&p, "/mnt/readme.txt").unwrap(),
+        b"plain iso\n"
+    );
     sys::umount2(&p, b"/mnt", 0).unwrap();
 
     // map=off: the identifiers as recorded, which is what isoinfo -f prints.
@@ -287,14 +334,32 @@ fn read_only_everywhere() {
     rump::fs::create_dir_all(&p, "/mnt").unwrap();
     // A read-write mount is refused, with the type given or probed.
     for t in [&b"iso9660"[..], b"auto"] {
-        assert_eq!(sys::mount(&p, b"/dev/cd0", b"/mnt", t, 0, b""), Err(Errno::EROFS));
+        assert_eq!(
+            sys::mount(&p, b"/dev/cd0", b"/mnt", t, 0, b""),
+            Err(Errno::EROFS)
+        );
     }
-    sys::mount(&p, b"/dev/cd0", b"/mnt", b"auto", sys::consts::ms::RDONLY, b"").unwrap();
+    sys::mount(
+        &p,
+        b"/dev/cd0",
+        b"/mnt",
+        b"auto",
+        sys::consts::ms::RDONLY,
+        b"",
+    )
+    .unwrap();
     let m = sys::mounts(&p).unwrap();
-    assert!(m.iter().any(|m| m.target == "/mnt" && m.fstype == "iso9660"), "{m:?}");
+    assert!(
+        m.iter()
+            .any(|m| m.target == "/mnt" && m.fstype == "iso9660"),
+        "{m:?}"
+    );
     use sys::consts::o;
     assert_eq!(sys::open(&p, b"/mnt/f", o::WRONLY, 0), Err(Errno::EROFS));
-    assert_eq!(sys::open(&p, b"/mnt/new", o::CREAT | o::WRONLY, 0o644), Err(Errno::EROFS));
+    assert_eq!(
+        sys::open(&p, b"/mnt/new", o::CREAT | o::WRONLY, 0o644),
+        Err(Errno::EROFS)
+    );
     assert_eq!(sys::mkdir(&p, b"/mnt/x", 0o755), Err(Errno::EROFS));
     assert_eq!(sys::unlink(&p, b"/mnt/f"), Err(Errno::EROFS));
     assert_eq!(sys::rmdir(&p, b"/mnt/d"), Err(Errno::EROFS));
@@ -307,7 +372,12 @@ fn read_only_everywhere() {
     assert_eq!(&buf[..2], b"ta");
     assert_eq!(sys::pread(&p, fd, &mut buf, 100).unwrap(), 0);
     sys::close(&p, fd).unwrap();
-    assert_eq!(sys::open(&p, b"/mnt/d", o::RDONLY, 0).map(|fd| sys::read(&p, fd, &mut buf)).unwrap(), Err(Errno::EISDIR));
+    assert_eq!(
+        sys::open(&p, b"/mnt/d", o::RDONLY, 0)
+            .map(|fd| sys::read(&p, fd, &mut buf))
+            .unwrap(),
+        Err(Errno::EISDIR)
+    );
     drop(p);
     k.halt();
 }
@@ -332,7 +402,13 @@ fn probe_tells_iso_from_ext2() {
     sys::mount(&p, b"/dev/cd0", b"/a", b"auto", ro, b"").unwrap();
     sys::mount(&p, b"/dev/disk0", b"/b", b"auto", ro, b"").unwrap();
     let m = sys::mounts(&p).unwrap();
-    let t = |target: &str| m.iter().find(|m| m.target == target).unwrap().fstype.clone();
+    let t = |target: &str| {
+        m.iter()
+            .find(|m| m.target == target)
+            .unwrap()
+            .fstype
+            .clone()
+    };
     assert_eq!((t("/a").as_str(), t("/b").as_str()), ("iso9660", "ext2"));
     // Naming the wrong type fails cleanly both ways.
     rump::fs::create_dir_all(&p, "/c").unwrap();
@@ -343,4 +419,3 @@ fn probe_tells_iso_from_ext2() {
     drop(p);
     k.halt();
 }
-

@@ -14,7 +14,9 @@ use rump::sys;
 const SIZE: u64 = (4 << 30) + (3 << 20) + 12345;
 
 fn marker(at: u64) -> Vec<u8> {
-    (0..8192u64).map(|i| ((at >> 12) as u8) ^ (i as u8).wrapping_mul(31)).collect()
+    (0..8192u64)
+        .map(|i| ((at >> 12) as u8) ^ (i as u8).wrapping_mul(31))
+        .collect()
 }
 
 #[test]
@@ -37,7 +39,16 @@ fn multi_extent_file_over_4gib() {
     // Write the image through dd conv=sparse so its zeros stay holes.
     let img = dir.path().join("big.iso");
     let mut x = Command::new("xorriso")
-        .args(["-as", "mkisofs", "-quiet", "-R", "-iso-level", "3", "-o", "-"])
+        .args([
+            "-as",
+            "mkisofs",
+            "-quiet",
+            "-R",
+            "-iso-level",
+            "3",
+            "-o",
+            "-",
+        ])
         .arg(&src)
         .stdout(Stdio::piped())
         .spawn()
@@ -65,7 +76,12 @@ fn multi_extent_file_over_4gib() {
         assert_eq!(sys::pread(&p, fd, &mut buf, at as i64).unwrap(), 8192);
         let want = marker(at);
         let first_bad = buf.iter().zip(&want).position(|(a, b)| a != b);
-        assert_eq!(first_bad, None, "at {at}: first difference\n{}", listing_of(&listing));
+        assert_eq!(
+            first_bad,
+            None,
+            "at {at}: first difference\n{}",
+            listing_of(&listing)
+        );
     }
     // A read across the boundary of the first two extents, and zeros
     // between the markers.
@@ -75,14 +91,23 @@ fn multi_extent_file_over_4gib() {
     assert!(buf[..8192] == marker(at)[..]);
     assert!(buf[8192..].iter().all(|&b| b == 0));
     // Short read at the end, nothing past it.
-    assert_eq!(sys::pread(&p, fd, &mut buf, (SIZE - 100) as i64).unwrap(), 100);
+    assert_eq!(
+        sys::pread(&p, fd, &mut buf, (SIZE - 100) as i64).unwrap(),
+        100
+    );
     assert_eq!(sys::pread(&p, fd, &mut buf, SIZE as i64).unwrap(), 0);
     sys::close(&p, fd).unwrap();
-    assert_eq!(rump::fs::read(&p, "/mnt/after").unwrap(), b"the next file\n");
+    assert_eq!(
+        rump::fs::read(&p, "/mnt/after").unwrap(),
+        b"the next file\n"
+    );
     drop(p);
     k.halt();
 }
 
 fn listing_of(l: &str) -> String {
-    l.lines().filter(|l| l.contains("BIG")).collect::<Vec<_>>().join("\n")
+    l.lines()
+        .filter(|l| l.contains("BIG"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

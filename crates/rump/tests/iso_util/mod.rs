@@ -69,13 +69,21 @@ pub fn make_tree(root: &Path, specials: bool) -> PathBuf {
     let full = root.join("full");
     std::fs::create_dir(&full).unwrap();
     for i in 0..300 {
-        std::fs::write(full.join(format!("entry-{i:04}-with-a-longish-name")), i.to_string())
-            .unwrap();
+        std::fs::write(
+            full.join(format!("entry-{i:04}-with-a-longish-name")),
+            i.to_string(),
+        )
+        .unwrap();
     }
     // Modes.
     let modes = root.join("modes");
     std::fs::create_dir(&modes).unwrap();
-    for (name, mode) in [("r600", 0o600), ("x755", 0o755), ("suid", 0o4755), ("g2750", 0o2750)] {
+    for (name, mode) in [
+        ("r600", 0o600),
+        ("x755", 0o755),
+        ("suid", 0o4755),
+        ("g2750", 0o2750),
+    ] {
         let f = modes.join(name);
         std::fs::write(&f, name).unwrap();
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -106,9 +114,19 @@ pub fn make_tree(root: &Path, specials: bool) -> PathBuf {
         unsafe {
             assert_eq!(libc::mkfifo(c(&root.join("fifo")).as_ptr(), 0o644), 0);
             let dev = libc::makedev(1, 3);
-            assert_eq!(libc::mknod(c(&root.join("null")).as_ptr(), libc::S_IFCHR | 0o666, dev), 0);
+            assert_eq!(
+                libc::mknod(c(&root.join("null")).as_ptr(), libc::S_IFCHR | 0o666, dev),
+                0
+            );
             let dev = libc::makedev(7, 200);
-            assert_eq!(libc::mknod(c(&root.join("loopdev")).as_ptr(), libc::S_IFBLK | 0o660, dev), 0);
+            assert_eq!(
+                libc::mknod(
+                    c(&root.join("loopdev")).as_ptr(),
+                    libc::S_IFBLK | 0o660,
+                    dev
+                ),
+                0
+            );
             let owned = c(&root.join("hello.txt"));
             assert_eq!(libc::chown(owned.as_ptr(), 1234, 5678), 0);
             let owned = c(&modes);
