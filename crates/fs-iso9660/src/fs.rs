@@ -256,7 +256,7 @@ impl IsoFs {
             return Err(Errno::EIO);
         }
         let ss = SECTOR_SIZE as u64;
-        if off % ss == 0 && buf.len() as u64 % ss == 0 {
+        if off.is_multiple_of(ss) && (buf.len() as u64).is_multiple_of(ss) {
             self.dev.read_blocks(off / ss, buf)
         } else {
             dev_blk::read_bytes(&*self.dev, off, buf)
