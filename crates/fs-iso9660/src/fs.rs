@@ -483,7 +483,7 @@ impl DirBuilder<'_> {
             // The root's "." record carries SP first: no LEN_SKP there.
             Some(skip) => Some(fs.rock_ridge(
                 p.system_use(),
-                if is_dot && self.self_attr.is_none() {
+                if is_dot && self.self_attr.is_none() && self.extent == fs.root.0 {
                     0
                 } else {
                     skip
