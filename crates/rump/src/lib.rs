@@ -32,6 +32,7 @@ use std::sync::Arc;
 pub mod ext2;
 pub mod fat;
 pub mod fs;
+pub mod iso9660;
 pub mod net;
 pub mod remote;
 
@@ -138,9 +139,12 @@ impl KernelBuilder {
         self
     }
 
-    /// Adds a component.
+    /// Adds a component. A component whose name is already there is not
+    /// added again (`.ext2().iso9660()` both bring the block-device layer).
     pub fn component(mut self, c: Arc<dyn Component>) -> Self {
-        self.components.push(c);
+        if !self.components.iter().any(|x| x.name() == c.name()) {
+            self.components.push(c);
+        }
         self
     }
 
@@ -173,6 +177,13 @@ impl KernelBuilder {
     pub fn fat(self) -> Self {
         self.block_devices()
             .component(Arc::new(fs_fat::FatComponent))
+    }
+
+    /// Adds the block-device layer and the read-only ISO 9660 file system
+    /// (Rock Ridge, Joliet); see [`iso9660`].
+    pub fn iso9660(self) -> Self {
+        self.block_devices()
+            .component(Arc::new(fs_iso9660::Iso9660Component))
     }
 
     /// The block-device layer, once however many file systems need it.

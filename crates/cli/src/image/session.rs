@@ -76,7 +76,7 @@ impl Session {
     /// `disk.img@pN` names partition N of an MBR or GPT disk image.
     pub fn open(image: &Path, write: bool) -> anyhow::Result<Session> {
         let (file, part) = split_partition(image);
-        let kernel = Kernel::builder().ext2().fat().boot()?;
+        let kernel = Kernel::builder().ext2().fat().iso9660().boot()?;
         let p = kernel.process()?;
         rump::ext2::register_image(&p, &file, "/dev/disk0", !write)
             .with_context(|| format!("{}", file.display()))?;
