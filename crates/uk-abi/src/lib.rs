@@ -32,8 +32,8 @@ pub use boot::{
 };
 pub use call::{Block, BootStage, Call, ExitReason, Hypercall, BLOCK_LEN};
 
-/// The version of this ABI. A runner refuses a guest whose image says
-/// otherwise, and the guest refuses a boot block of another version.
+/// The version of this ABI, written into the boot block; a guest refuses a
+/// boot block of another version (and stops with a message).
 pub const ABI_VERSION: u32 = 1;
 
 /// Hypercall `n` is an `out` of a 32-bit guest-physical address to port
@@ -56,8 +56,13 @@ pub const PT0_GPA: u64 = 0x5000;
 /// The boot-information block, [`BOOT_INFO_LEN`] bytes, mapped read-only.
 pub const BOOT_INFO_GPA: u64 = 0x8000;
 /// Loadable segments of the guest image must lie at or above this address
-/// (and end below the guest's memory size).
+/// (and end below the boot stack). The runner also refuses to write guest
+/// memory below it on the guest's behalf (the tables and the boot block are
+/// read-only to the guest).
 pub const IMAGE_MIN_GPA: u64 = 0x10_0000;
+/// The boot stack: the top this many bytes of guest memory; `rsp` starts at
+/// the top.
+pub const BOOT_STACK_LEN: u64 = 256 << 10;
 /// Smallest guest memory a runner accepts.
 pub const MEM_MIN: u64 = 4 << 20;
 /// Largest guest memory (one page directory of 2 MiB pages).
