@@ -9,6 +9,7 @@ mod bench;
 mod demo;
 mod image;
 mod newfs;
+mod unikernel;
 
 #[global_allocator]
 static ALLOC: alloc_count::Counting = alloc_count::Counting;
@@ -35,6 +36,11 @@ enum Cmd {
     Newfs(newfs::NewfsArgs),
     #[command(flatten)]
     Image(image::ImageCmd),
+    /// Boot unikernels (an application and its kernel) on KVM.
+    Unikernel {
+        #[command(subcommand)]
+        cmd: unikernel::UnikernelCmd,
+    },
 }
 
 fn main() {
@@ -44,6 +50,7 @@ fn main() {
         Cmd::Bench { which } => bench::run(which),
         Cmd::Newfs(args) => newfs::run(args),
         Cmd::Image(cmd) => image::run(cmd),
+        Cmd::Unikernel { cmd } => unikernel::run(cmd),
     };
     if let Err(e) = result {
         eprintln!("rump: {e:#}");

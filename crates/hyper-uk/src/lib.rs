@@ -38,7 +38,10 @@ extern crate alloc;
 mod metal;
 
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
-pub use metal::{boot_mark, boot_trace, hypercall, platform, raw_hypercall, UkHyper};
+pub use metal::{
+    boot_mark, boot_trace, hypercall, null_write, platform, raw_hypercall, raw_hypercall_block,
+    UkHyper,
+};
 
 pub use uk_abi::BootStage;
 

@@ -162,6 +162,34 @@ pub fn raw_hypercall(port: u16, gpa: u32) {
     }
 }
 
+/// Issues hypercall port `port` with a zeroed parameter block and returns
+/// the runner's answer (for tests of the runner's checks).
+pub fn raw_hypercall_block(port: u16) -> Result<u64, uk_abi::Error> {
+    #[repr(C, align(8))]
+    struct Raw([u8; BLOCK_LEN]);
+    let raw = Raw([0; BLOCK_LEN]);
+    raw_hypercall(port, raw.0.as_ptr() as u64 as u32);
+    // SAFETY: the runner may have written `raw` behind the compiler's back
+    // during the `out`; read it back volatile.
+    let raw = unsafe { core::ptr::read_volatile(&raw) };
+    match Block::new_checked(&raw.0[..]) {
+        Ok(b) => uk_abi::Error::from_ret(b.ret()),
+        Err(_) => Err(uk_abi::Error::Fault),
+    }
+}
+
+/// Writes through a null pointer (for tests: page 0 is not mapped, so the
+/// guest faults and, without an IDT, the runner reports a triple fault with
+/// the registers).
+pub fn null_write() -> ! {
+    // SAFETY: deliberately not sound to continue: the write faults and the
+    // vCPU stops; nothing after it runs.
+    unsafe {
+        asm!("mov qword ptr [0], 1", options(nostack));
+    }
+    fatal("a null-pointer write did not fault")
+}
+
 fn errno(e: uk_abi::Error) -> Errno {
     Errno(e.errno() as i32)
 }
