@@ -67,7 +67,11 @@ fn rump() -> Command {
 }
 
 fn run(args: &[&str]) -> Output {
-    let out = rump().args(["unikernel", "run"]).args(args).output().unwrap();
+    let out = rump()
+        .args(["unikernel", "run"])
+        .args(args)
+        .output()
+        .unwrap();
     eprintln!(
         "stdout:\n{}\nstderr:\n{}",
         String::from_utf8_lossy(&out.stdout),
@@ -156,9 +160,15 @@ fn ext2_app_reads_and_writes_an_mke2fs_image() {
     let out = run(&[app.to_str().unwrap(), "--disk", &disk]);
     assert_eq!(out.status.code(), Some(0));
     let stdout = s(&out.stdout);
-    assert!(stdout.contains("ext2: ls /mnt: big.bin lost+found readme.txt sub"), "{stdout}");
+    assert!(
+        stdout.contains("ext2: ls /mnt: big.bin lost+found readme.txt sub"),
+        "{stdout}"
+    );
     assert!(stdout.contains(r#"readme.txt: 29 bytes"#), "{stdout}");
-    assert!(stdout.contains(r#"text "an ext2 image made by mke2fs\n""#), "{stdout}");
+    assert!(
+        stdout.contains(r#"text "an ext2 image made by mke2fs\n""#),
+        "{stdout}"
+    );
     let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
     assert!(
         stdout.contains(&format!("big.bin: 300000 bytes, sum {:08x}", sum(&big))),
@@ -169,14 +179,23 @@ fn ext2_app_reads_and_writes_an_mke2fs_image() {
     let disk = format!("/dev/disk0={}", img.display());
     let out = run(&[app.to_str().unwrap(), "--disk", &disk, "--param", "write=1"]);
     assert_eq!(out.status.code(), Some(0));
-    let fsck = Command::new("e2fsck").arg("-fn").arg(&img).output().unwrap();
+    let fsck = Command::new("e2fsck")
+        .arg("-fn")
+        .arg(&img)
+        .output()
+        .unwrap();
     assert!(fsck.status.success(), "e2fsck: {}", s(&fsck.stdout));
     let cat = rump()
         .arg("cat")
         .arg(format!("{}:/from-guest.txt", img.display()))
         .output()
         .unwrap();
-    assert_eq!(s(&cat.stdout), "written by the unikernel\n", "{}", s(&cat.stderr));
+    assert_eq!(
+        s(&cat.stdout),
+        "written by the unikernel\n",
+        "{}",
+        s(&cat.stderr)
+    );
 }
 
 #[test]
@@ -187,7 +206,15 @@ fn garbage_hypercalls_get_errors_or_stop_the_guest() {
     std::fs::write(&img, vec![0u8; 64 << 10]).unwrap();
     let app = dir.join("uk-garbage");
     let disk = format!("/dev/disk0={},ro", img.display());
-    let base = [app.to_str().unwrap(), "--disk", &disk, "--mem", "16M", "--param", "mem=16777216"];
+    let base = [
+        app.to_str().unwrap(),
+        "--disk",
+        &disk,
+        "--mem",
+        "16M",
+        "--param",
+        "mem=16777216",
+    ];
     // Every bad call answered with the right error; exit 0 = no failures.
     let out = run(&base);
     let stdout = s(&out.stdout);
@@ -203,7 +230,10 @@ fn garbage_hypercalls_get_errors_or_stop_the_guest() {
         "write-to-read-only-disk",
         "link-not-given",
     ] {
-        assert!(stdout.contains(&format!("garbage: {name}: ok")), "{name}: {stdout}");
+        assert!(
+            stdout.contains(&format!("garbage: {name}: ok")),
+            "{name}: {stdout}"
+        );
     }
     assert_eq!(std::fs::read(&img).unwrap(), vec![0u8; 64 << 10]);
     // What cannot be answered stops the guest with a message; the runner

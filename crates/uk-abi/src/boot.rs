@@ -152,7 +152,10 @@ impl<'a> Params<'a> {
 
     /// The value of `key` (the last one given).
     pub fn get(&self, key: &str) -> Option<&'a str> {
-        self.iter().filter(|(k, _)| *k == key).map(|(_, v)| v).last()
+        self.iter()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+            .last()
     }
 
     /// The encoded bytes.

@@ -5,7 +5,9 @@
 //! words. [`Call::parse`] turns number and block into a typed call, checking
 //! every argument; [`Call::emit`] is the guest's side.
 
-use crate::{get_u64, put_u64, Error, ParseError, MAX_CONSOLE_LEN, MAX_DISKS, MAX_IO_LEN, MAX_NETS};
+use crate::{
+    get_u64, put_u64, Error, ParseError, MAX_CONSOLE_LEN, MAX_DISKS, MAX_IO_LEN, MAX_NETS,
+};
 
 /// Bytes in a parameter block.
 pub const BLOCK_LEN: usize = 48;
@@ -417,7 +419,10 @@ mod tests {
 
     #[test]
     fn every_call_round_trips() {
-        round_trip(Call::ConsoleWrite { gpa: 0x1000, len: 5 });
+        round_trip(Call::ConsoleWrite {
+            gpa: 0x1000,
+            len: 5,
+        });
         round_trip(Call::Clock);
         round_trip(Call::Poll {
             timeout_ns: 1_000_000,

@@ -137,7 +137,9 @@ impl Error {
         if ret >= 0 {
             Ok(ret as u64)
         } else {
-            Err(Error::from_errno(ret.unsigned_abs().min(u32::MAX as u64) as u32))
+            Err(Error::from_errno(
+                ret.unsigned_abs().min(u32::MAX as u64) as u32
+            ))
         }
     }
 }

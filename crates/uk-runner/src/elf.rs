@@ -84,11 +84,9 @@ impl Image {
         }
         match u16_at(file, 16) {
             ET_EXEC => {}
-            ET_DYN => {
-                return err(
-                    "position-independent ELF: link the guest with --no-pie (see docs/unikernel.md)",
-                )
-            }
+            ET_DYN => return err(
+                "position-independent ELF: link the guest with --no-pie (see docs/unikernel.md)",
+            ),
             t => return err(format!("ELF type {t} is not an executable")),
         }
         let entry = u64_at(file, 24);
@@ -96,7 +94,9 @@ impl Image {
         let phentsize = u16_at(file, 54) as usize;
         let phnum = u16_at(file, 56) as usize;
         if phentsize != PHDR_LEN {
-            return err(format!("program header size {phentsize}, expected {PHDR_LEN}"));
+            return err(format!(
+                "program header size {phentsize}, expected {PHDR_LEN}"
+            ));
         }
         if phnum == 0 || phnum > MAX_PHDRS {
             return err(format!("{phnum} program headers"));
@@ -153,7 +153,10 @@ impl Image {
         if segments.is_empty() {
             return err("no loadable segments");
         }
-        let mut sorted: Vec<_> = segments.iter().map(|s| (s.addr, s.addr + s.mem_len)).collect();
+        let mut sorted: Vec<_> = segments
+            .iter()
+            .map(|s| (s.addr, s.addr + s.mem_len))
+            .collect();
         sorted.sort_unstable();
         if sorted.windows(2).any(|w| w[0].1 > w[1].0) {
             return err("overlapping segments");
@@ -164,7 +167,11 @@ impl Image {
         {
             return err(format!("entry {entry:#x} is not in an executable segment"));
         }
-        let end = segments.iter().map(|s| s.addr + s.mem_len).max().unwrap_or(0);
+        let end = segments
+            .iter()
+            .map(|s| s.addr + s.mem_len)
+            .max()
+            .unwrap_or(0);
         Ok(Image {
             entry,
             segments,
@@ -225,7 +232,10 @@ mod tests {
         assert!(Image::parse(&good[..10], MIN, MAX).is_err());
         let mut f = good.clone();
         f[16] = ET_DYN as u8;
-        assert!(Image::parse(&f, MIN, MAX).unwrap_err().0.contains("--no-pie"));
+        assert!(Image::parse(&f, MIN, MAX)
+            .unwrap_err()
+            .0
+            .contains("--no-pie"));
         // Below the image floor, past guest memory.
         assert!(Image::parse(&build_exec(0x1000, &[0xf4]), MIN, MAX).is_err());
         assert!(Image::parse(&build_exec(MAX - 1, &[0xf4, 0xf4]), MIN, MAX).is_err());

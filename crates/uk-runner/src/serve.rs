@@ -141,7 +141,12 @@ impl Devices {
         flow
     }
 
-    fn call(&mut self, mem: &GuestMemoryMmap, call: Call, block: &mut Block<[u8; BLOCK_LEN]>) -> (i64, Flow) {
+    fn call(
+        &mut self,
+        mem: &GuestMemoryMmap,
+        call: Call,
+        block: &mut Block<[u8; BLOCK_LEN]>,
+    ) -> (i64, Flow) {
         let r = |res: Result<u64, AbiError>| match res {
             Ok(v) => (v as i64, Flow::Continue),
             Err(e) => (e.to_ret(), Flow::Continue),
@@ -149,7 +154,8 @@ impl Devices {
         match call {
             Call::ConsoleWrite { gpa, len } => {
                 let mut buf = vec![0u8; len as usize];
-                if !self.readable(gpa, len) || mem.read_slice(&mut buf, GuestAddress(gpa)).is_err() {
+                if !self.readable(gpa, len) || mem.read_slice(&mut buf, GuestAddress(gpa)).is_err()
+                {
                     return r(Err(AbiError::Fault));
                 }
                 let mut out = std::io::stdout().lock();
@@ -323,7 +329,14 @@ impl Devices {
         };
         // SAFETY: `fds` is a valid array of `fds.len()` pollfds; `ts` a
         // valid timespec; no signal mask is passed.
-        let n = unsafe { libc::ppoll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, &ts, std::ptr::null()) };
+        let n = unsafe {
+            libc::ppoll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                &ts,
+                std::ptr::null(),
+            )
+        };
         if n <= 0 {
             // Timeout, or a signal (the run loop looks at it next).
             return Ok(0);

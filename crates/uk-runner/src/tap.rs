@@ -27,7 +27,10 @@ struct IfReq {
 impl Tap {
     pub fn open(name: &str) -> io::Result<Tap> {
         if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains('\0') {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "bad interface name"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "bad interface name",
+            ));
         }
         let file = OpenOptions::new()
             .read(true)

@@ -99,7 +99,8 @@ impl Machine {
         let mut repr = BootInfoRepr::new(mem_size, image_end, tsc_khz);
         repr.boot_trace = cfg.boot_trace;
         for d in devices.disk_infos() {
-            let name = Name::new(&d.0).ok_or_else(|| Error::Config(format!("disk name {}", d.0)))?;
+            let name =
+                Name::new(&d.0).ok_or_else(|| Error::Config(format!("disk name {}", d.0)))?;
             if !repr.add_disk(DiskInfo {
                 name,
                 size: d.1,
@@ -112,11 +113,17 @@ impl Machine {
             }
         }
         for (i, n) in cfg.nets.iter().enumerate() {
-            let name =
-                Name::new(n).ok_or_else(|| Error::Config(format!("--net {n}: bad name")))?;
+            let name = Name::new(n).ok_or_else(|| Error::Config(format!("--net {n}: bad name")))?;
             if !repr.add_net(NetInfo {
                 name,
-                mac: [0x02, 0x75, 0x6b, (std::process::id() >> 8) as u8, std::process::id() as u8, i as u8],
+                mac: [
+                    0x02,
+                    0x75,
+                    0x6b,
+                    (std::process::id() >> 8) as u8,
+                    std::process::id() as u8,
+                    i as u8,
+                ],
                 mtu: 1500,
             }) {
                 return Err(Error::Config(format!("at most {} links", uk_abi::MAX_NETS)));
@@ -134,8 +141,15 @@ impl Machine {
         }
         repr.set_params(&params);
         let mut block = vec![0u8; BOOT_INFO_LEN];
-        repr.emit(&mut BootInfo::new_checked(&mut block[..]).map_err(|e| Error::Config(e.to_string()))?)
-            .map_err(|e| Error::Config(format!("parameters: {e} (at most {} bytes)", uk_abi::MAX_PARAMS_LEN)))?;
+        repr.emit(
+            &mut BootInfo::new_checked(&mut block[..]).map_err(|e| Error::Config(e.to_string()))?,
+        )
+        .map_err(|e| {
+            Error::Config(format!(
+                "parameters: {e} (at most {} bytes)",
+                uk_abi::MAX_PARAMS_LEN
+            ))
+        })?;
         mem.write_slice(&block, GuestAddress(BOOT_INFO_GPA))
             .map_err(|e| Error::Kvm(format!("boot block: {e}")))?;
 
@@ -319,7 +333,10 @@ fn write_page_tables(mem: &GuestMemoryMmap, mem_size: u64) -> Result<(), Error> 
     w(PD_GPA | PAGE_PRESENT | PAGE_RW, PDPT_GPA)?;
     w(PT0_GPA | PAGE_PRESENT | PAGE_RW, PD_GPA)?;
     for j in 1..mem_size >> 21 {
-        w((j << 21) | PAGE_PRESENT | PAGE_RW | PAGE_HUGE, PD_GPA + 8 * j)?;
+        w(
+            (j << 21) | PAGE_PRESENT | PAGE_RW | PAGE_HUGE,
+            PD_GPA + 8 * j,
+        )?;
     }
     let boot_pages = BOOT_INFO_GPA..BOOT_INFO_GPA + BOOT_INFO_LEN as u64;
     for i in 1..512u64 {

@@ -222,7 +222,10 @@ fn bad_images_and_options_are_refused() {
     let img = Asm::new().exit(0).image(b"");
     let mut cfg = Config::new(img.path());
     cfg.mem = 3 << 20;
-    assert!(uk_runner::run(&cfg).unwrap_err().to_string().contains("--mem"));
+    assert!(uk_runner::run(&cfg)
+        .unwrap_err()
+        .to_string()
+        .contains("--mem"));
     assert!(DiskSpec::parse("/dev/disk0=", 0).is_err());
     assert!(DiskSpec::parse("a b=x", 0).is_err());
     let d = DiskSpec::parse("/dev/disk1=img.raw,ro", 0).unwrap();

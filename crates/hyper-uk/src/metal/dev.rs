@@ -13,7 +13,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use hyper::{BlockIo, BlockOpenFlags, Errno, FrameIo, MonoNs};
 use uk_abi::{BootInfoRepr, Call, Error as AbiError, MAX_IO_LEN};
 
-use super::{hypercall, hyper_errno, now_ns, sched};
+use super::{hyper_errno, hypercall, now_ns, sched};
 
 pub fn open_disk(
     boot: &BootInfoRepr<'static>,
@@ -47,7 +47,12 @@ impl Disk {
         let mut done = 0usize;
         while done < len {
             let n = (len - done).min(MAX_IO_LEN as usize);
-            let (disk, off, gpa, l) = (self.index, offset + done as u64, ptr + done as u64, n as u64);
+            let (disk, off, gpa, l) = (
+                self.index,
+                offset + done as u64,
+                ptr + done as u64,
+                n as u64,
+            );
             let call = if is_write {
                 Call::BlkWrite {
                     disk,

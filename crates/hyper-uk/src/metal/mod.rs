@@ -17,8 +17,8 @@ use hyper::{
 };
 use linked_list_allocator::LockedHeap;
 use uk_abi::{
-    Block, BootInfo, BootInfoRepr, BootStage, Call, ExitReason, BLOCK_LEN,
-    BOOT_INFO_GPA, BOOT_INFO_LEN, BOOT_STACK_LEN,
+    Block, BootInfo, BootInfoRepr, BootStage, Call, ExitReason, BLOCK_LEN, BOOT_INFO_GPA,
+    BOOT_INFO_LEN, BOOT_STACK_LEN,
 };
 
 #[global_allocator]
@@ -308,7 +308,10 @@ fn host_clock() -> (u64, u64) {
     if r.is_err() {
         fatal("clock hypercall failed");
     }
-    (a[0], a[1].saturating_mul(1_000_000_000).saturating_add(a[2]))
+    (
+        a[0],
+        a[1].saturating_mul(1_000_000_000).saturating_add(a[2]),
+    )
 }
 
 fn init_clock(tsc0: u64, khz: u64) {
@@ -353,7 +356,9 @@ fn rdrand() -> Option<u64> {
         let (v, ok): (u64, u8);
         // SAFETY: rdrand is present (checked above); it writes a register
         // and the carry flag only.
-        unsafe { asm!("rdrand {}", "setc {}", out(reg) v, out(reg_byte) ok, options(nomem, nostack)) };
+        unsafe {
+            asm!("rdrand {}", "setc {}", out(reg) v, out(reg_byte) ok, options(nomem, nostack))
+        };
         if ok != 0 {
             return Some(v);
         }
@@ -429,7 +434,9 @@ impl Hyper for UkHyper {
     }
 
     fn clock_wall(&self) -> Timespec {
-        let ns = WALL_ORIGIN_NS.load(Ordering::Relaxed).saturating_add(now_ns());
+        let ns = WALL_ORIGIN_NS
+            .load(Ordering::Relaxed)
+            .saturating_add(now_ns());
         Timespec {
             sec: (ns / 1_000_000_000) as i64,
             nsec: (ns % 1_000_000_000) as u32,

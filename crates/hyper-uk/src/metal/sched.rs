@@ -334,7 +334,11 @@ pub fn yield_now() {
         let waits_on_time_or_frames = s.threads.values().any(|t| {
             matches!(
                 t.state,
-                State::Blocked { net: Some(_), .. } | State::Blocked { deadline: Some(_), .. }
+                State::Blocked { net: Some(_), .. }
+                    | State::Blocked {
+                        deadline: Some(_),
+                        ..
+                    }
             )
         });
         if s.run_queue.is_empty() && !waits_on_time_or_frames {

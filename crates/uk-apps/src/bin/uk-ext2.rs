@@ -30,7 +30,9 @@ fn app(h: Arc<dyn Hyper>) -> i32 {
 fn run(h: &Arc<dyn Hyper>, out: &mut Console) -> Result<(), (&'static str, Errno)> {
     let (k, p) = uk_apps::boot(h.clone(), true).map_err(|e| ("boot", e))?;
     uk_apps::mark_kernel_up();
-    let disk = h.param("disk").unwrap_or_else(|| String::from("/dev/disk0"));
+    let disk = h
+        .param("disk")
+        .unwrap_or_else(|| String::from("/dev/disk0"));
     let write = h.param("write").is_some_and(|v| v == "1");
     sys::etfs_register(&p, disk.as_bytes(), disk.as_bytes(), !write)
         .map_err(|e| ("register disk", e))?;

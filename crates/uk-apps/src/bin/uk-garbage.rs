@@ -54,12 +54,12 @@ fn app(h: Arc<dyn Hyper>) -> i32 {
     // An unknown hypercall number, with a good block.
     let (r, _) = hyper_uk::hypercall(&Call::Clock);
     check("clock-works", r.and(Err(Error::NoSys)), Error::NoSys);
+    check("unknown-number", raw_with_block(99), Error::NoSys);
     check(
-        "unknown-number",
-        raw_with_block(99),
-        Error::NoSys,
+        "disk-not-given",
+        hyper_uk::hypercall(&blk(5, 0, gpa, 512)).0,
+        Error::BadHandle,
     );
-    check("disk-not-given", hyper_uk::hypercall(&blk(5, 0, gpa, 512)).0, Error::BadHandle);
     check(
         "disk-handle-out-of-range",
         hyper_uk::hypercall(&blk(1000, 0, gpa, 512)).0,

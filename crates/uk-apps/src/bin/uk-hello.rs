@@ -29,7 +29,11 @@ fn app(h: Arc<dyn Hyper>) -> i32 {
         .and_then(|_| uk_apps::read_file(&p, "/hello.txt"));
     match back {
         Ok(data) if data == msg => {
-            let _ = write!(out, "hello: read back: {}", core::str::from_utf8(&data).unwrap_or("?"));
+            let _ = write!(
+                out,
+                "hello: read back: {}",
+                core::str::from_utf8(&data).unwrap_or("?")
+            );
         }
         Ok(_) => {
             let _ = writeln!(out, "hello: read back different bytes");
