@@ -255,11 +255,11 @@ impl<'a> BootInfoRepr<'a> {
             return Err(ParseError::BadVersion(version));
         }
         let mem_size = b.u64_at(field::MEM_SIZE);
-        if !(MEM_MIN..=MEM_MAX).contains(&mem_size) || mem_size % 4096 != 0 {
+        if !(MEM_MIN..=MEM_MAX).contains(&mem_size) || !mem_size.is_multiple_of(4096) {
             return Err(ParseError::BadField("mem_size"));
         }
         let image_end = b.u64_at(field::IMAGE_END);
-        if image_end < IMAGE_MIN_GPA || image_end > mem_size || image_end % 4096 != 0 {
+        if image_end < IMAGE_MIN_GPA || image_end > mem_size || !image_end.is_multiple_of(4096) {
             return Err(ParseError::BadField("image_end"));
         }
         let flags = b.u32_at(field::FLAGS);

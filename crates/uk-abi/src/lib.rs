@@ -228,7 +228,7 @@ mod tests {
         for w in pages.windows(2) {
             assert!(w[0] + 0x1000 <= w[1]);
         }
-        assert!(PT0_GPA + 0x1000 <= BOOT_INFO_GPA);
-        assert!(BOOT_INFO_GPA + BOOT_INFO_LEN as u64 <= IMAGE_MIN_GPA);
+        const { assert!(PT0_GPA + 0x1000 <= BOOT_INFO_GPA) };
+        const { assert!(BOOT_INFO_GPA + BOOT_INFO_LEN as u64 <= IMAGE_MIN_GPA) };
     }
 }

@@ -112,7 +112,7 @@ impl Devices {
             )));
         };
         let gpa = gpa as u64;
-        if gpa % 8 != 0 || gpa < IMAGE_MIN_GPA || gpa + BLOCK_LEN as u64 > self.mem_size {
+        if !gpa.is_multiple_of(8) || gpa < IMAGE_MIN_GPA || gpa + BLOCK_LEN as u64 > self.mem_size {
             return Flow::Stop(Stop::Fault(format!(
                 "hypercall {nr:?}: parameter block at {gpa:#x} is not an aligned block in guest memory [{IMAGE_MIN_GPA:#x}, {:#x})",
                 self.mem_size

@@ -37,6 +37,7 @@ extern "C" fn on_signal(sig: libc::c_int) {
     // SAFETY: pthread_self and pthread_kill are async-signal-safe; `vcpu`
     // is the running vCPU thread (cleared by `Guard::drop` before it ends).
     if vcpu != 0 && unsafe { libc::pthread_self() } as u64 != vcpu {
+        // SAFETY: as above: an async-signal-safe call on a live thread.
         unsafe { libc::pthread_kill(vcpu as libc::pthread_t, sig) };
     }
     let fd = WAKE_FD.load(Ordering::SeqCst);
@@ -102,13 +103,20 @@ impl Guard {
         })
     }
 
-    /// Points the handler at the vCPU's `immediate_exit` byte.
-    pub fn arm_immediate_exit(&self, p: *mut u8) {
+    /// Points the handler at the vCPU's `immediate_exit` byte and notes the
+    /// calling thread as the vCPU's.
+    ///
+    /// # Safety
+    ///
+    /// `p` must point at `immediate_exit` in the `kvm_run` page of a vCPU
+    /// that outlives this guard, run on the calling thread.
+    pub unsafe fn arm_immediate_exit(&self, p: *mut u8) {
         IMMEDIATE_EXIT.store(p, Ordering::SeqCst);
         // SAFETY: pthread_self has no preconditions.
         VCPU_THREAD.store(unsafe { libc::pthread_self() } as u64, Ordering::SeqCst);
         if STOP_SIGNAL.load(Ordering::SeqCst) != 0 {
-            // SAFETY: the caller passes the live vCPU's `immediate_exit`.
+            // SAFETY: the caller guarantees `p` is the live vCPU's
+            // `immediate_exit` byte.
             unsafe { std::ptr::write_volatile(p, 1) };
         }
     }

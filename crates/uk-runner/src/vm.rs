@@ -41,7 +41,7 @@ fn kvm_err(what: &str) -> impl Fn(kvm_ioctls::Error) -> Error + '_ {
 impl Machine {
     pub fn new(cfg: &Config, start: Instant) -> Result<Machine, Error> {
         let mem_size = cfg.mem;
-        if !(MEM_MIN..=MEM_MAX).contains(&mem_size) || mem_size % (2 << 20) != 0 {
+        if !(MEM_MIN..=MEM_MAX).contains(&mem_size) || !mem_size.is_multiple_of(2 << 20) {
             return Err(Error::Config(format!(
                 "--mem {mem_size}: guest memory must be a multiple of 2 MiB between {} MiB and {} MiB",
                 MEM_MIN >> 20,
@@ -228,7 +228,10 @@ impl Machine {
     ) -> Result<Outcome, Error> {
         if let Some(g) = guard {
             let run = self.vcpu.get_kvm_run();
-            g.arm_immediate_exit(&mut run.immediate_exit as *mut u8);
+            // SAFETY: the pointer is this vCPU's `immediate_exit`; the vCPU
+            // (self) outlives the guard, which `run()` drops first, and
+            // this thread runs it.
+            unsafe { g.arm_immediate_exit(&mut run.immediate_exit as *mut u8) };
         }
         let setup = start.elapsed();
         self.devices.wake_fd = guard.map(|g| g.wake_fd());

@@ -241,7 +241,7 @@ fn register_dump(m: &mut MsgBuf) {
     let _ = write!(m, "uk: backtrace:");
     for _ in 0..16 {
         let mem = BOOT.get().map_or(0, |b| b.mem_size);
-        if fp < uk_abi::IMAGE_MIN_GPA || fp % 8 != 0 || fp + 16 > mem {
+        if fp < uk_abi::IMAGE_MIN_GPA || !fp.is_multiple_of(8) || fp + 16 > mem {
             break;
         }
         // SAFETY: `fp` is an aligned address inside mapped guest memory
