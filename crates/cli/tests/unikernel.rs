@@ -268,7 +268,7 @@ fn sigterm_and_timeout_stop_a_spinning_guest() {
     std::fs::write(&img, vec![0u8; 4096]).unwrap();
     let disk = format!("/dev/disk0={},ro", img.display());
     let app = dir.join("uk-garbage");
-    let mut child = rump()
+    let child = rump()
         .args(["unikernel", "run", app.to_str().unwrap(), "--disk", &disk])
         .args(["--param", "final=spin"])
         .stdout(Stdio::piped())

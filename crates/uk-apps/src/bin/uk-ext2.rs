@@ -37,7 +37,7 @@ fn run(h: &Arc<dyn Hyper>, out: &mut Console) -> Result<(), (&'static str, Errno
     sys::etfs_register(&p, disk.as_bytes(), disk.as_bytes(), !write)
         .map_err(|e| ("register disk", e))?;
     sys::mkdir(&p, b"/mnt", 0o755).map_err(|e| ("mkdir /mnt", e))?;
-    let flags = if write { 0 } else { kern::vfs::MNT_RDONLY };
+    let flags = if write { 0 } else { kern::consts::ms::RDONLY };
     sys::mount(&p, disk.as_bytes(), b"/mnt", b"auto", flags, b"").map_err(|e| ("mount", e))?;
     uk_apps::mark_app_main();
     let names = uk_apps::list_dir(&p, "/mnt").map_err(|e| ("list /mnt", e))?;
