@@ -11,6 +11,7 @@ mod fuse;
 mod image;
 mod newfs;
 mod server;
+mod unikernel;
 
 #[global_allocator]
 static ALLOC: alloc_count::Counting = alloc_count::Counting;
@@ -45,6 +46,11 @@ enum Cmd {
     Halt(server::HaltArgs),
     #[command(flatten)]
     Tools(rump_cli::tools::ToolCmd),
+    /// Boot unikernels (an application and its kernel) on KVM.
+    Unikernel {
+        #[command(subcommand)]
+        cmd: unikernel::UnikernelCmd,
+    },
 }
 
 fn main() {
@@ -58,6 +64,7 @@ fn main() {
         Cmd::Server(args) => server::run(args),
         Cmd::Halt(args) => server::halt(args),
         Cmd::Tools(cmd) => std::process::exit(rump_cli::tools::main(cmd)),
+        Cmd::Unikernel { cmd } => unikernel::run(cmd),
     };
     if let Err(e) = result {
         eprintln!("rump: {e:#}");
