@@ -5,8 +5,8 @@
 mod boot;
 mod common;
 mod ext2;
-mod remote;
 mod fuse;
+mod remote;
 mod report;
 mod scale;
 mod syscall;
