@@ -181,21 +181,35 @@ impl<T> RawSleepMutex<T> {
 
     #[cold]
     fn lock_contended(&self, sched: &Sched) -> SleepMutexGuard<'_, T> {
+        let max = sched.max_rounds();
+        if let Some(_slot) = sched.try_spin() {
+            let rounds = self.budget.rounds(max);
+            self.spinning.fetch_add(1, Ordering::SeqCst);
+            let mut got = None;
+            for _ in 0..rounds {
+                if self.owner_blocked.load(Ordering::Relaxed) != 0 {
+                    break;
+                }
+                sched.relax();
+                if !self.data.is_locked() {
+                    if let Some(g) = self.data.try_lock() {
+                        got = Some(g);
+                        break;
+                    }
+                }
+            }
+            // Before queueing (whose fence orders this against a release's
+            // look at `spinning`).
+            self.spinning.fetch_sub(1, Ordering::SeqCst);
+            if let Some(g) = got {
+                self.budget.paid_off(max);
+                return self.wrap(g);
+            }
+            self.budget.failed();
+        }
         let me = sched.hyper().current_parker();
         let mut parked = false;
         loop {
-            // Spin first, and again after each wake-up: a woken thread that
-            // finds the lock re-taken (the releaser barged) would otherwise
-            // sleep at once, and every release after that would pay for
-            // waking it again.
-            if let Some(g) = self.spin_for(sched) {
-                if parked {
-                    // Give back the token a park may have taken from an
-                    // outer wait (see below).
-                    me.unpark();
-                }
-                return self.wrap(g);
-            }
             self.sleepers.push(&me);
             if let Some(g) = self.data.try_lock() {
                 self.sleepers.withdraw(me.id());
@@ -218,40 +232,6 @@ impl<T> RawSleepMutex<T> {
                 return self.wrap(g);
             }
         }
-    }
-
-    /// Spins for the lock if `sched` grants a slot and the holder is not
-    /// inside a blocking call, for as many rounds as the lock's budget
-    /// allows; adapts the budget to the outcome.
-    fn spin_for(&self, sched: &Sched) -> Option<spin::MutexGuard<'_, T>> {
-        if self.owner_blocked.load(Ordering::Relaxed) != 0 {
-            return None;
-        }
-        let max = sched.max_rounds();
-        let _slot = sched.try_spin()?;
-        let rounds = self.budget.rounds(max);
-        self.spinning.fetch_add(1, Ordering::SeqCst);
-        let mut got = None;
-        for _ in 0..rounds {
-            if self.owner_blocked.load(Ordering::Relaxed) != 0 {
-                break;
-            }
-            sched.relax();
-            if !self.data.is_locked() {
-                if let Some(g) = self.data.try_lock() {
-                    got = Some(g);
-                    break;
-                }
-            }
-        }
-        // Before queueing (whose fence orders this against a release's
-        // look at `spinning`).
-        self.spinning.fetch_sub(1, Ordering::SeqCst);
-        match got {
-            Some(_) => self.budget.paid_off(max),
-            None => self.budget.failed(),
-        }
-        got
     }
 
     fn wrap<'a>(&'a self, inner: spin::MutexGuard<'a, T>) -> SleepMutexGuard<'a, T> {
