@@ -366,7 +366,7 @@ impl Vfs {
         if let Some(n) = self.names.lookup(mnt, ino, name) {
             return Ok(n);
         }
-        let gen = self.names.generation(mnt, ino);
+        let gen = self.names.generation(mnt, ino, name);
         let n = dir.node.lookup(name)?;
         self.names.insert(|| seed(k), mnt, ino, name, &n, gen);
         Ok(n)
@@ -391,8 +391,8 @@ impl Vfs {
     }
 
     /// The generation of `dir` in the name cache, read before a create.
-    pub fn name_generation(&self, dir: &Vnode) -> NameGeneration {
-        NameGeneration(self.names.generation(dir.mnt.id, dir.node.ino()))
+    pub fn name_generation(&self, dir: &Vnode, name: &[u8]) -> NameGeneration {
+        NameGeneration(self.names.generation(dir.mnt.id, dir.node.ino(), name))
     }
 
     /// Runs `f`, which removes or replaces `name` in `dir` (unlink, rmdir,

@@ -8,14 +8,14 @@
 //! a name changes only through the VFS's own operations). `.` and `..`
 //! are never cached. Entries are removed by every operation that removes
 //! or replaces a name (unlink, rmdir, rename), before and after the file
-//! system changes, and a per-directory generation closes the race with a
+//! system changes, and a generation per name (hashed) closes the race with a
 //! lookup in progress: a lookup reads the generation before it asks the
 //! file system and inserts only if no removal in that directory began
 //! since. A removal bumps the generation and removes the entry in one
 //! critical section, after the file system changed, so an insert either
 //! fails or is removed again. Unmount drops the mount's entries.
 //!
-//! The table is sharded by directory; each shard is a spin lock held for a
+//! The table is sharded by name; each shard is a spin lock held for a
 //! hash-table probe and never across a call into a file system (values
 //! removed are dropped after the lock is released: dropping a node may
 //! take the file system's own locks). Each shard holds at most
@@ -32,12 +32,12 @@ use hashbrown::{Equivalent, HashMap};
 use super::Node;
 use crate::sync::SpinMutex;
 
-const SHARDS: usize = 16;
+const SHARDS: usize = 64;
 /// Generation counters per shard (directories share them by hash: a
 /// collision only costs an insert now and then).
 const GENS: usize = 16;
 /// Entries per shard before it is emptied.
-pub(crate) const MAX_PER_SHARD: usize = 1024;
+pub(crate) const MAX_PER_SHARD: usize = 256;
 
 type Seeded = foldhash::fast::FixedState;
 
@@ -119,24 +119,32 @@ impl NameCache {
         })
     }
 
-    fn slot(mnt: u64, dir: u64) -> (usize, usize) {
-        // Fixed mixing (not the seeded hasher): only spreads directories
-        // over shards and generation slots.
-        let h = (mnt.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ dir).wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+    fn slot(mnt: u64, dir: u64, name: &[u8]) -> (usize, usize) {
+        // Fixed mixing (not the seeded hasher): only spreads names over
+        // shards and generation slots. By name, not only by directory,
+        // so that threads working in one directory do not all meet on one
+        // shard's lock. A lookup and a removal of the same name always
+        // meet on the same generation counter, which is all the race
+        // argument above needs.
+        let mut h = mnt.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ dir;
+        for &c in name {
+            h = (h ^ c as u64).wrapping_mul(0x0100_0000_01B3);
+        }
+        let h = h.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
         let h = h ^ (h >> 29);
         ((h as usize) % SHARDS, ((h >> 32) as usize) % GENS)
     }
 
     /// The node cached for `name` in directory `dir` of mount `mnt`.
     pub(crate) fn lookup(&self, mnt: u64, dir: u64, name: &[u8]) -> Option<Arc<dyn Node>> {
-        let (s, _) = Self::slot(mnt, dir);
+        let (s, _) = Self::slot(mnt, dir, name);
         let shard = self.shards.get()?[s].lock();
         shard.map.as_ref()?.get(&KeyRef { mnt, dir, name }).cloned()
     }
 
     /// The generation of `dir`, to pass to [`NameCache::insert`].
-    pub(crate) fn generation(&self, mnt: u64, dir: u64) -> Generation {
-        let (s, g) = Self::slot(mnt, dir);
+    pub(crate) fn generation(&self, mnt: u64, dir: u64, name: &[u8]) -> Generation {
+        let (s, g) = Self::slot(mnt, dir, name);
         Generation(self.shards()[s].lock().gens[g])
     }
 
@@ -151,7 +159,7 @@ impl NameCache {
         node: &Arc<dyn Node>,
         gen: Generation,
     ) {
-        let (s, g) = Self::slot(mnt, dir);
+        let (s, g) = Self::slot(mnt, dir, name);
         let hasher_seed = self.seed(seed);
         let key = Key {
             mnt,
@@ -176,7 +184,7 @@ impl NameCache {
     /// Removes `name` in `dir` and starts a new generation of `dir` (call
     /// before and after the file system removes or replaces the name).
     pub(crate) fn invalidate(&self, mnt: u64, dir: u64, name: &[u8]) {
-        let (s, g) = Self::slot(mnt, dir);
+        let (s, g) = Self::slot(mnt, dir, name);
         let Some(shards) = self.shards.get() else {
             // Nothing cached yet, and no generation read yet either: a
             // lookup that reads one later makes the shards, with

@@ -151,7 +151,7 @@ pub(crate) fn create_in(
         (false, _) => (caller.cred.egid, bits),
     };
     let vfs = k.vfs();
-    let gen = vfs.name_generation(dir);
+    let gen = vfs.name_generation(dir, name);
     let node = dir.node.create(
         name,
         &NewNode {
