@@ -21,7 +21,9 @@
 //! Applications write `hyper_uk::main!(app);` with `fn app(Arc<dyn Hyper>)
 //! -> i32`, boot a kernel on that platform, and return an exit code.
 //!
-//! This is the only guest-side crate with unsafe code; each block says why
+//! A platform crate, not a kernel crate (the counterpart of `hyper-posix`),
+//! so it cannot forbid unsafe code: it is the only guest-side crate with
+//! unsafe code; each block says why
 //! it is sound. Everything that needs the bare machine is compiled only for
 //! `target_os = "none"`; on a host the crate is empty apart from
 //! [`main!`], so workspace builds and lints pass.

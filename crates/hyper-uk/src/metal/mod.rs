@@ -24,6 +24,8 @@ use uk_abi::{
 #[global_allocator]
 static HEAP: LockedHeap = LockedHeap::empty();
 
+// Platform state of the one machine this guest is, not kernel state: the
+// kernels booted on this platform keep theirs in their `Kernel` values.
 static BOOT: spin::Once<BootInfoRepr<'static>> = spin::Once::new();
 static PLATFORM: spin::Once<Arc<UkHyper>> = spin::Once::new();
 static TSC_KHZ: AtomicU64 = AtomicU64::new(0);
@@ -51,11 +53,12 @@ extern "Rust" {
 extern "C" fn uk_entry(boot_gpa: u64) -> ! {
     let tsc0 = rdtsc();
     TSC_ORIGIN.store(tsc0, Ordering::Relaxed);
-    // SAFETY: the runner wrote a boot block of BOOT_INFO_LEN bytes at
+    // The runner wrote a boot block of BOOT_INFO_LEN bytes at
     // `BOOT_INFO_GPA` (passed in rdi) and maps it read-only for the whole
-    // run; nothing writes it, so a shared 'static slice is sound.
-    let raw: &'static [u8] =
-        unsafe { core::slice::from_raw_parts(BOOT_INFO_GPA as *const u8, BOOT_INFO_LEN) };
+    // run; nothing writes it.
+    let ptr = BOOT_INFO_GPA as *const u8;
+    // SAFETY: so a shared 'static slice of it is sound.
+    let raw: &'static [u8] = unsafe { core::slice::from_raw_parts(ptr, BOOT_INFO_LEN) };
     if boot_gpa != BOOT_INFO_GPA {
         fatal("boot: rdi does not point at the boot block");
     }

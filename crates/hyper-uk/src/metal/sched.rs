@@ -91,6 +91,8 @@ struct Sched {
     last_poll: MonoNs,
 }
 
+// The one vCPU's scheduler: platform state (threads of the machine), not
+// kernel state.
 static SCHED: spin::Mutex<Option<Sched>> = spin::Mutex::new(None);
 
 fn with<R>(f: impl FnOnce(&mut Sched) -> R) -> R {
@@ -247,12 +249,13 @@ fn schedule() {
             };
             s.current = next;
             drop(g);
-            // SAFETY: `save` points into the current thread's boxed
-            // control block, which is not freed while the thread is not
-            // Done-and-switched-away (reaping happens only on another
-            // thread, below); `to` is a stack pointer saved by uk_switch or
-            // prepared by `spawn` for a live thread. Interrupts are off and
-            // the lock is released, so nothing runs in between.
+            // `save` points into the current thread's boxed control block,
+            // which is not freed while the thread is not Done-and-switched-
+            // away (reaping happens only on another thread, below); `to` is
+            // a stack pointer saved by uk_switch or prepared by `spawn` for
+            // a live thread. Interrupts are off and the lock is released,
+            // so nothing runs in between.
+            // SAFETY: as just said, both stack pointers are live and ours.
             unsafe { uk_switch(save, to) };
             // Back on this thread: free threads that finished.
             let dead: Vec<Box<Thread>> = with(|s| {
