@@ -117,16 +117,30 @@ pub fn run(args: ServerArgs) -> Result<()> {
     // any thread exists, so every thread inherits the mask.
     let signals = block_shutdown_signals();
 
-    let mut b = rump::Kernel::builder().ext2().net();
-    for p in &args.params {
-        let (n, v) = p
-            .split_once('=')
-            .ok_or_else(|| anyhow!("--param {p}: expected NAME=VALUE"))?;
-        b = b.param(n, v);
-    }
-    let kernel = b
+    let params = args
+        .params
+        .iter()
+        .map(|p| {
+            p.split_once('=')
+                .ok_or_else(|| anyhow!("--param {p}: expected NAME=VALUE"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let kernel = rump::Kernel::builder()
+        .ext2()
+        .net()
         .boot()
         .map_err(|e| anyhow!("boot: {}", rump::io_error(e)))?;
+    // Set one by one, before anything else runs, so a wrong one is named.
+    for (n, v) in params {
+        kernel
+            .raw()
+            .sysctl()
+            .set_from_str(n, v)
+            .map_err(|e| match e {
+                rump::Errno::ENOENT => anyhow!("--param {n}: no such parameter"),
+                _ => anyhow!("--param {n}={v}: {}", rump::io_error(e)),
+            })?;
+    }
     let p = kernel
         .process()
         .map_err(|e| anyhow!("process: {}", rump::io_error(e)))?;

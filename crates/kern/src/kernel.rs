@@ -131,7 +131,7 @@ impl Kernel {
                 extensions: SpinMutex::new(BTreeMap::new()),
             }),
         };
-        kernel.inner.sysctl.install_base(&config.params)?;
+        kernel.inner.sysctl.install_base();
         let mut comps = config.components.clone();
         comps.sort_by_key(|c| c.stage());
         let mut root_done = config.root_fs.is_none();
@@ -148,6 +148,10 @@ impl Kernel {
         }
         if !root_done {
             kernel.mount_root(&config)?;
+        }
+        if let Err(e) = kernel.inner.sysctl.apply_params(&config.params) {
+            kernel.halt();
+            return Err(e);
         }
         Ok(kernel)
     }

@@ -50,7 +50,7 @@ impl Sysctl {
         }
     }
 
-    pub(crate) fn install_base(&self, params: &[(String, String)]) -> Result<(), Errno> {
+    pub(crate) fn install_base(&self) {
         self.add_str("kern.ostype", "rump-rs", false);
         self.add_str("kern.osrelease", env_version(), false);
         self.add_str("kern.version", "rump-rs anykernel", false);
@@ -62,6 +62,11 @@ impl Sysctl {
             false,
             None,
         );
+    }
+
+    /// Sets the boot parameters: after every component has added its
+    /// nodes, so `net.inet.ip.forwarding` exists when it is set.
+    pub(crate) fn apply_params(&self, params: &[(String, String)]) -> Result<(), Errno> {
         for (name, value) in params {
             self.set_from_str(name, value)?;
         }

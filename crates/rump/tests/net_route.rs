@@ -298,3 +298,32 @@ fn capture_is_readable_by_tcpdump() {
         assert!(text.contains("Flags [F."), "{text}");
     });
 }
+
+#[test]
+fn boot_parameters_reach_component_nodes() {
+    // Set after the components have added their nodes, so a network
+    // parameter given at boot takes effect.
+    let k = Kernel::builder()
+        .net()
+        .param("net.inet.ip.forwarding", "1")
+        .param("kern.hostname", "router")
+        .boot()
+        .unwrap();
+    let p = k.process().unwrap();
+    assert_eq!(
+        sys::sysctl_get(p.raw(), "net.inet.ip.forwarding").unwrap(),
+        SysctlValue::Int(1)
+    );
+    assert_eq!(
+        sys::sysctl_get(p.raw(), "kern.hostname").unwrap(),
+        SysctlValue::Str("router".into())
+    );
+    // A name no component defines, or a value out of range, fails the boot.
+    let e = Kernel::builder().net().param("net.inet.nope", "1").boot();
+    assert_eq!(e.err(), Some(Errno::ENOENT));
+    let e = Kernel::builder()
+        .net()
+        .param("net.inet.ip.forwarding", "x")
+        .boot();
+    assert_eq!(e.err(), Some(Errno::EINVAL));
+}

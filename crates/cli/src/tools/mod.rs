@@ -1,5 +1,5 @@
 //! The configuration tools: `rump ifconfig`, `route`, `netstat`, `arp`,
-//! `ndp`, `ping`, `ping6`, `sysctl`, `mount`, `umount` and `df`, in the
+//! `ndp`, `ping`, `ping6`, `sysctl`, `mount`, `umount`, `df` and `nc`, in the
 //! manner of NetBSD's `rump.ifconfig` and friends.
 //!
 //! Every tool is a function of a `&dyn Syscalls` (a local
@@ -23,6 +23,7 @@
 pub mod arp;
 pub mod ifconfig;
 pub mod mount;
+pub mod nc;
 pub mod netstat;
 pub mod ping;
 pub mod route;
@@ -155,6 +156,9 @@ pub enum ToolCmd {
     Mount(mount::MountArgs),
     /// Unmount a file system (umount(8)).
     Umount(mount::UmountArgs),
+    /// Copy standard input to a TCP connection and the connection to
+    /// standard output (nc(1)).
+    Nc(nc::NcArgs),
 }
 
 impl ToolCmd {
@@ -171,6 +175,7 @@ impl ToolCmd {
             ToolCmd::Sysctl(_) => "sysctl",
             ToolCmd::Mount(_) => "mount",
             ToolCmd::Umount(_) => "umount",
+            ToolCmd::Nc(_) => "nc",
         }
     }
 
@@ -185,6 +190,7 @@ impl ToolCmd {
             ToolCmd::Sysctl(a) => &a.conn,
             ToolCmd::Mount(a) => &a.conn,
             ToolCmd::Umount(a) => &a.conn,
+            ToolCmd::Nc(a) => &a.conn,
         }
     }
 
@@ -203,6 +209,7 @@ impl ToolCmd {
             ToolCmd::Sysctl(a) => sysctl::run(&s, a, out),
             ToolCmd::Mount(a) => mount::run_mount(&s, a, out),
             ToolCmd::Umount(a) => mount::run_umount(&s, a, out),
+            ToolCmd::Nc(a) => nc::run(&s, a, out),
         }
     }
 }
