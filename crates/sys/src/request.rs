@@ -5,7 +5,9 @@
 //! with `AT_FDCWD`, `stat` is `Fstatat`); `readv`/`writev` are sequences of
 //! `Read`/`Write` for a remote caller, and `dup2`-style aliases map onto
 //! their general call. Paths and buffers are owned byte vectors so the enums serialise (the
-//! remote protocol uses postcard). Reads carry a length, not a buffer, and
+//! remote protocol uses postcard; the byte vectors go through
+//! `serde_bytes`, one length and one copy instead of one call per byte,
+//! with the same bytes on the wire). Reads carry a length, not a buffer, and
 //! are capped at [`MAX_IO`] so a remote client cannot make the server
 //! allocate without bound.
 
@@ -32,6 +34,7 @@ pub const MAX_IO: usize = 1 << 20;
 pub enum Request {
     Openat {
         dirfd: i32,
+        #[serde(with = "serde_bytes")]
         path: Vec<u8>,
         flags: i32,
         mode: u32,
@@ -45,6 +48,7 @@ pub enum Request {
     },
     Write {
         fd: i32,
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
     Pread {
@@ -54,6 +58,7 @@ pub enum Request {
     },
     Pwrite {
         fd: i32,
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
         offset: i64,
     },
@@ -67,43 +72,54 @@ pub enum Request {
     },
     Fstatat {
         dirfd: i32,
+        #[serde(with = "serde_bytes")]
         path: Vec<u8>,
         flags: i32,
     },
     Mkdirat {
         dirfd: i32,
+        #[serde(with = "serde_bytes")]
         path: Vec<u8>,
         mode: u32,
     },
     Unlinkat {
         dirfd: i32,
+        #[serde(with = "serde_bytes")]
         path: Vec<u8>,
         flags: i32,
     },
     Renameat {
         olddirfd: i32,
+        #[serde(with = "serde_bytes")]
         old: Vec<u8>,
         newdirfd: i32,
+        #[serde(with = "serde_bytes")]
         new: Vec<u8>,
     },
     Linkat {
         olddirfd: i32,
+        #[serde(with = "serde_bytes")]
         old: Vec<u8>,
         newdirfd: i32,
+        #[serde(with = "serde_bytes")]
         new: Vec<u8>,
         flags: i32,
     },
     Symlinkat {
+        #[serde(with = "serde_bytes")]
         target: Vec<u8>,
         dirfd: i32,
+        #[serde(with = "serde_bytes")]
         path: Vec<u8>,
     },
     Readlinkat {
         dirfd: i32,
+        #[serde(with = "serde_bytes")]
         path: Vec<u8>,
     },
     Mknodat {
         dirfd: i32,
+        #[serde(with = "serde_bytes")]
         path: Vec<u8>,
         mode: u32,
         dev: u64,
@@ -118,6 +134,7 @@ pub enum Request {
     },
     Fchmodat {
         dirfd: i32,
+        #[serde(with = "serde_bytes")]
         path: Vec<u8>,
         mode: u32,
         flags: i32,
@@ -129,6 +146,7 @@ pub enum Request {
     },
     Fchownat {
         dirfd: i32,
+        #[serde(with = "serde_bytes")]
         path: Vec<u8>,
         uid: u32,
         gid: u32,
@@ -136,6 +154,7 @@ pub enum Request {
     },
     Utimensat {
         dirfd: i32,
+        #[serde(with = "serde_bytes")]
         path: Vec<u8>,
         times: Option<[TimeArg; 2]>,
         flags: i32,
@@ -145,6 +164,7 @@ pub enum Request {
         times: Option<[TimeArg; 2]>,
     },
     Truncate {
+        #[serde(with = "serde_bytes")]
         path: Vec<u8>,
         len: i64,
     },
@@ -161,11 +181,13 @@ pub enum Request {
     Sync,
     Faccessat {
         dirfd: i32,
+        #[serde(with = "serde_bytes")]
         path: Vec<u8>,
         mode: i32,
         flags: i32,
     },
     Chdir {
+        #[serde(with = "serde_bytes")]
         path: Vec<u8>,
     },
     Fchdir {
@@ -173,34 +195,44 @@ pub enum Request {
     },
     Getcwd,
     Chroot {
+        #[serde(with = "serde_bytes")]
         path: Vec<u8>,
     },
     Umask {
         mask: u32,
     },
     Statvfs {
+        #[serde(with = "serde_bytes")]
         path: Vec<u8>,
     },
     Fstatvfs {
         fd: i32,
     },
     Mount {
+        #[serde(with = "serde_bytes")]
         source: Vec<u8>,
+        #[serde(with = "serde_bytes")]
         target: Vec<u8>,
+        #[serde(with = "serde_bytes")]
         fstype: Vec<u8>,
         flags: u64,
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
     Umount2 {
+        #[serde(with = "serde_bytes")]
         target: Vec<u8>,
         flags: i32,
     },
     EtfsRegister {
+        #[serde(with = "serde_bytes")]
         key: Vec<u8>,
+        #[serde(with = "serde_bytes")]
         host_path: Vec<u8>,
         read_only: bool,
     },
     EtfsRemove {
+        #[serde(with = "serde_bytes")]
         key: Vec<u8>,
     },
     Mounts,
@@ -279,6 +311,7 @@ pub enum Request {
     },
     Sendto {
         fd: i32,
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
         flags: i32,
         addr: Option<SockAddr>,
@@ -290,6 +323,7 @@ pub enum Request {
     },
     Sendmsg {
         fd: i32,
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
         flags: i32,
         addr: Option<SockAddr>,
@@ -380,7 +414,7 @@ pub enum Response {
     Unit,
     Int(i64),
     Size(u64),
-    Bytes(Vec<u8>),
+    Bytes(#[serde(with = "serde_bytes")] Vec<u8>),
     Stat(Stat),
     StatVfs(StatVfs),
     Pair(i32, i32),
@@ -400,10 +434,12 @@ pub enum Response {
     },
     SockAddr(SockAddr),
     Recv {
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
         info: RecvInfo,
     },
     RecvMsg {
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
         info: RecvInfo,
         control: Vec<Cmsg>,
