@@ -199,3 +199,121 @@ fn ext2_tools_on_a_partition() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown file system type"));
 }
+
+/// Runs `rump ARGS` with `RUMP_SERVER` set and `input` on standard input.
+fn on_server(url: &str, args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rump"))
+        .args(args)
+        .env("RUMP_SERVER", url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn ok_on(url: &str, args: &[&str]) -> String {
+    let out = on_server(url, args, b"");
+    assert!(
+        out.status.success(),
+        "rump {args:?} against the server failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn image_tools_against_a_server() {
+    use std::io::Read;
+    if !have_e2fsck() {
+        eprintln!("skipped: e2fsprogs not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("s.img");
+    let img_s = img.to_str().unwrap();
+    ok(&["newfs", "-q", "-s", "16m", img_s]);
+    let sock = dir.path().join("s.sock");
+    let url = format!("unix://{}", sock.display());
+    let mut server = Command::new(env!("CARGO_BIN_EXE_rump"))
+        .args(["server", "--ready-stdout", "--log", "quiet"])
+        .arg(format!("--disk=/dev/disk0={img_s}"))
+        .args(["--mount", "ext2:/dev/disk0:/mnt", &url])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = [0u8; 5];
+    server
+        .stdout
+        .take()
+        .unwrap()
+        .read_exact(&mut ready)
+        .expect("server ready");
+
+    // Plain absolute paths name the server's tree.
+    let w = on_server(&url, &["write", "/mnt/a.txt"], b"hello server\n");
+    assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
+    assert_eq!(ok_on(&url, &["cat", "/mnt/a.txt"]), "hello server\n");
+    ok_on(&url, &["mkdir", "-p", "/mnt/d/e"]);
+    ok_on(&url, &["ln", "-s", "a.txt", "/mnt/d/link"]);
+    ok_on(&url, &["touch", "/mnt/d/e/empty"]);
+    ok_on(&url, &["chmod", "600", "/mnt/a.txt"]);
+    let ls = ok_on(&url, &["ls", "-l", "/mnt"]);
+    assert!(
+        ls.lines()
+            .any(|l| l.starts_with("-rw------- ") && l.ends_with(" a.txt")),
+        "{ls}"
+    );
+    assert!(ls.lines().any(|l| l.ends_with(" d")), "{ls}");
+    assert_eq!(
+        ok_on(&url, &["find", "/mnt/d"]),
+        "/mnt/d\n/mnt/d/e\n/mnt/d/e/empty\n/mnt/d/link\n"
+    );
+    let st = ok_on(&url, &["stat", "/mnt/d/link"]);
+    assert!(st.contains("File: /mnt/d/link -> a.txt"), "{st}");
+    assert!(st.contains(&format!("Device: {url}")), "{st}");
+    assert!(ok_on(&url, &["df", "/mnt"]).contains(&url));
+
+    // cp: `:/PATH` is the server's, anything else the host's.
+    let host = dir.path().join("host.bin");
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&host, &data).unwrap();
+    ok_on(&url, &["cp", host.to_str().unwrap(), ":/mnt/d/"]);
+    let out = dir.path().join("out");
+    ok_on(&url, &["cp", "-r", ":/mnt/d", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read(out.join("host.bin")).unwrap(), data);
+    assert_eq!(
+        std::fs::read_link(out.join("link")).unwrap(),
+        Path::new("a.txt")
+    );
+    assert!(out.join("e/empty").is_file());
+    ok_on(&url, &["mv", "/mnt/d/host.bin", "/mnt/moved.bin"]);
+    let du = ok_on(&url, &["du", "-s", "/mnt/moved.bin"]);
+    assert!(du.starts_with("296\t") || du.starts_with("300\t"), "{du}");
+    ok_on(&url, &["rm", "-r", "/mnt/d"]);
+    let missing = on_server(&url, &["cat", "/mnt/d/link"], b"");
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("No such file or directory"));
+    // A relative path is neither an image path nor a kernel path.
+    let bad = on_server(&url, &["ls", "mnt"], b"");
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("not of the form IMAGE:PATH or /PATH"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+
+    // Halting the server leaves the image consistent with what was done.
+    ok_on(&url, &["halt"]);
+    assert!(server.wait().unwrap().success());
+    fsck_clean(&img);
+    assert_eq!(ok(&["cat", &format!("{img_s}:/a.txt")]), "hello server\n");
+    assert_eq!(rump(&["cat", &format!("{img_s}:/moved.bin")]).stdout, data);
+    assert_eq!(
+        ok(&["ls", &format!("{img_s}:/")]),
+        "a.txt\nlost+found\nmoved.bin\n"
+    );
+}

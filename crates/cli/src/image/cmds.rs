@@ -5,11 +5,11 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use rump::sys;
-use rump::sys::consts::{at, o};
+use rump::sys::consts::o;
 use rump::Errno;
 
 use super::fmt::{full_time, human, mode_string, short_time, strerror, type_name};
-use super::session::{split, ImagePath, Session};
+use super::session::{server, split, split_server, ImagePath, Session};
 use super::ImageCmd;
 
 /// Per-command state: the name for messages, the exit status, and the
@@ -37,11 +37,18 @@ impl Ctx {
         self.status = 1;
     }
 
-    /// Splits an `IMAGE:PATH` argument, reporting a host path as an error.
+    /// Splits an `IMAGE:PATH` argument (or, with a server, a kernel
+    /// path), reporting a host path as an error.
     pub fn arg(&mut self, arg: &str) -> Option<ImagePath> {
-        let r = split(arg);
+        let r = kernel_path(arg);
         if r.is_none() {
-            self.fail(format_args!("{arg}: not of the form IMAGE:PATH"));
+            if server().is_some() {
+                self.fail(format_args!("{arg}: not of the form IMAGE:PATH or /PATH"));
+            } else {
+                self.fail(format_args!(
+                    "{arg}: not of the form IMAGE:PATH (or set RUMP_SERVER for /PATH)"
+                ));
+            }
         }
         r
     }
@@ -77,6 +84,11 @@ impl Ctx {
         }
         self.status
     }
+}
+
+/// `IMAGE:PATH`, or with a server `/PATH` and `:/PATH`.
+fn kernel_path(arg: &str) -> Option<ImagePath> {
+    split(arg).or_else(|| split_server(arg, true))
 }
 
 fn err(e: Errno) -> String {
@@ -153,7 +165,7 @@ struct Row {
 }
 
 fn long_row(s: &Session, kpath: &str, name: &str) -> Result<(Row, u64), Errno> {
-    let st = sys::lstat(&s.p, kpath.as_bytes())?;
+    let st = s.sys().lstat(kpath)?;
     let size = match st.mode & 0o170000 {
         0o020000 | 0o060000 => {
             let (ma, mi) = (
@@ -166,7 +178,7 @@ fn long_row(s: &Session, kpath: &str, name: &str) -> Result<(Row, u64), Errno> {
     };
     let mut shown = name.to_string();
     if st.mode & 0o170000 == 0o120000 {
-        if let Ok(t) = sys::readlink(&s.p, kpath.as_bytes()) {
+        if let Ok(t) = s.sys().readlink(kpath) {
             shown.push_str(" -> ");
             shown.push_str(&String::from_utf8_lossy(&t));
         }
@@ -205,9 +217,8 @@ fn print_rows(rows: &[Row]) {
 
 fn list_names(s: &Session, kpath: &str, all: bool) -> Result<Vec<String>, Errno> {
     let mut names: Vec<String> = Vec::new();
-    for e in rump::fs::read_dir(&s.p, kpath).map_err(|e| Errno(e.raw_os_error().unwrap_or(5)))? {
-        let e = e.map_err(|e| Errno(e.raw_os_error().unwrap_or(5)))?;
-        let n = String::from_utf8_lossy(e.name_bytes()).into_owned();
+    for e in s.sys().read_dir(kpath)? {
+        let n = String::from_utf8_lossy(&e).into_owned();
         if all || !n.starts_with('.') {
             names.push(n);
         }
@@ -225,7 +236,7 @@ fn ls(paths: Vec<String>, long: bool, all: bool, directory: bool, recursive: boo
     let many = paths.len() > 1 || recursive;
     let mut first = true;
     each(&mut c, &paths, |errs, s, kpath, arg, _| {
-        let st = match sys::lstat(&s.p, kpath.as_bytes()) {
+        let st = match s.sys().lstat(kpath) {
             Ok(st) => st,
             Err(e) => return errs.push(format!("cannot access '{arg}': {}", err(e))),
         };
@@ -280,7 +291,8 @@ fn ls(paths: Vec<String>, long: bool, all: bool, directory: bool, recursive: boo
                 let mut subdirs = Vec::new();
                 for n in names.iter().filter(|n| *n != "." && *n != "..") {
                     let kp = format!("{kdir}/{n}");
-                    if sys::lstat(&s.p, kp.as_bytes())
+                    if s.sys()
+                        .lstat(&kp)
                         .is_ok_and(|st| st.mode & 0o170000 == 0o040000)
                     {
                         subdirs.push((kp, format!("{}/{n}", shown.trim_end_matches('/'))));
@@ -299,14 +311,13 @@ fn cat(paths: Vec<String>) -> i32 {
     let mut c = Ctx::new("cat", false);
     each(&mut c, &paths, |errs, s, kpath, arg, _| {
         let r = (|| -> Result<(), Errno> {
-            let fd = sys::open(&s.p, kpath.as_bytes(), o::RDONLY, 0)?;
-            let mut buf = vec![0u8; 1 << 20];
+            let fd = s.sys().open(kpath, o::RDONLY, 0)?;
             let mut out = std::io::stdout().lock();
             let r = loop {
-                match sys::read(&s.p, fd, &mut buf) {
-                    Ok(0) => break Ok(()),
-                    Ok(n) => {
-                        if out.write_all(&buf[..n]).is_err() {
+                match s.sys().read(fd, 1 << 20) {
+                    Ok(buf) if buf.is_empty() => break Ok(()),
+                    Ok(buf) => {
+                        if out.write_all(&buf).is_err() {
                             break Err(Errno::EPIPE);
                         }
                     }
@@ -314,7 +325,7 @@ fn cat(paths: Vec<String>) -> i32 {
                 }
             };
             let _ = out.flush();
-            sys::close(&s.p, fd)?;
+            s.sys().close(fd)?;
             r
         })();
         if let Err(e) = r {
@@ -333,12 +344,12 @@ fn write_stdin(path: &str, append: bool) -> i32 {
     }
     each(&mut c, &[path.to_string()], |errs, s, kpath, arg, _| {
         let flags = o::WRONLY | o::CREAT | if append { o::APPEND } else { o::TRUNC };
-        let r = sys::open(&s.p, kpath.as_bytes(), flags, 0o666).and_then(|fd| {
+        let r = s.sys().open(kpath, flags, 0o666).and_then(|fd| {
             let mut done = 0;
             while done < data.len() {
-                done += sys::write(&s.p, fd, &data[done..])?;
+                done += s.sys().write(fd, &data[done..])?;
             }
-            sys::close(&s.p, fd)
+            s.sys().close(fd)
         });
         if let Err(e) = r {
             errs.push(format!("{arg}: {}", err(e)));
@@ -370,12 +381,12 @@ fn mkdir(paths: Vec<String>, parents: bool, mode: Option<String>) -> i32 {
     };
     each(&mut c, &paths, |errs, s, kpath, arg, _| {
         let r = if parents {
-            rump::fs::create_dir_all(&s.p, kpath).map_err(|e| Errno(e.raw_os_error().unwrap_or(5)))
+            s.sys().create_dir_all(kpath)
         } else {
-            sys::mkdir(&s.p, kpath.as_bytes(), 0o777)
+            s.sys().mkdir(kpath, 0o777)
         };
         let r = r.and_then(|_| match mode {
-            Some(m) => sys::chmod(&s.p, kpath.as_bytes(), m),
+            Some(m) => s.sys().chmod(kpath, m),
             None => Ok(()),
         });
         if let Err(e) = r {
@@ -391,7 +402,7 @@ fn rm(paths: Vec<String>, recursive: bool, force: bool) -> i32 {
         if ipath == "/" {
             return errs.push("refusing to remove '/'".into());
         }
-        let st = match sys::lstat(&s.p, kpath.as_bytes()) {
+        let st = match s.sys().lstat(kpath) {
             Ok(st) => st,
             Err(Errno::ENOENT) if force => return,
             Err(e) => return errs.push(format!("cannot remove '{arg}': {}", err(e))),
@@ -400,9 +411,9 @@ fn rm(paths: Vec<String>, recursive: bool, force: bool) -> i32 {
             if !recursive {
                 return errs.push(format!("cannot remove '{arg}': Is a directory"));
             }
-            rump::fs::remove_dir_all(&s.p, kpath).map_err(|e| Errno(e.raw_os_error().unwrap_or(5)))
+            s.sys().remove_dir_all(kpath)
         } else {
-            sys::unlink(&s.p, kpath.as_bytes())
+            s.sys().unlink(kpath)
         };
         if let Err(e) = r {
             errs.push(format!("cannot remove '{arg}': {}", err(e)));
@@ -427,14 +438,16 @@ fn mv(paths: Vec<String>) -> i32 {
         return c.finish();
     };
     let kdst = s.k(&d.path);
-    let dst_is_dir =
-        sys::stat(&s.p, kdst.as_bytes()).is_ok_and(|st| st.mode & 0o170000 == 0o040000);
+    let dst_is_dir = s
+        .sys()
+        .stat(&kdst)
+        .is_ok_and(|st| st.mode & 0o170000 == 0o040000);
     let mut errors = Vec::new();
     if srcs.len() > 1 && !dst_is_dir {
         errors.push(format!("target '{dst}' is not a directory"));
     } else {
         for a in srcs {
-            let Some(ip) = split(a) else {
+            let Some(ip) = kernel_path(a) else {
                 errors.push(format!("{a}: not of the form IMAGE:PATH"));
                 continue;
             };
@@ -447,7 +460,7 @@ fn mv(paths: Vec<String>) -> i32 {
             } else {
                 kdst.clone()
             };
-            if let Err(e) = sys::rename(&s.p, s.k(&ip.path).as_bytes(), target.as_bytes()) {
+            if let Err(e) = s.sys().rename(&s.k(&ip.path), &target) {
                 errors.push(format!("cannot move '{a}' to '{dst}': {}", err(e)));
             }
         }
@@ -480,8 +493,8 @@ fn ln(target: &str, link: &str, symbolic: bool) -> i32 {
     };
     let kl = s.k(&l.path);
     let r = match &t {
-        None => sys::symlink(&s.p, target.as_bytes(), kl.as_bytes()),
-        Some(t) => sys::link(&s.p, s.k(&t.path).as_bytes(), kl.as_bytes()),
+        None => s.sys().symlink(target.as_bytes(), &kl),
+        Some(t) => s.sys().link(&s.k(&t.path), &kl),
     };
     if let Err(e) = r {
         c.fail(format_args!("failed to create link '{link}': {}", err(e)));
@@ -492,9 +505,11 @@ fn ln(target: &str, link: &str, symbolic: bool) -> i32 {
 fn touch(paths: Vec<String>) -> i32 {
     let mut c = Ctx::new("touch", true);
     each(&mut c, &paths, |errs, s, kpath, arg, _| {
-        let r = match sys::utimensat(&s.p, at::FDCWD, kpath.as_bytes(), None, 0) {
-            Err(Errno::ENOENT) => sys::open(&s.p, kpath.as_bytes(), o::WRONLY | o::CREAT, 0o666)
-                .and_then(|fd| sys::close(&s.p, fd)),
+        let r = match s.sys().touch_now(kpath) {
+            Err(Errno::ENOENT) => s
+                .sys()
+                .open(kpath, o::WRONLY | o::CREAT, 0o666)
+                .and_then(|fd| s.sys().close(fd)),
             r => r,
         };
         if let Err(e) = r {
@@ -514,12 +529,12 @@ fn chmod(mode: &str, paths: Vec<String>) -> i32 {
     each(&mut c, &paths, |errs, s, kpath, arg, _| {
         let new = match octal {
             Some(m) => Ok(m),
-            None => sys::stat(&s.p, kpath.as_bytes()).map(|st| {
+            None => s.sys().stat(kpath).map(|st| {
                 let is_dir = st.mode & 0o170000 == 0o040000;
                 symbolic_mode(mode, st.mode & 0o7777, is_dir).unwrap_or(st.mode & 0o7777)
             }),
         };
-        if let Err(e) = new.and_then(|m| sys::chmod(&s.p, kpath.as_bytes(), m)) {
+        if let Err(e) = new.and_then(|m| s.sys().chmod(kpath, m)) {
             errs.push(format!("changing permissions of '{arg}': {}", err(e)));
         }
     });
@@ -632,7 +647,7 @@ fn chown(owner: &str, paths: Vec<String>) -> i32 {
         return c.finish();
     };
     each(&mut c, &paths, |errs, s, kpath, arg, _| {
-        if let Err(e) = sys::lchown(&s.p, kpath.as_bytes(), uid, gid) {
+        if let Err(e) = s.sys().lchown(kpath, uid, gid) {
             errs.push(format!("changing ownership of '{arg}': {}", err(e)));
         }
     });
@@ -644,13 +659,13 @@ fn chown(owner: &str, paths: Vec<String>) -> i32 {
 fn stat(paths: Vec<String>) -> i32 {
     let mut c = Ctx::new("stat", false);
     each(&mut c, &paths, |errs, s, kpath, arg, ipath| {
-        let st = match sys::lstat(&s.p, kpath.as_bytes()) {
+        let st = match s.sys().lstat(kpath) {
             Ok(st) => st,
             Err(e) => return errs.push(format!("cannot statx '{arg}': {}", err(e))),
         };
         let mut name = ipath.to_string();
         if st.mode & 0o170000 == 0o120000 {
-            if let Ok(t) = sys::readlink(&s.p, kpath.as_bytes()) {
+            if let Ok(t) = s.sys().readlink(kpath) {
                 name = format!("{name} -> {}", String::from_utf8_lossy(&t));
             }
         }
@@ -711,7 +726,7 @@ fn find(path: &str, name: Option<&str>, kind: Option<char>) -> i32 {
         let mut stack = vec![(kpath.to_string(), ipath.to_string())];
         let mut out = std::io::stdout().lock();
         while let Some((kp, shown)) = stack.pop() {
-            let st = match sys::lstat(&s.p, kp.as_bytes()) {
+            let st = match s.sys().lstat(&kp) {
                 Ok(st) => st,
                 Err(e) => {
                     errs.push(format!("'{shown}': {}", err(e)));
@@ -776,7 +791,7 @@ fn du_walk(
     seen: &mut std::collections::BTreeSet<u64>,
     errs: &mut Vec<String>,
 ) -> u64 {
-    let st = match sys::lstat(&s.p, kpath.as_bytes()) {
+    let st = match s.sys().lstat(kpath) {
         Ok(st) => st,
         Err(e) => {
             errs.push(format!("cannot access '{shown}': {}", err(e)));
@@ -818,7 +833,7 @@ fn df(images: Vec<String>, human_sizes: bool) -> i32 {
     let args: Vec<String> = images
         .into_iter()
         .map(|a| {
-            if split(&a).is_some() {
+            if kernel_path(&a).is_some() {
                 a
             } else {
                 format!("{a}:/")
@@ -837,7 +852,7 @@ fn df(images: Vec<String>, human_sizes: bool) -> i32 {
         );
     }
     each(&mut c, &args, |errs, s, kpath, arg, _| {
-        let v = match sys::statvfs(&s.p, kpath.as_bytes()) {
+        let v = match s.sys().statvfs(kpath) {
             Ok(v) => v,
             Err(e) => return errs.push(format!("{arg}: {}", err(e))),
         };

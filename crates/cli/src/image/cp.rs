@@ -1,6 +1,7 @@
 //! `rump cp`: copy files and trees into an image, out of it, or within it.
-//! Sources and destination are `IMAGE:PATH` or host paths; at most one
-//! image takes part. With `-r`, directories are copied recursively and
+//! Sources and destination are `IMAGE:PATH` (or, with `RUMP_SERVER` set,
+//! `:/PATH` in the server's kernel) or host paths; at most one image
+//! takes part. With `-r`, directories are copied recursively and
 //! symbolic links are copied as links (like `cp -R`); without it,
 //! links are followed and directories skipped.
 
@@ -8,13 +9,12 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use rump::sys;
 use rump::sys::consts::o;
 use rump::Errno;
 
 use super::cmds::Ctx;
 use super::fmt::strerror;
-use super::session::{split, Session};
+use super::session::{split, split_server, ImagePath, Session};
 
 /// One side of a copy.
 #[derive(Clone)]
@@ -76,9 +76,9 @@ fn meta(s: Option<&Session>, l: &Loc, follow: bool) -> R<Meta> {
         Loc::Image(k, _) => {
             let s = s.ok_or("no image")?;
             let st = if follow {
-                sys::stat(&s.p, k.as_bytes())
+                s.sys().stat(k)
             } else {
-                sys::lstat(&s.p, k.as_bytes())
+                s.sys().lstat(k)
             };
             st.map(|st| Meta {
                 mode: st.mode,
@@ -102,13 +102,14 @@ fn list(s: Option<&Session>, l: &Loc) -> R<Vec<String>> {
                     .map_err(ioerr)
             })
             .collect::<R<_>>()?,
-        Loc::Image(k, _) => rump::fs::read_dir(&s.ok_or("no image")?.p, k)
-            .map_err(ioerr)?
-            .map(|e| {
-                e.map(|e| String::from_utf8_lossy(e.name_bytes()).into_owned())
-                    .map_err(ioerr)
-            })
-            .collect::<R<_>>()?,
+        Loc::Image(k, _) => s
+            .ok_or("no image")?
+            .sys()
+            .read_dir(k)
+            .map_err(kerr)?
+            .iter()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .collect(),
     };
     names.sort();
     Ok(names)
@@ -124,7 +125,7 @@ fn mkdir(s: Option<&Session>, l: &Loc, mode: u32) -> R<()> {
         },
         Loc::Image(k, _) => {
             let s = s.ok_or("no image")?;
-            match sys::mkdir(&s.p, k.as_bytes(), mode & 0o7777) {
+            match s.sys().mkdir(k, mode & 0o7777) {
                 Ok(()) | Err(Errno::EEXIST) if is_dir(Some(s), l) => Ok(()),
                 Ok(()) => Ok(()),
                 Err(e) => Err(kerr(e)),
@@ -141,7 +142,7 @@ fn readlink(s: Option<&Session>, l: &Loc) -> R<Vec<u8>> {
                 .map(|t| t.as_os_str().as_bytes().to_vec())
                 .map_err(ioerr)
         }
-        Loc::Image(k, _) => sys::readlink(&s.ok_or("no image")?.p, k.as_bytes()).map_err(kerr),
+        Loc::Image(k, _) => s.ok_or("no image")?.sys().readlink(k).map_err(kerr),
     }
 }
 
@@ -154,8 +155,8 @@ fn symlink(s: Option<&Session>, target: &[u8], l: &Loc) -> R<()> {
         }
         Loc::Image(k, _) => {
             let s = s.ok_or("no image")?;
-            let _ = sys::unlink(&s.p, k.as_bytes());
-            sys::symlink(&s.p, target, k.as_bytes()).map_err(kerr)
+            let _ = s.sys().unlink(k);
+            s.sys().symlink(target, k).map_err(kerr)
         }
     }
 }
@@ -173,26 +174,50 @@ fn mknod(s: Option<&Session>, l: &Loc, mode: u32, rdev: u64) -> R<()> {
             }
             Ok(())
         }
-        Loc::Image(k, _) => {
-            sys::mknod(&s.ok_or("no image")?.p, k.as_bytes(), mode, rdev).map_err(kerr)
-        }
+        Loc::Image(k, _) => s
+            .ok_or("no image")?
+            .sys()
+            .mknod(k, mode, rdev)
+            .map_err(kerr),
     }
 }
 
 /// Copies the contents of a regular file.
 fn copy_file(s: Option<&Session>, from: &Loc, to: &Loc, mode: u32) -> R<()> {
+    // The kernel descriptors opened here, closed at the end.
+    let mut fds = Vec::new();
+    let r = copy_contents(s, from, to, mode, &mut fds);
+    for fd in fds {
+        if let Some(s) = s {
+            let _ = s.sys().close(fd);
+        }
+    }
+    r
+}
+
+fn copy_contents(
+    s: Option<&Session>,
+    from: &Loc,
+    to: &Loc,
+    mode: u32,
+    fds: &mut Vec<i32>,
+) -> R<()> {
     let mut buf = vec![0u8; 1 << 20];
     let mut reader: Box<dyn FnMut(&mut [u8]) -> R<usize>> = match from {
         Loc::Host(p) => {
             let mut f = std::fs::File::open(p).map_err(ioerr)?;
             Box::new(move |b| f.read(b).map_err(ioerr))
         }
-        Loc::Image(k, _) => {
-            let s = s.ok_or("no image")?;
-            let fd = sys::open(&s.p, k.as_bytes(), o::RDONLY, 0).map_err(kerr)?;
-            let file = rump::fs::File::from_fd(&s.p, fd);
-            let mut file = file;
-            Box::new(move |b| file.read(b).map_err(ioerr))
+        Loc::Image(path, _) => {
+            let k = s.ok_or("no image")?.sys();
+            let fd = k.open(path, o::RDONLY, 0).map_err(kerr)?;
+            fds.push(fd);
+            Box::new(move |b| {
+                let data = k.read(fd, b.len()).map_err(kerr)?;
+                let n = data.len().min(b.len());
+                b[..n].copy_from_slice(&data[..n]);
+                Ok(n)
+            })
         }
     };
     let mut writer: Box<dyn FnMut(&[u8]) -> R<()>> = match to {
@@ -207,17 +232,13 @@ fn copy_file(s: Option<&Session>, from: &Loc, to: &Loc, mode: u32) -> R<()> {
                 .map_err(ioerr)?;
             Box::new(move |b| f.write_all(b).map_err(ioerr))
         }
-        Loc::Image(k, _) => {
-            let s = s.ok_or("no image")?;
-            let fd = sys::open(
-                &s.p,
-                k.as_bytes(),
-                o::WRONLY | o::CREAT | o::TRUNC,
-                mode & 0o7777,
-            )
-            .map_err(kerr)?;
-            let mut file = rump::fs::File::from_fd(&s.p, fd);
-            Box::new(move |b| file.write_all(b).map_err(ioerr))
+        Loc::Image(path, _) => {
+            let k = s.ok_or("no image")?.sys();
+            let fd = k
+                .open(path, o::WRONLY | o::CREAT | o::TRUNC, mode & 0o7777)
+                .map_err(kerr)?;
+            fds.push(fd);
+            Box::new(move |b| k.write_all(fd, b).map_err(kerr))
         }
     };
     loop {
@@ -261,9 +282,7 @@ fn copy(c: &mut Ctx, s: Option<&Session>, from: &Loc, to: &Loc, recursive: bool,
                         )
                         .map_err(ioerr),
                         Loc::Image(k, _) => match s {
-                            Some(s) => {
-                                sys::chmod(&s.p, k.as_bytes(), m.mode & 0o7777).map_err(kerr)
-                            }
+                            Some(s) => s.sys().chmod(k, m.mode & 0o7777).map_err(kerr),
                             None => Ok(()),
                         },
                     }
@@ -284,20 +303,25 @@ fn copy(c: &mut Ctx, s: Option<&Session>, from: &Loc, to: &Loc, recursive: bool,
     }
 }
 
+/// `IMAGE:PATH`, or with a server `:/PATH`; anything else is a host path.
+fn kernel_path(arg: &str) -> Option<ImagePath> {
+    split(arg).or_else(|| split_server(arg, false))
+}
+
 pub fn run(paths: Vec<String>, recursive: bool) -> i32 {
     let Some((dst, srcs)) = paths.split_last() else {
         return 1;
     };
-    let parsed: Vec<(String, Option<super::session::ImagePath>)> =
-        paths.iter().map(|a| (a.clone(), split(a))).collect();
+    let parsed: Vec<(String, Option<ImagePath>)> =
+        paths.iter().map(|a| (a.clone(), kernel_path(a))).collect();
     let images: std::collections::BTreeSet<&Path> = parsed
         .iter()
         .filter_map(|(_, ip)| ip.as_ref().map(|i| i.image.as_path()))
         .collect();
-    let writes_image = split(dst).is_some();
+    let writes_image = kernel_path(dst).is_some();
     let mut c = Ctx::new("cp", writes_image);
     if images.len() > 1 {
-        c.fail("copying between two images is not supported");
+        c.fail("copying between two images (or an image and the server) is not supported");
         return c.finish();
     }
     let image = images.into_iter().next().map(Path::to_path_buf);
@@ -308,7 +332,7 @@ pub fn run(paths: Vec<String>, recursive: bool) -> i32 {
     }
     // Work with the session borrowed out of the context.
     let loc = |c: &mut Ctx, a: &str| -> Loc {
-        match split(a) {
+        match kernel_path(a) {
             Some(ip) => {
                 let k = c
                     .session(&ip.image)

@@ -1,10 +1,20 @@
-//! One image opened in an in-process kernel: `IMAGE:PATH` parsing,
-//! mounting with the kernel's file-system probe (`mount -t auto`) and unmounting.
+//! One image opened in an in-process kernel, or the kernel of a server:
+//! `IMAGE:PATH` parsing, mounting with the kernel's file-system probe
+//! (`mount -t auto`) and unmounting.
+//!
+//! With `RUMP_SERVER` set, `:PATH` (and, for every command but `cp`, a
+//! plain absolute `PATH`) names a path in the server's kernel: `rump ls
+//! /mnt` lists the server's `/mnt`, `rump cp notes.txt :/mnt/` copies a
+//! host file into it. The commands reach either kind of kernel through
+//! the same calls ([`Sys`] over `sys::Syscalls`).
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
-use rump::{Kernel, Process};
+use anyhow::{anyhow, bail, Context};
+use rump::sys::Syscalls;
+use rump::Kernel;
+
+use rump_cli::tools::Sys;
 
 /// Where the image is mounted inside the kernel.
 pub const MNT: &str = "/mnt";
@@ -48,6 +58,26 @@ fn normalize(p: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
+/// The server the commands talk to for kernel paths (`RUMP_SERVER`).
+pub fn server() -> Option<String> {
+    std::env::var("RUMP_SERVER").ok().filter(|s| !s.is_empty())
+}
+
+/// An argument naming a path in the server's kernel: `:PATH`, or with
+/// `plain`, also `/PATH`. The image part is empty.
+pub fn split_server(arg: &str, plain: bool) -> Option<ImagePath> {
+    server()?;
+    let path = match arg.strip_prefix(':') {
+        Some(p) if p.starts_with('/') => p,
+        _ if plain && arg.starts_with('/') => arg,
+        _ => return None,
+    };
+    Some(ImagePath {
+        image: PathBuf::new(),
+        path: normalize(path),
+    })
+}
+
 /// Splits `disk.img@pN` into the file and partition N, unless a file of
 /// that very name exists.
 pub fn split_partition(image: &Path) -> (PathBuf, Option<u32>) {
@@ -64,17 +94,42 @@ pub fn split_partition(image: &Path) -> (PathBuf, Option<u32>) {
     (image.to_path_buf(), None)
 }
 
-/// A kernel with the image mounted on [`MNT`].
+/// A kernel with the image mounted on [`MNT`], or a server's kernel.
 pub struct Session {
-    pub kernel: Kernel,
-    pub p: Process,
+    /// The in-process kernel (`None` for a server).
+    kernel: Option<Kernel>,
+    sc: Box<dyn Syscalls>,
+    /// What the file system is shown as: the image, or the server's URL.
     pub image: PathBuf,
+    /// Where image paths live in the kernel: [`MNT`], or `/` on a server.
+    prefix: &'static str,
 }
 
 impl Session {
+    /// The session of `image`: the server when it is empty (see
+    /// [`split_server`]), else an in-process kernel with the image.
+    pub fn open(image: &Path, write: bool) -> anyhow::Result<Session> {
+        if image.as_os_str().is_empty() {
+            Session::remote()
+        } else {
+            Session::local(image, write)
+        }
+    }
+
+    fn remote() -> anyhow::Result<Session> {
+        let url = server().ok_or_else(|| anyhow!("no server: RUMP_SERVER is not set"))?;
+        let sc = rump::remote::kernel(Some(&url)).map_err(|e| anyhow!("{url}: {e}"))?;
+        Ok(Session {
+            kernel: None,
+            sc,
+            image: PathBuf::from(url),
+            prefix: "",
+        })
+    }
+
     /// Boots a kernel and mounts `image`, read-write only when `write`.
     /// `disk.img@pN` names partition N of an MBR or GPT disk image.
-    pub fn open(image: &Path, write: bool) -> anyhow::Result<Session> {
+    fn local(image: &Path, write: bool) -> anyhow::Result<Session> {
         let (file, part) = split_partition(image);
         let kernel = Kernel::builder().ext2().fat().iso9660().boot()?;
         let p = kernel.process()?;
@@ -108,26 +163,36 @@ impl Session {
             }
         }
         Ok(Session {
-            kernel,
-            p,
+            kernel: Some(kernel),
+            sc: Box::new(p),
             image: image.to_path_buf(),
+            prefix: MNT,
         })
+    }
+
+    /// The kernel's calls.
+    pub fn sys(&self) -> Sys<'_> {
+        Sys(&*self.sc)
     }
 
     /// The kernel path of an image path.
     pub fn k(&self, path: &str) -> String {
-        if path == "/" {
-            MNT.to_string()
-        } else {
-            format!("{MNT}{path}")
+        match (self.prefix, path) {
+            ("", p) => p.to_string(),
+            (m, "/") => m.to_string(),
+            (m, p) => format!("{m}{p}"),
         }
     }
 
-    /// Unmounts (writing everything back) and halts.
+    /// Unmounts (writing everything back) and halts an in-process
+    /// kernel; closes the connection to a server.
     pub fn close(self) -> anyhow::Result<()> {
-        let r = rump::sys::umount2(&self.p, MNT.as_bytes(), 0).map_err(rump::io_error);
-        drop(self.p);
-        self.kernel.halt();
+        let Some(kernel) = self.kernel else {
+            return Ok(());
+        };
+        let r = Sys(&*self.sc).umount(MNT, 0).map_err(rump::io_error);
+        drop(self.sc);
+        kernel.halt();
         r.with_context(|| format!("{}: unmount", self.image.display()))
     }
 }

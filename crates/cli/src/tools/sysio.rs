@@ -4,6 +4,7 @@
 
 use std::net::IpAddr;
 
+use rump::sys::consts::{at, o};
 use rump::sys::{
     ArpInfo, IfInfo, NetStats, Request, Response, RouteInfo, RouteSpec, SockAddr, SockInfo,
     SockOpt, Stat, Syscalls,
@@ -15,6 +16,10 @@ use rump::{Errno, SysctlValue};
 pub struct Sys<'a>(pub &'a dyn Syscalls);
 
 type R<T> = std::result::Result<T, Errno>;
+
+fn is_dir(mode: u32) -> bool {
+    mode & 0o170000 == 0o040000
+}
 
 fn proto<T>() -> R<T> {
     Err(Errno::EPROTO)
@@ -245,6 +250,185 @@ impl<'a> Sys<'a> {
     }
     pub fn fsync(&self, fd: i32) -> R<()> {
         self.unit(Request::Fsync { fd })
+    }
+
+    // ----- the file tree (the image tools) ---------------------------------
+
+    pub fn lstat(&self, path: &str) -> R<Stat> {
+        match self.call(Request::Fstatat {
+            dirfd: at::FDCWD,
+            path: path.into(),
+            flags: at::SYMLINK_NOFOLLOW,
+        })? {
+            Response::Stat(s) => Ok(s),
+            _ => proto(),
+        }
+    }
+    pub fn readlink(&self, path: &str) -> R<Vec<u8>> {
+        self.bytes(Request::Readlinkat {
+            dirfd: at::FDCWD,
+            path: path.into(),
+        })
+    }
+    /// One `read` of at most `len` bytes.
+    pub fn read(&self, fd: i32, len: usize) -> R<Vec<u8>> {
+        self.bytes(Request::Read { fd, len })
+    }
+    /// One `write`; returns how much was taken.
+    pub fn write(&self, fd: i32, data: &[u8]) -> R<usize> {
+        self.size(Request::Write {
+            fd,
+            data: data.to_vec(),
+        })
+        .map(|n| n as usize)
+    }
+    /// Writes all of `data`.
+    pub fn write_all(&self, fd: i32, mut data: &[u8]) -> R<()> {
+        while !data.is_empty() {
+            match self.write(fd, data)? {
+                0 => return Err(Errno::EIO),
+                n => data = data.get(n..).ok_or(Errno::EPROTO)?,
+            }
+        }
+        Ok(())
+    }
+    pub fn mkdir(&self, path: &str, mode: u32) -> R<()> {
+        self.unit(Request::Mkdirat {
+            dirfd: at::FDCWD,
+            path: path.into(),
+            mode,
+        })
+    }
+    pub fn chmod(&self, path: &str, mode: u32) -> R<()> {
+        self.unit(Request::Fchmodat {
+            dirfd: at::FDCWD,
+            path: path.into(),
+            mode,
+            flags: 0,
+        })
+    }
+    pub fn lchown(&self, path: &str, uid: u32, gid: u32) -> R<()> {
+        self.unit(Request::Fchownat {
+            dirfd: at::FDCWD,
+            path: path.into(),
+            uid,
+            gid,
+            flags: at::SYMLINK_NOFOLLOW,
+        })
+    }
+    pub fn unlink(&self, path: &str) -> R<()> {
+        self.unit(Request::Unlinkat {
+            dirfd: at::FDCWD,
+            path: path.into(),
+            flags: 0,
+        })
+    }
+    pub fn rmdir(&self, path: &str) -> R<()> {
+        self.unit(Request::Unlinkat {
+            dirfd: at::FDCWD,
+            path: path.into(),
+            flags: at::REMOVEDIR,
+        })
+    }
+    pub fn rename(&self, old: &str, new: &str) -> R<()> {
+        self.unit(Request::Renameat {
+            olddirfd: at::FDCWD,
+            old: old.into(),
+            newdirfd: at::FDCWD,
+            new: new.into(),
+        })
+    }
+    pub fn symlink(&self, target: &[u8], path: &str) -> R<()> {
+        self.unit(Request::Symlinkat {
+            target: target.to_vec(),
+            dirfd: at::FDCWD,
+            path: path.into(),
+        })
+    }
+    pub fn link(&self, old: &str, new: &str) -> R<()> {
+        self.unit(Request::Linkat {
+            olddirfd: at::FDCWD,
+            old: old.into(),
+            newdirfd: at::FDCWD,
+            new: new.into(),
+            flags: 0,
+        })
+    }
+    pub fn mknod(&self, path: &str, mode: u32, dev: u64) -> R<()> {
+        self.unit(Request::Mknodat {
+            dirfd: at::FDCWD,
+            path: path.into(),
+            mode,
+            dev,
+        })
+    }
+    /// Sets the access and modification times to now.
+    pub fn touch_now(&self, path: &str) -> R<()> {
+        self.unit(Request::Utimensat {
+            dirfd: at::FDCWD,
+            path: path.into(),
+            times: None,
+            flags: 0,
+        })
+    }
+    /// The names in a directory, without `.` and `..`, unsorted. The
+    /// records are checked as they are read: a server that sends a
+    /// malformed one gets `EPROTO`, not a panic.
+    pub fn read_dir(&self, path: &str) -> R<Vec<Vec<u8>>> {
+        let fd = self.open(path, o::RDONLY | o::DIRECTORY | o::CLOEXEC, 0)?;
+        let r = self.read_dir_fd(fd);
+        let _ = self.close(fd);
+        r
+    }
+    fn read_dir_fd(&self, fd: i32) -> R<Vec<Vec<u8>>> {
+        let mut names = Vec::new();
+        loop {
+            let buf = self.bytes(Request::Getdents64 { fd, len: 32 << 10 })?;
+            if buf.is_empty() {
+                return Ok(names);
+            }
+            let mut rec = buf.as_slice();
+            while !rec.is_empty() {
+                // linux_dirent64: ino u64, off i64, reclen u16, type u8, name.
+                let reclen = rec
+                    .get(16..18)
+                    .map(|b| u16::from_ne_bytes([b[0], b[1]]) as usize)
+                    .filter(|&n| n > 19 && n <= rec.len())
+                    .ok_or(Errno::EPROTO)?;
+                let area = &rec[19..reclen];
+                let name = &area[..area.iter().position(|&c| c == 0).unwrap_or(area.len())];
+                if name != b"." && name != b".." {
+                    names.push(name.to_vec());
+                }
+                rec = &rec[reclen..];
+            }
+        }
+    }
+    /// `mkdir -p`.
+    pub fn create_dir_all(&self, path: &str) -> R<()> {
+        let mut cur = String::new();
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            cur.push('/');
+            cur.push_str(part);
+            match self.mkdir(&cur, 0o777) {
+                Ok(()) => {}
+                Err(Errno::EEXIST) if self.stat(&cur).is_ok_and(|s| is_dir(s.mode)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+    /// `rm -r` of a directory tree (links are removed, not followed).
+    pub fn remove_dir_all(&self, path: &str) -> R<()> {
+        for name in self.read_dir(path)? {
+            let child = format!("{path}/{}", String::from_utf8_lossy(&name));
+            if is_dir(self.lstat(&child)?.mode) {
+                self.remove_dir_all(&child)?;
+            } else {
+                self.unlink(&child)?;
+            }
+        }
+        self.rmdir(path)
     }
 
     // ----- sockets --------------------------------------------------------
