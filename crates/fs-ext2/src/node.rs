@@ -774,6 +774,17 @@ impl Node for Ext2Node {
         })
     }
 
+    fn seek_data(&self, off: u64, size: u64, hole: bool) -> Result<u64, Errno> {
+        let _data = self.data.read();
+        self.fs.with_ro(|st| {
+            let i = st.read_inode(self.ino)?;
+            if i.is_dir() {
+                return Err(Errno::EISDIR);
+            }
+            st.seek_data(self.ino, &i, off, size.min(i.size), hole)
+        })
+    }
+
     fn read(&self, off: u64, buf: &mut [u8]) -> Result<usize, Errno> {
         let _data = self.data.read();
         let (n, runs) = self.fs.with_ro(|st| {

@@ -796,6 +796,29 @@ impl Node for TmpNode {
         Ok(n)
     }
 
+    fn seek_data(&self, off: u64, size: u64, hole: bool) -> Result<u64, Errno> {
+        let fd = self.file()?.lock(&self.fs.sched);
+        let size = size.min(fd.size);
+        let first = off / PAGE as u64;
+        let start = |page: u64| (page * PAGE as u64).max(off);
+        if hole {
+            // The first page at or after `first` that is not stored.
+            let mut want = first;
+            for (&p, _) in fd.pages.range(first..) {
+                if p != want {
+                    break;
+                }
+                want += 1;
+            }
+            Ok(start(want).min(size))
+        } else {
+            match fd.pages.range(first..).next() {
+                Some((&p, _)) if start(p) < size => Ok(start(p)),
+                _ => Err(Errno::ENXIO),
+            }
+        }
+    }
+
     fn write(&self, at: WriteAt, buf: &[u8]) -> Result<(usize, u64), Errno> {
         let mut fd = self.file()?.lock(&self.fs.sched);
         let off = match at {

@@ -81,6 +81,37 @@ impl Ext2 {
         Ok(ptr)
     }
 
+    /// `SEEK_DATA`/`SEEK_HOLE` from `off` (below `size`): the first
+    /// offset at or after it where data (`hole` false) or a hole begins,
+    /// by the block map. At most a bounded number of blocks is looked at
+    /// per call (the mount lock is held); past that the answer errs
+    /// towards data, which is always correct to read.
+    pub fn seek_data(
+        &mut self,
+        ino: u32,
+        inode: &InodeRepr,
+        off: u64,
+        size: u64,
+        hole: bool,
+    ) -> Result<u64, Errno> {
+        const SCAN: u64 = 1 << 16;
+        let bs = self.g.bs as u64;
+        let end = size.div_ceil(bs);
+        let start = |l: u64| (l * bs).max(off);
+        let mut lblk = off / bs;
+        for _ in 0..SCAN {
+            if lblk >= end {
+                return if hole { Ok(size) } else { Err(Errno::ENXIO) };
+            }
+            let mapped = self.bmap(ino, inode, lblk)? != 0;
+            if mapped != hole {
+                return Ok(start(lblk));
+            }
+            lblk += 1;
+        }
+        Ok(if hole { size } else { start(lblk) })
+    }
+
     /// Like [`Ext2::bmap`], allocating the block (and any missing
     /// indirect blocks) if it is a hole. Returns the block and whether it
     /// is new (its contents are then undefined: the caller fills it).

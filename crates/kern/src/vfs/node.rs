@@ -173,6 +173,16 @@ pub trait Node: Send + Sync + Any {
     /// it wants no more; the entry it refused is offered again next time.
     fn readdir(&self, cookie: u64, sink: &mut dyn FnMut(DirEntry<'_>) -> bool)
         -> Result<(), Errno>;
+    /// `SEEK_DATA` (`hole` false) or `SEEK_HOLE` (`hole` true) from
+    /// `off`, which is below the file's `size`: the first offset at or
+    /// after `off` where data (a hole) begins; the end of the file counts
+    /// as a hole; `ENXIO` when no data follows. The default sees the
+    /// whole file as data, which POSIX allows; a file system that knows
+    /// its holes says where they are. Either answer may err towards data
+    /// (a hole read as data is zeros), never towards holes.
+    fn seek_data(&self, off: u64, size: u64, hole: bool) -> Result<u64, Errno> {
+        Ok(if hole { size } else { off })
+    }
     /// Makes the file's data (and with `!datasync`, its metadata) durable.
     fn fsync(&self, datasync: bool) -> Result<(), Errno> {
         let _ = datasync;

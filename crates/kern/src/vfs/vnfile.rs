@@ -103,11 +103,16 @@ impl FileOps for VnodeFile {
                 if off < 0 || off >= sz {
                     return Err(Errno::ENXIO);
                 }
-                if whence == seek::DATA {
-                    off
-                } else {
-                    sz
+                let at = self
+                    .vn
+                    .node
+                    .seek_data(off as u64, sz as u64, whence == seek::HOLE)?;
+                // A file system's answer stays within [off, size], and
+                // data starts before the end.
+                if whence == seek::DATA && at >= sz as u64 {
+                    return Err(Errno::ENXIO);
                 }
+                at.clamp(off as u64, sz as u64) as i64
             }
             _ => return Err(Errno::EINVAL),
         };
