@@ -317,3 +317,47 @@ fn image_tools_against_a_server() {
         "a.txt\nlost+found\nmoved.bin\n"
     );
 }
+
+#[test]
+fn cp_keeps_holes_both_ways() {
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    if !have_e2fsck() {
+        eprintln!("skipped: e2fsprogs not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("h.img");
+    let img_s = img.to_str().unwrap();
+    ok(&["newfs", "-q", "-s", "32m", "-b", "4096", img_s]);
+    // 64 MiB with 8 KiB of data: more than the image holds if the holes
+    // were filled.
+    let src = dir.path().join("sparse");
+    let f = std::fs::File::create(&src).unwrap();
+    f.set_len(64 << 20).unwrap();
+    f.write_all_at(&[1u8; 4096], 0).unwrap();
+    f.write_all_at(&[2u8; 4096], 40 << 20).unwrap();
+    drop(f);
+    ok(&["cp", src.to_str().unwrap(), &format!("{img_s}:/sparse")]);
+    let st = ok(&["stat", &format!("{img_s}:/sparse")]);
+    assert!(st.contains("Size: 67108864"), "{st}");
+    let blocks: u64 = st
+        .split("Blocks:")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|b| b.parse().ok())
+        .unwrap();
+    // 8 KiB of data plus an indirect block or two, in 512-byte units.
+    assert!(blocks <= 64, "holes filled in the image: {blocks} blocks");
+    fsck_clean(&img);
+    let back = dir.path().join("back");
+    ok(&["cp", &format!("{img_s}:/sparse"), back.to_str().unwrap()]);
+    let m = std::fs::metadata(&back).unwrap();
+    assert_eq!(m.len(), 64 << 20);
+    assert!(
+        m.blocks() <= 64,
+        "holes filled on the host: {} blocks",
+        m.blocks()
+    );
+    let (a, b) = (std::fs::read(&src).unwrap(), std::fs::read(&back).unwrap());
+    assert!(a == b, "contents differ");
+}

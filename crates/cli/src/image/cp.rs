@@ -5,7 +5,6 @@
 //! symbolic links are copied as links (like `cp -R`); without it,
 //! links are followed and directories skipped.
 
-use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -15,6 +14,7 @@ use rump::Errno;
 use super::cmds::Ctx;
 use super::fmt::strerror;
 use super::session::{split, split_server, ImagePath, Session};
+use rump_cli::tools::Sys;
 
 /// One side of a copy.
 #[derive(Clone)]
@@ -182,55 +182,139 @@ fn mknod(s: Option<&Session>, l: &Loc, mode: u32, rdev: u64) -> R<()> {
     }
 }
 
-/// Copies the contents of a regular file.
+/// One end of a file copy: a host file or a kernel descriptor.
+enum End<'a> {
+    Host(std::fs::File),
+    Kernel(Sys<'a>, i32),
+}
+
+impl End<'_> {
+    fn read_at(&self, buf: &mut [u8], off: u64) -> R<usize> {
+        match self {
+            End::Host(f) => {
+                use std::os::unix::fs::FileExt;
+                f.read_at(buf, off).map_err(ioerr)
+            }
+            End::Kernel(k, fd) => {
+                let data = k.pread(*fd, buf.len(), off).map_err(kerr)?;
+                let n = data.len().min(buf.len());
+                buf[..n].copy_from_slice(&data[..n]);
+                Ok(n)
+            }
+        }
+    }
+
+    fn write_all_at(&self, mut buf: &[u8], mut off: u64) -> R<()> {
+        match self {
+            End::Host(f) => {
+                use std::os::unix::fs::FileExt;
+                f.write_all_at(buf, off).map_err(ioerr)
+            }
+            End::Kernel(k, fd) => {
+                while !buf.is_empty() {
+                    let n = k.pwrite(*fd, buf, off).map_err(kerr)?;
+                    if n == 0 || n > buf.len() {
+                        return Err(kerr(Errno::EIO));
+                    }
+                    buf = &buf[n..];
+                    off += n as u64;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn size(&self) -> R<u64> {
+        match self {
+            End::Host(f) => f.metadata().map(|m| m.len()).map_err(ioerr),
+            End::Kernel(k, fd) => k.fstat(*fd).map(|st| st.size).map_err(kerr),
+        }
+    }
+
+    fn set_len(&self, len: u64) -> R<()> {
+        match self {
+            End::Host(f) => f.set_len(len).map_err(ioerr),
+            End::Kernel(k, fd) => k.ftruncate(*fd, len).map_err(kerr),
+        }
+    }
+
+    /// `lseek(SEEK_DATA or SEEK_HOLE)`; `None` for no more data.
+    fn seek(&self, off: u64, hole: bool) -> R<Option<u64>> {
+        let whence = if hole {
+            libc::SEEK_HOLE
+        } else {
+            libc::SEEK_DATA
+        };
+        let r = match self {
+            End::Host(f) => {
+                use std::os::unix::io::AsRawFd;
+                // SAFETY: lseek(2) on a descriptor `f` owns; no memory involved.
+                let r = unsafe { libc::lseek(f.as_raw_fd(), off as i64, whence) };
+                if r < 0 {
+                    Err(std::io::Error::last_os_error())
+                } else {
+                    Ok(r as u64)
+                }
+            }
+            End::Kernel(k, fd) => k.lseek(*fd, off as i64, whence).map_err(rump::io_error),
+        };
+        match r {
+            Ok(at) => Ok(Some(at)),
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => Ok(None),
+            // A file system without the calls: all of it is data.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                Ok(if hole { Some(u64::MAX) } else { Some(off) })
+            }
+            Err(e) => Err(ioerr(e)),
+        }
+    }
+}
+
+/// Copies the contents of a regular file, keeping its holes: only the
+/// data regions the source reports (`SEEK_DATA`/`SEEK_HOLE`) are read
+/// and written, and the destination gets the source's size, as GNU
+/// `cp --sparse=auto` does. On a terminal, copies that take more than a
+/// second show their progress on standard error.
 fn copy_file(s: Option<&Session>, from: &Loc, to: &Loc, mode: u32) -> R<()> {
-    // The kernel descriptors opened here, closed at the end.
     let mut fds = Vec::new();
     let r = copy_contents(s, from, to, mode, &mut fds);
-    for fd in fds {
-        if let Some(s) = s {
+    // The kernel descriptors opened here.
+    if let Some(s) = s {
+        for fd in fds {
             let _ = s.sys().close(fd);
         }
     }
     r
 }
 
-fn copy_contents(
-    s: Option<&Session>,
+fn copy_contents<'a>(
+    s: Option<&'a Session>,
     from: &Loc,
     to: &Loc,
     mode: u32,
     fds: &mut Vec<i32>,
 ) -> R<()> {
-    let mut buf = vec![0u8; 1 << 20];
-    let mut reader: Box<dyn FnMut(&mut [u8]) -> R<usize>> = match from {
-        Loc::Host(p) => {
-            let mut f = std::fs::File::open(p).map_err(ioerr)?;
-            Box::new(move |b| f.read(b).map_err(ioerr))
-        }
+    let src = match from {
+        Loc::Host(p) => End::Host(std::fs::File::open(p).map_err(ioerr)?),
         Loc::Image(path, _) => {
             let k = s.ok_or("no image")?.sys();
             let fd = k.open(path, o::RDONLY, 0).map_err(kerr)?;
             fds.push(fd);
-            Box::new(move |b| {
-                let data = k.read(fd, b.len()).map_err(kerr)?;
-                let n = data.len().min(b.len());
-                b[..n].copy_from_slice(&data[..n]);
-                Ok(n)
-            })
+            End::Kernel(k, fd)
         }
     };
-    let mut writer: Box<dyn FnMut(&[u8]) -> R<()>> = match to {
+    let dst = match to {
         Loc::Host(p) => {
             use std::os::unix::fs::OpenOptionsExt;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(mode & 0o7777)
-                .open(p)
-                .map_err(ioerr)?;
-            Box::new(move |b| f.write_all(b).map_err(ioerr))
+            End::Host(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(mode & 0o7777)
+                    .open(p)
+                    .map_err(ioerr)?,
+            )
         }
         Loc::Image(path, _) => {
             let k = s.ok_or("no image")?.sys();
@@ -238,15 +322,89 @@ fn copy_contents(
                 .open(path, o::WRONLY | o::CREAT | o::TRUNC, mode & 0o7777)
                 .map_err(kerr)?;
             fds.push(fd);
-            Box::new(move |b| k.write_all(fd, b).map_err(kerr))
+            End::Kernel(k, fd)
         }
     };
-    loop {
-        let n = reader(&mut buf)?;
-        if n == 0 {
-            return Ok(());
+    let size = src.size()?;
+    let mut progress = Progress::new(&from.show(), size);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut off = 0;
+    while off < size {
+        let Some(data) = src.seek(off, false)? else {
+            break;
+        };
+        let hole = src.seek(data, true)?.unwrap_or(size).min(size);
+        let mut at = data;
+        while at < hole {
+            let want = ((hole - at) as usize).min(buf.len());
+            let n = src.read_at(&mut buf[..want], at)?;
+            if n == 0 {
+                // The source shrank under us: copy what there was.
+                break;
+            }
+            dst.write_all_at(&buf[..n], at)?;
+            at += n as u64;
+            progress.at(at);
         }
-        writer(&buf[..n])?;
+        off = hole.max(at).max(off + 1);
+    }
+    dst.set_len(size)?;
+    progress.done();
+    Ok(())
+}
+
+/// Progress of one copy on a terminal: shown once it has taken a second.
+struct Progress {
+    name: String,
+    total: u64,
+    start: std::time::Instant,
+    last: std::time::Instant,
+    shown: bool,
+    tty: bool,
+}
+
+impl Progress {
+    fn new(name: &str, total: u64) -> Progress {
+        use std::io::IsTerminal;
+        let now = std::time::Instant::now();
+        Progress {
+            name: name.to_string(),
+            total,
+            start: now,
+            last: now,
+            shown: false,
+            tty: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn at(&mut self, done: u64) {
+        let now = std::time::Instant::now();
+        if !self.tty
+            || now.duration_since(self.start).as_secs_f64() < 1.0
+            || (self.shown && now.duration_since(self.last).as_millis() < 200)
+        {
+            return;
+        }
+        self.last = now;
+        self.shown = true;
+        let mib = |b: u64| b as f64 / (1 << 20) as f64;
+        let pct = if self.total == 0 {
+            100
+        } else {
+            done * 100 / self.total
+        };
+        eprint!(
+            "\r{}: {:.1} of {:.1} MiB ({pct}%)",
+            self.name,
+            mib(done),
+            mib(self.total)
+        );
+    }
+
+    fn done(&self) {
+        if self.shown {
+            eprintln!();
+        }
     }
 }
 

@@ -362,6 +362,15 @@ impl<'a> Sys<'a> {
             dev,
         })
     }
+    pub fn lseek(&self, fd: i32, offset: i64, whence: i32) -> R<u64> {
+        self.size(Request::Lseek { fd, offset, whence })
+    }
+    pub fn ftruncate(&self, fd: i32, len: u64) -> R<()> {
+        self.unit(Request::Ftruncate {
+            fd,
+            len: len as i64,
+        })
+    }
     /// Sets the access and modification times to now.
     pub fn touch_now(&self, path: &str) -> R<()> {
         self.unit(Request::Utimensat {
