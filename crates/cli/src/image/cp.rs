@@ -287,8 +287,8 @@ fn copy_file(s: Option<&Session>, from: &Loc, to: &Loc, mode: u32) -> R<()> {
     r
 }
 
-fn copy_contents<'a>(
-    s: Option<&'a Session>,
+fn copy_contents(
+    s: Option<&Session>,
     from: &Loc,
     to: &Loc,
     mode: u32,
@@ -388,11 +388,7 @@ impl Progress {
         self.last = now;
         self.shown = true;
         let mib = |b: u64| b as f64 / (1 << 20) as f64;
-        let pct = if self.total == 0 {
-            100
-        } else {
-            done * 100 / self.total
-        };
+        let pct = (done * 100).checked_div(self.total).unwrap_or(100);
         eprint!(
             "\r{}: {:.1} of {:.1} MiB ({pct}%)",
             self.name,
