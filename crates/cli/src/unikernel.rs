@@ -50,6 +50,10 @@ pub fn run(cmd: UnikernelCmd) -> anyhow::Result<()> {
                     "uk: boot: setup (runner start to first KVM_RUN) {:.3} ms",
                     out.setup.as_secs_f64() * 1e3
                 );
+                eprintln!(
+                    "uk: boot: guest memory touched {} bytes, {} hypercalls",
+                    out.guest_touched_bytes, out.hypercalls
+                );
                 if let Some(t) = out.guest_time_to(uk_abi::BootStage::AppMain) {
                     eprintln!(
                         "uk: boot: guest time to app-main {:.1} us",

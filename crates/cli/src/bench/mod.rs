@@ -11,6 +11,7 @@ mod report;
 mod scale;
 mod syscall;
 mod tcp;
+mod unikernel;
 
 use clap::Subcommand;
 
@@ -55,6 +56,9 @@ pub enum Which {
     /// Remote calls to a `rump server` (unix socket, TCP) vs the bare
     /// socket ping-pong of each transport.
     Remote(remote::RemoteArgs),
+    /// Boots of the ext2 unikernel on KVM: setup, guest time and total
+    /// to the application's main, runner RSS, guest memory, image size.
+    Unikernel(unikernel::UnikernelArgs),
     /// open+fstat+close on tmpfs, in-process vs the host's tmpfs.
     Syscall {
         /// Rounds per measurement.
@@ -74,6 +78,7 @@ pub fn run(which: Which) -> anyhow::Result<()> {
         Which::Fuse(args) => fuse::run(args),
         Which::Scale(args) => scale::run(args),
         Which::Remote(args) => remote::run(args),
+        Which::Unikernel(args) => unikernel::run(args),
         Which::Ext2 {
             file_mb,
             small_files,

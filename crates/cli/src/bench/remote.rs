@@ -18,7 +18,7 @@ use anyhow::{anyhow, Context, Result};
 use rump::remote::{Client, ConnectOptions, Url};
 use rump::sys::{Request, Response, Syscalls};
 
-use super::report::{median, Metric, Unit};
+use super::report::{median, p99, Metric, Unit};
 
 /// Options of `rump bench remote`.
 #[derive(clap::Args, Debug)]
@@ -178,14 +178,6 @@ fn time(n: usize, mut f: impl FnMut() -> Result<(), rump::Errno>) -> Result<Vec<
         v.push(t0.elapsed().as_nanos() as f64);
     }
     Ok(v)
-}
-
-/// The 99th percentile of sorted samples.
-fn p99(sorted: &[f64]) -> f64 {
-    sorted
-        .get((sorted.len() * 99 / 100).min(sorted.len().saturating_sub(1)))
-        .copied()
-        .unwrap_or(f64::NAN)
 }
 
 fn throughput(c: &Client, threads: usize, secs: f64) -> f64 {

@@ -10,6 +10,10 @@ use serde_json::json;
 pub enum Unit {
     /// Nanoseconds: smaller is better.
     Ns,
+    /// Microseconds: smaller is better.
+    Us,
+    /// Milliseconds: smaller is better.
+    Ms,
     /// Seconds: smaller is better.
     Secs,
     /// Bytes: smaller is better.
@@ -28,6 +32,8 @@ impl Unit {
     fn name(self) -> &'static str {
         match self {
             Unit::Ns => "ns",
+            Unit::Us => "us",
+            Unit::Ms => "ms",
             Unit::Secs => "s",
             Unit::Bytes => "bytes",
             Unit::MBps => "MB/s",
@@ -93,6 +99,14 @@ pub fn median(samples: &mut [f64]) -> f64 {
         return f64::NAN;
     }
     samples[samples.len() / 2]
+}
+
+/// The 99th percentile of sorted samples.
+pub fn p99(sorted: &[f64]) -> f64 {
+    sorted
+        .get((sorted.len() * 99 / 100).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(f64::NAN)
 }
 
 #[cfg(test)]

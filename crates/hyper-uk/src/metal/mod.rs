@@ -9,7 +9,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use core::arch::{asm, global_asm};
 use core::fmt::Write;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use hyper::{
     BlockIo, BlockOpenFlags, CurrentContext, Errno, FrameIo, Hyper, MonoNs, Parker, ThreadHandle,
@@ -349,10 +349,22 @@ pub(crate) fn now_ns() -> u64 {
 
 // ----- randomness --------------------------------------------------------------
 
+/// Whether RDRAND exists: 0 not asked yet, 1 yes, 2 no. CPUID is asked
+/// once: it always exits to the hypervisor, which costs microseconds
+/// (tens of them under nested virtualisation) per call.
+static HAVE_RDRAND: AtomicU8 = AtomicU8::new(0);
+
 fn rdrand() -> Option<u64> {
-    // CPUID.01H:ECX.RDRAND[bit 30].
-    let ecx = core::arch::x86_64::__cpuid(1).ecx;
-    if ecx & (1 << 30) == 0 {
+    let have = match HAVE_RDRAND.load(Ordering::Relaxed) {
+        0 => {
+            // CPUID.01H:ECX.RDRAND[bit 30].
+            let yes = core::arch::x86_64::__cpuid(1).ecx & (1 << 30) != 0;
+            HAVE_RDRAND.store(if yes { 1 } else { 2 }, Ordering::Relaxed);
+            yes
+        }
+        v => v == 1,
+    };
+    if !have {
         return None;
     }
     for _ in 0..10 {
