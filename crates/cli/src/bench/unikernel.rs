@@ -75,22 +75,23 @@ pub fn run(a: UnikernelArgs) -> Result<()> {
         }
         .print()
     };
-    let (m, p) = stat(|b| b.guest_us);
-    print("uk_boot_guest_us", m, Unit::Us);
-    print("uk_boot_guest_us_p99", p, Unit::Us);
-    let (m, p) = stat(|b| b.to_main_ms);
-    print("uk_boot_total_ms", m, Unit::Ms);
-    print("uk_boot_total_ms_p99", p, Unit::Ms);
-    let (m, p) = stat(|b| b.setup_ms);
-    print("uk_boot_setup_ms", m, Unit::Ms);
-    print("uk_boot_setup_ms_p99", p, Unit::Ms);
-    let (m, p) = stat(|b| b.wall_ms);
-    print("uk_run_process_ms", m, Unit::Ms);
-    print("uk_run_process_ms_p99", p, Unit::Ms);
-    let (m, _) = stat(|b| b.rss_bytes);
-    print("uk_runner_rss_bytes", m, Unit::Bytes);
-    let (m, _) = stat(|b| b.touched_bytes);
-    print("uk_guest_mem_bytes", m, Unit::Bytes);
+    let timed: [(&str, fn(&Boot) -> f64, Unit); 4] = [
+        ("uk_boot_guest_us", |b| b.guest_us, Unit::Us),
+        ("uk_boot_total_ms", |b| b.to_main_ms, Unit::Ms),
+        ("uk_boot_setup_ms", |b| b.setup_ms, Unit::Ms),
+        ("uk_run_process_ms", |b| b.wall_ms, Unit::Ms),
+    ];
+    for (name, field, unit) in timed {
+        let (m, p) = stat(field);
+        print(name, m, unit);
+        print(&format!("{name}_p99"), p, unit);
+    }
+    print("uk_runner_rss_bytes", stat(|b| b.rss_bytes).0, Unit::Bytes);
+    print(
+        "uk_guest_mem_bytes",
+        stat(|b| b.touched_bytes).0,
+        Unit::Bytes,
+    );
     let size = std::fs::metadata(&app)?.len();
     print("uk_image_unstripped_bytes", size as f64, Unit::Bytes);
     // The image as shipped: without symbols and debug information.
