@@ -73,6 +73,34 @@ impl Image {
     /// Parses `file`, checking that every segment lies in
     /// `[min_addr, max_addr)` and the entry in an executable segment.
     pub fn parse(file: &[u8], min_addr: u64, max_addr: u64) -> Result<Image, ElfError> {
+        Image::parse_prefix(file, file.len() as u64, min_addr, max_addr)
+    }
+
+    /// How much of the start of a file [`Image::parse_prefix`] needs: the
+    /// header, then (once the header is known) the program headers.
+    pub fn prefix_len(header: &[u8]) -> usize {
+        if header.len() < EHDR_LEN {
+            return EHDR_LEN;
+        }
+        let phoff = u64_at(header, 32);
+        let phnum = (u16_at(header, 56) as usize).min(MAX_PHDRS);
+        usize::try_from(phoff)
+            .ok()
+            .and_then(|o| o.checked_add(phnum * PHDR_LEN))
+            .filter(|&e| e <= 1 << 20)
+            .unwrap_or(EHDR_LEN)
+            .max(EHDR_LEN)
+    }
+
+    /// Parses an image from the first bytes of a file of `total_len`
+    /// bytes (header and program headers: [`Image::prefix_len`]), so a
+    /// large file with debug information need not be read whole.
+    pub fn parse_prefix(
+        file: &[u8],
+        total_len: u64,
+        min_addr: u64,
+        max_addr: u64,
+    ) -> Result<Image, ElfError> {
         if file.len() < EHDR_LEN || &file[..4] != b"\x7fELF" {
             return err("not an ELF file");
         }
@@ -128,10 +156,7 @@ impl Image {
             if file_len > mem_len {
                 return err(format!("segment at {paddr:#x}: file size over memory size"));
             }
-            if file_off
-                .checked_add(file_len)
-                .is_none_or(|e| e > file.len() as u64)
-            {
+            if file_off.checked_add(file_len).is_none_or(|e| e > total_len) {
                 return err(format!(
                     "segment at {paddr:#x}: bytes beyond the end of the file"
                 ));
@@ -224,6 +249,23 @@ mod tests {
         assert_eq!(img.entry, 0x20_0000);
         assert_eq!(img.end, 0x20_0001);
         assert_eq!(img.segments.len(), 1);
+    }
+
+    #[test]
+    fn the_headers_alone_parse() {
+        let f = build_exec(0x20_0000, &[0xf4; 100]);
+        let n = Image::prefix_len(&f[..EHDR_LEN]);
+        assert!(n > EHDR_LEN && n < f.len(), "{n}");
+        let whole = Image::parse(&f, MIN, MAX).unwrap();
+        assert_eq!(
+            Image::parse_prefix(&f[..n], f.len() as u64, MIN, MAX).unwrap(),
+            whole
+        );
+        // Segment bytes past the file's real end, or program headers past
+        // the prefix, are refused.
+        assert!(Image::parse_prefix(&f[..n], f.len() as u64 - 1, MIN, MAX).is_err());
+        assert!(Image::parse_prefix(&f[..n - 1], f.len() as u64, MIN, MAX).is_err());
+        assert_eq!(Image::prefix_len(&f[..10]), EHDR_LEN);
     }
 
     #[test]

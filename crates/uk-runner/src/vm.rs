@@ -5,8 +5,9 @@
 //! the runner, a three-entry GDT, CR0.PG|PE|WP, CR4.PAE, EFER.LME|LMA, and
 //! `rip` at the ELF entry with `rdi` pointing at the boot block.
 
+use std::fmt;
 use std::fs::File;
-use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::time::Instant;
 
 use kvm_bindings::{kvm_segment, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES};
@@ -48,12 +49,19 @@ impl Machine {
                 MEM_MAX >> 20
             )));
         }
-        let mut file = Vec::new();
-        File::open(&cfg.image)
-            .and_then(|mut f| f.read_to_end(&mut file))
-            .map_err(|e| Error::Image(format!("{}: {e}", cfg.image.display())))?;
-        let image = Image::parse(&file, IMAGE_MIN_GPA, mem_size - BOOT_STACK_LEN)
-            .map_err(|e| Error::Image(format!("{}: {e}", cfg.image.display())))?;
+        // Only the headers and the loadable segments are read: the rest of
+        // the file (symbols, debug information) can be many times larger.
+        let img_err = |e: &dyn fmt::Display| Error::Image(format!("{}: {e}", cfg.image.display()));
+        let elf = File::open(&cfg.image).map_err(|e| img_err(&e))?;
+        let file_len = elf.metadata().map_err(|e| img_err(&e))?.len();
+        let mut prefix = read_prefix(&elf, 64).map_err(|e| img_err(&e))?;
+        let want = Image::prefix_len(&prefix);
+        if want > prefix.len() {
+            prefix = read_prefix(&elf, want).map_err(|e| img_err(&e))?;
+        }
+        let image =
+            Image::parse_prefix(&prefix, file_len, IMAGE_MIN_GPA, mem_size - BOOT_STACK_LEN)
+                .map_err(|e| img_err(&e))?;
 
         let devices = Devices::open(cfg, mem_size, start)?;
 
@@ -78,8 +86,10 @@ impl Machine {
 
         // The image.
         for s in &image.segments {
-            let bytes = &file[s.file_off as usize..(s.file_off + s.file_len) as usize];
-            mem.write_slice(bytes, GuestAddress(s.addr))
+            let mut bytes = vec![0u8; s.file_len as usize];
+            elf.read_exact_at(&mut bytes, s.file_off)
+                .map_err(|e| Error::Image(format!("read segment at {:#x}: {e}", s.addr)))?;
+            mem.write_slice(&bytes, GuestAddress(s.addr))
                 .map_err(|e| Error::Image(format!("load segment at {:#x}: {e}", s.addr)))?;
             // Fresh anonymous memory is zero already: the rest is BSS.
         }
@@ -370,4 +380,18 @@ fn touched_bytes(mem: &GuestMemoryMmap, mem_size: u64) -> u64 {
         return 0;
     }
     vec.iter().filter(|&&b| b & 1 != 0).count() as u64 * 4096
+}
+
+/// The first `len` bytes of `f` (fewer if it is shorter).
+fn read_prefix(f: &File, len: usize) -> std::io::Result<Vec<u8>> {
+    let mut v = vec![0u8; len];
+    let mut got = 0;
+    while got < len {
+        match f.read_at(&mut v[got..], got as u64)? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    v.truncate(got);
+    Ok(v)
 }
