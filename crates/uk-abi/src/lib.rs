@@ -34,7 +34,7 @@ pub use call::{Block, BootStage, Call, ExitReason, Hypercall, BLOCK_LEN};
 
 /// The version of this ABI, written into the boot block; a guest refuses a
 /// boot block of another version (and stops with a message).
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// Hypercall `n` is an `out` of a 32-bit guest-physical address to port
 /// `PORT_BASE + n`.
@@ -55,6 +55,15 @@ pub const PD_GPA: u64 = 0x4000;
 pub const PT0_GPA: u64 = 0x5000;
 /// The boot-information block, [`BOOT_INFO_LEN`] bytes, mapped read-only.
 pub const BOOT_INFO_GPA: u64 = 0x8000;
+/// The task-state segment, [`TSS_LEN`] bytes, mapped read-only: the guest
+/// runs at privilege level 3, and the TSS's I/O permission bitmap opens
+/// exactly the [`HYPERCALL_PORTS`] ports from [`PORT_BASE`] (any other
+/// port, and any privileged instruction, faults and stops the guest).
+pub const TSS_GPA: u64 = 0xA000;
+/// The TSS: 104 bytes of fields, the 8 KiB I/O bitmap, and its end byte.
+pub const TSS_LEN: u64 = 0x68 + 8192 + 1;
+/// How many ports from [`PORT_BASE`] the guest may use.
+pub const HYPERCALL_PORTS: u16 = 256;
 /// Loadable segments of the guest image must lie at or above this address
 /// (and end below the boot stack). The runner also refuses to write guest
 /// memory below it on the guest's behalf (the tables and the boot block are
@@ -229,6 +238,7 @@ mod tests {
             assert!(w[0] + 0x1000 <= w[1]);
         }
         const { assert!(PT0_GPA + 0x1000 <= BOOT_INFO_GPA) };
-        const { assert!(BOOT_INFO_GPA + BOOT_INFO_LEN as u64 <= IMAGE_MIN_GPA) };
+        const { assert!(BOOT_INFO_GPA + BOOT_INFO_LEN as u64 <= TSS_GPA) };
+        const { assert!(TSS_GPA + TSS_LEN <= IMAGE_MIN_GPA) };
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! Long mode is entered directly (the recipe of the Intel SDM vol. 3A
 //! §9.8.5, as Firecracker and Solo5 do it): identity page tables built by
-//! the runner, a three-entry GDT, CR0.PG|PE|WP, CR4.PAE, EFER.LME|LMA, and
-//! `rip` at the ELF entry with `rdi` pointing at the boot block.
+//! the runner, a three-entry GDT whose segments are of privilege level 3
+//! (the guest runs in ring 3; a TSS's I/O bitmap opens only the hypercall
+//! ports), CR0.PG|PE|WP, CR4.PAE, EFER.LME|LMA, and `rip` at the ELF entry
+//! with `rdi` pointing at the boot block.
 
 use std::fmt;
 use std::fs::File;
@@ -14,7 +16,8 @@ use kvm_bindings::{kvm_segment, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRI
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
 use uk_abi::{
     BootInfo, BootInfoRepr, DiskInfo, Name, NetInfo, BOOT_INFO_GPA, BOOT_INFO_LEN, BOOT_STACK_LEN,
-    GDT_GPA, IMAGE_MIN_GPA, MEM_MAX, MEM_MIN, PDPT_GPA, PD_GPA, PML4_GPA, PT0_GPA,
+    GDT_GPA, HYPERCALL_PORTS, IMAGE_MIN_GPA, MEM_MAX, MEM_MIN, PDPT_GPA, PD_GPA, PML4_GPA,
+    PORT_BASE, PT0_GPA, TSS_GPA, TSS_LEN,
 };
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
@@ -25,6 +28,8 @@ use crate::{signals, Config, Error, Outcome, Stop};
 const PAGE_PRESENT: u64 = 1;
 const PAGE_RW: u64 = 2;
 const PAGE_HUGE: u64 = 0x80;
+/// User-accessible: the guest runs at privilege level 3.
+const PAGE_USER: u64 = 4;
 
 pub struct Machine {
     _kvm: Kvm,
@@ -96,7 +101,8 @@ impl Machine {
         let image_end = image.end.div_ceil(4096) * 4096;
 
         write_page_tables(&mem, mem_size)?;
-        let gdt: [u64; 3] = [0, 0x00af_9b00_0000_ffff, 0x00cf_9300_0000_ffff];
+        // 64-bit code and data segments of privilege level 3.
+        let gdt: [u64; 3] = [0, 0x00af_fb00_0000_ffff, 0x00cf_f300_0000_ffff];
         for (i, d) in gdt.iter().enumerate() {
             mem.write_obj(*d, GuestAddress(GDT_GPA + 8 * i as u64))
                 .map_err(|e| Error::Kvm(format!("GDT: {e}")))?;
@@ -172,10 +178,10 @@ impl Machine {
         let code = kvm_segment {
             base: 0,
             limit: 0xffff_ffff,
-            selector: 0x8,
+            selector: 0x8 | 3,
             type_: 11,
             present: 1,
-            dpl: 0,
+            dpl: 3,
             db: 0,
             s: 1,
             l: 1,
@@ -185,7 +191,7 @@ impl Machine {
             padding: 0,
         };
         let data = kvm_segment {
-            selector: 0x10,
+            selector: 0x10 | 3,
             type_: 3,
             l: 0,
             db: 1,
@@ -197,6 +203,7 @@ impl Machine {
         sregs.fs = data;
         sregs.gs = data;
         sregs.ss = data;
+        write_tss(&mem)?;
         sregs.tr = kvm_segment {
             selector: 0,
             type_: 11,
@@ -204,7 +211,9 @@ impl Machine {
             l: 0,
             db: 0,
             g: 0,
-            limit: 0x67,
+            dpl: 0,
+            base: TSS_GPA,
+            limit: (TSS_LEN - 1) as u32,
             ..code
         };
         sregs.gdt.base = GDT_GPA;
@@ -269,9 +278,7 @@ impl Machine {
                     Exit::Continue
                 }
                 Ok(VcpuExit::Hlt) => Exit::Stop("the guest halted (hlt) without exiting".into()),
-                Ok(VcpuExit::Shutdown) => {
-                    Exit::Stop("the guest triple-faulted (an exception it could not handle)".into())
-                }
+                Ok(VcpuExit::Shutdown) => Exit::Stop(self.fault_reason()),
                 Ok(VcpuExit::MmioRead(addr, _)) | Ok(VcpuExit::MmioWrite(addr, _)) => {
                     Exit::Stop(format!(
                         "the guest accessed {addr:#x}, outside its {} MiB of memory",
@@ -334,6 +341,59 @@ enum Exit {
     Stop(String),
 }
 
+impl Machine {
+    /// What a triple fault was about: a port outside the hypercall range
+    /// or a privileged instruction (the guest runs at privilege level 3,
+    /// where both fault), else an exception the guest could not handle.
+    fn fault_reason(&self) -> String {
+        let generic = "the guest triple-faulted (an exception it could not handle)".to_string();
+        let Ok(regs) = self.vcpu.get_regs() else {
+            return generic;
+        };
+        let mut op = [0u8; 2];
+        if self
+            .mem
+            .read_slice(&mut op, GuestAddress(regs.rip))
+            .is_err()
+        {
+            return generic;
+        }
+        let port = match op[0] {
+            0xe4..=0xe7 => Some(op[1] as u64),
+            0xec..=0xef => Some(regs.rdx & 0xffff),
+            _ => None,
+        };
+        match (port, op[0]) {
+            (Some(p), _) => format!(
+                "the guest used I/O port {p:#x}, not a hypercall port ({:#x}-{:#x}); it triple-faulted",
+                PORT_BASE,
+                PORT_BASE + (HYPERCALL_PORTS - 1)
+            ),
+            (None, 0xf4) => "the guest executed hlt (privileged here); it triple-faulted".into(),
+            (None, 0xfa | 0xfb) => {
+                "the guest executed cli/sti (privileged here); it triple-faulted".into()
+            }
+            _ => generic,
+        }
+    }
+}
+
+/// The task-state segment: no stacks (the guest never changes privilege
+/// level: it has no interrupt handlers), and an I/O permission bitmap in
+/// which only the hypercall ports are open.
+fn write_tss(mem: &GuestMemoryMmap) -> Result<(), Error> {
+    let mut tss = vec![0u8; TSS_LEN as usize];
+    // The bitmap starts right after the 104 bytes of fields.
+    tss[0x66..0x68].copy_from_slice(&0x68u16.to_le_bytes());
+    let bitmap = &mut tss[0x68..];
+    bitmap.fill(0xff);
+    for port in PORT_BASE..PORT_BASE + HYPERCALL_PORTS {
+        bitmap[port as usize / 8] &= !(1 << (port % 8));
+    }
+    mem.write_slice(&tss, GuestAddress(TSS_GPA))
+        .map_err(|e| Error::Kvm(format!("TSS: {e}")))
+}
+
 /// Identity page tables: 2 MiB pages for all of guest memory except the
 /// first 2 MiB, which are mapped in 4 KiB pages with page 0 absent (null
 /// pointers fault) and the tables and boot block read-only.
@@ -342,23 +402,23 @@ fn write_page_tables(mem: &GuestMemoryMmap, mem_size: u64) -> Result<(), Error> 
         mem.write_obj(v, GuestAddress(at))
             .map_err(|e| Error::Kvm(format!("page tables: {e}")))
     };
-    w(PDPT_GPA | PAGE_PRESENT | PAGE_RW, PML4_GPA)?;
-    w(PD_GPA | PAGE_PRESENT | PAGE_RW, PDPT_GPA)?;
-    w(PT0_GPA | PAGE_PRESENT | PAGE_RW, PD_GPA)?;
+    let rw = PAGE_PRESENT | PAGE_RW | PAGE_USER;
+    w(PDPT_GPA | rw, PML4_GPA)?;
+    w(PD_GPA | rw, PDPT_GPA)?;
+    w(PT0_GPA | rw, PD_GPA)?;
     for j in 1..mem_size >> 21 {
-        w(
-            (j << 21) | PAGE_PRESENT | PAGE_RW | PAGE_HUGE,
-            PD_GPA + 8 * j,
-        )?;
+        w((j << 21) | rw | PAGE_HUGE, PD_GPA + 8 * j)?;
     }
     let boot_pages = BOOT_INFO_GPA..BOOT_INFO_GPA + BOOT_INFO_LEN as u64;
+    let tss_pages = TSS_GPA & !0xfff..TSS_GPA + TSS_LEN;
     for i in 1..512u64 {
         let addr = i << 12;
-        let read_only = addr < PT0_GPA + 0x1000 || boot_pages.contains(&addr);
+        let read_only =
+            addr < PT0_GPA + 0x1000 || boot_pages.contains(&addr) || tss_pages.contains(&addr);
         let flags = if read_only {
-            PAGE_PRESENT
+            PAGE_PRESENT | PAGE_USER
         } else {
-            PAGE_PRESENT | PAGE_RW
+            rw
         };
         w(addr | flags, PT0_GPA + 8 * i)?;
     }

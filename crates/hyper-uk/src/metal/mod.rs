@@ -41,8 +41,7 @@ global_asm!(
     "and rsp, -16",
     "xor ebp, ebp",
     "call {entry}",
-    "2: hlt",
-    "jmp 2b",
+    "ud2",
     entry = sym uk_entry,
 );
 
@@ -210,8 +209,10 @@ fn exit(code: i32, reason: ExitReason) -> ! {
     let _ = hypercall(&Call::Exit { code, reason });
     loop {
         // SAFETY: the runner stops the guest at the exit hypercall; if it
-        // ever resumed, halting with interrupts off stops the vCPU.
-        unsafe { asm!("cli", "hlt", options(nomem, nostack)) };
+        // ever resumed, an undefined instruction with no handler (the guest
+        // has none) stops the vCPU. (`hlt` is privileged: the guest runs at
+        // privilege level 3.)
+        unsafe { asm!("ud2", options(nomem, nostack)) };
     }
 }
 
@@ -225,17 +226,17 @@ fn fatal(msg: &str) -> ! {
 }
 
 fn register_dump(m: &mut MsgBuf) {
-    let (rsp, rbp, cr2, cr3): (u64, u64, u64, u64);
+    // (Control registers cannot be read at privilege level 3; the runner
+    // prints them when the guest stops.)
+    let (rsp, rbp): (u64, u64);
     // SAFETY: reading registers has no side effects.
     unsafe {
         asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack));
         asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack));
-        asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack));
-        asm!("mov {}, cr3", out(reg) cr3, options(nomem, nostack));
     }
     let _ = writeln!(
         m,
-        "uk: registers: rsp={rsp:#x} rbp={rbp:#x} cr2={cr2:#x} cr3={cr3:#x} thread={} tsc={}",
+        "uk: registers: rsp={rsp:#x} rbp={rbp:#x} thread={} tsc={}",
         sched::current_id(),
         rdtsc()
     );
