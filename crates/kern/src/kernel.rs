@@ -116,16 +116,17 @@ impl Kernel {
             );
             return Err(Errno::ENOSYS);
         }
+        let sched = Sched::new(hyper.clone());
         let kernel = Kernel {
             inner: Arc::new(KernelInner {
-                sched: Sched::new(hyper.clone()),
+                sched: sched.clone(),
                 hyper,
                 halted: AtomicBool::new(false),
                 sleepers: Sleepers::new(),
                 next_pid: AtomicI32::new(1),
                 procs: SpinMutex::new(BTreeMap::new()),
                 components: SpinMutex::new(Vec::new()),
-                vfs: Vfs::new(),
+                vfs: Vfs::new(sched),
                 sysctl: Sysctl::new(),
                 callouts: Callouts::new(),
                 extensions: SpinMutex::new(BTreeMap::new()),

@@ -176,14 +176,14 @@ pub const MNT_FORCE: i32 = 1;
 pub const MNT_DETACH: i32 = 2;
 
 impl Vfs {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(sched: Arc<crate::sync::Sched>) -> Self {
         Vfs {
             fstypes: SpinMutex::new(BTreeMap::new()),
             table: SpinRwLock::new(MountTable::default()),
             n_covering: AtomicUsize::new(0),
             next_mount_id: AtomicU64::new(1),
             fifos: SpinMutex::new(BTreeMap::new()),
-            names: ncache::NameCache::new(),
+            names: ncache::NameCache::new(sched),
         }
     }
 
