@@ -118,6 +118,15 @@ impl Shared {
     /// is: see `lookup`).
     fn node(self: &Arc<Self>, st: &mut Ext2, ino: u32, kind: NodeKind) -> Arc<Ext2Node> {
         let stat = st.stat_cell(ino);
+        // Fill an empty cell now, while the inode is at hand under the
+        // lock: the `fstat` that follows a create or lookup then takes no
+        // lock at all. (A cache miss here just leaves it empty.)
+        if stat.lock().is_none() {
+            if let Ok(i) = st.read_inode(ino) {
+                let s = st.stat_of(ino, &i);
+                *stat.lock() = Some(s);
+            }
+        }
         let mut live = self.live.lock();
         let e = live
             .refs
