@@ -372,6 +372,16 @@ impl Vfs {
         Ok(n)
     }
 
+    /// Whether the name cache holds `name` in `dir` (a probe: `false`
+    /// says nothing about the file system).
+    pub fn name_cached(&self, dir: &Vnode, name: &[u8]) -> bool {
+        dir.mnt.cache_names
+            && self
+                .names
+                .lookup(dir.mnt.id, dir.node.ino(), name)
+                .is_some()
+    }
+
     /// Notes that `node` was just created as `name` in `dir` (a create or
     /// link the caller made), so the next lookup finds it in the cache.
     /// `gen` is the directory's generation read before the file system

@@ -2,7 +2,7 @@
 
 use hyper::Errno;
 
-use crate::consts::{o, SYMLOOP_MAX};
+use crate::consts::{o, NAME_MAX, SYMLOOP_MAX};
 use crate::cred::Access;
 use crate::file::File;
 use crate::proc::Proc;
@@ -102,6 +102,33 @@ fn resolve(
     if parent.name.is_empty() || parent.trailing_slash {
         return Err(Errno::EISDIR);
     }
+    let perm = how.mode & 0o7777 & !caller.umask;
+    // A name the cache does not know is most likely new: try to create
+    // it at once, which spares the directory a lookup (and its lock) for
+    // every new file. Any failure (it exists, no permission, a read-only
+    // mount, a special name) falls through to the lookup-first order
+    // below, which gives Linux's answer, so only the work differs.
+    let dot = matches!(parent.name.as_slice(), b"." | b"..");
+    if !dot
+        && parent.name.len() <= NAME_MAX
+        && parent.dir.kind() == NodeKind::Directory
+        && parent.dir.mnt.cache_names
+        && !ctx.kernel.vfs().name_cached(&parent.dir, &parent.name)
+        && parent.dir.check_writable_mount().is_ok()
+    {
+        if let Ok(vn) = create_in(
+            ctx.kernel,
+            caller,
+            &parent.dir,
+            &parent.name,
+            NodeKind::Regular,
+            perm,
+            0,
+            b"",
+        ) {
+            return Ok((vn, true));
+        }
+    }
     match ctx.step(&parent.dir, &parent.name) {
         Ok(vn) => {
             if flags & o::EXCL != 0 {
@@ -125,7 +152,6 @@ fn resolve(
         }
         Err(Errno::ENOENT) => {
             parent.dir.check_writable_mount()?;
-            let perm = how.mode & 0o7777 & !caller.umask;
             let vn = create_in(
                 ctx.kernel,
                 caller,
