@@ -471,3 +471,119 @@ fn fuse_sixteen_processes_at_once_leave_image_clean() {
     assert!(m.unmount().0.success());
     assert_clean(&img);
 }
+
+/// `part=N` mounts partition N of a GPT disk (and refuses one that does
+/// not exist); `uid=N`/`gid=N` swap host id N with the image's id 0 both
+/// ways: files root owns in the image show as N, host user N acts as the
+/// image's root (its files are stored as 0, read back with debugfs), and
+/// host root acts as image user N.
+#[test]
+fn fuse_partition_and_id_mapping() {
+    if let Some(why) = missing() {
+        require!(false, why);
+    }
+    require!(have("sgdisk"), "sgdisk (gdisk) not installed");
+    require!(have("debugfs"), "debugfs not installed");
+    let dir = tempfile::tempdir().unwrap();
+    // A GPT disk: partition 1 of 4 MiB, partition 2 of 16 MiB holding ext2.
+    let disk = dir.path().join("disk.img");
+    std::fs::File::create(&disk)
+        .unwrap()
+        .set_len(32 << 20)
+        .unwrap();
+    let st = Command::new("sgdisk")
+        .args(["-n", "1:2048:+4M", "-n", "2:0:+16M"])
+        .arg(&disk)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = Command::new("sgdisk")
+        .args(["-i", "2"])
+        .arg(&disk)
+        .output()
+        .unwrap();
+    let info = String::from_utf8_lossy(&out.stdout).into_owned();
+    let first: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("First sector: "))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no first sector in {info}"));
+    let part = dir.path().join("p2.img");
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("in-partition-2"), b"second partition\n").unwrap();
+    mke2fs(
+        &part,
+        16,
+        &["-d", src.to_str().unwrap(), "-E", "root_owner=0:0"],
+    );
+    let bytes = std::fs::read(&part).unwrap();
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&disk).unwrap();
+        f.write_all_at(&bytes, first * 512).unwrap();
+    }
+
+    let m = mount(
+        &disk,
+        &dir.path().join("m"),
+        &["part=2", "uid=1234", "gid=4321", "allow_other"],
+    )
+    .expect("mount part=2");
+    let f = m.mnt.join("in-partition-2");
+    assert_eq!(std::fs::read(&f).unwrap(), b"second partition\n");
+    let md = std::fs::metadata(&f).unwrap();
+    assert_eq!((md.uid(), md.gid()), (1234, 4321), "image root shown as N");
+    // Host user 1234 is the image's root: it may write the root directory
+    // (the image's root owns it); host root, now image user 1234, may not.
+    assert!(sh(&m.mnt, Some(1234), "echo x > by-user-1234").success());
+    let e = std::fs::write(m.mnt.join("by-host-root"), b"x").unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EACCES));
+    assert_eq!(
+        std::fs::metadata(m.mnt.join("by-user-1234")).unwrap().uid(),
+        1234
+    );
+    assert!(m.unmount().0.success());
+
+    // Partition 2 as a plain image again: the file host user 1234 made is
+    // the image root's, like the original one.
+    let mut p2 = vec![0u8; 16 << 20];
+    {
+        use std::os::unix::fs::FileExt;
+        std::fs::File::open(&disk)
+            .unwrap()
+            .read_exact_at(&mut p2, first * 512)
+            .unwrap();
+    }
+    std::fs::write(&part, &p2).unwrap();
+    assert_clean(&part);
+    let stat = |name: &str| {
+        let o = Command::new("debugfs")
+            .args(["-R", &format!("stat /{name}")])
+            .arg(&part)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let created = stat("by-user-1234");
+    assert!(created.contains("User:     0"), "{created}");
+    let orig = stat("in-partition-2");
+    assert!(
+        orig.contains("User:     0") && orig.contains("Group:     0"),
+        "{orig}"
+    );
+
+    // A partition that does not exist: a clear error, no mount.
+    match mount(&disk, &dir.path().join("n"), &["part=3"]) {
+        Ok(m) => {
+            let _ = m.unmount();
+            panic!("part=3 mounted");
+        }
+        Err((err, status)) => {
+            assert!(!status.success());
+            assert!(err.contains("partition"), "{err}");
+        }
+    }
+}
