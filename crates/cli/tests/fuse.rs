@@ -587,3 +587,51 @@ fn fuse_partition_and_id_mapping() {
         }
     }
 }
+
+/// Extended attributes are not served (the ext2 driver has no xattr
+/// blocks yet): every call answers "not supported", the same each time,
+/// and the file is untouched.
+#[test]
+fn fuse_xattrs_answer_not_supported_consistently() {
+    use std::ffi::CString;
+    if let Some(why) = missing() {
+        require!(false, why);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("x.img");
+    mke2fs(&img, 16, &[]);
+    let m = mount(&img, &dir.path().join("m"), &[]).expect("mount");
+    let f = m.mnt.join("f");
+    std::fs::write(&f, b"data").unwrap();
+    let path = CString::new(f.to_str().unwrap()).unwrap();
+    let name = CString::new("user.test").unwrap();
+    for _ in 0..3 {
+        // SAFETY: NUL-terminated strings and a buffer valid for its length.
+        let set =
+            unsafe { libc::setxattr(path.as_ptr(), name.as_ptr(), b"v".as_ptr().cast(), 1, 0) };
+        let set_err = std::io::Error::last_os_error().raw_os_error();
+        assert_eq!((set, set_err), (-1, Some(libc::EOPNOTSUPP)));
+        let mut buf = [0u8; 64];
+        // SAFETY: as above.
+        let get = unsafe {
+            libc::getxattr(
+                path.as_ptr(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        let get_err = std::io::Error::last_os_error().raw_os_error();
+        assert_eq!((get, get_err), (-1, Some(libc::EOPNOTSUPP)));
+        // SAFETY: as above.
+        let list = unsafe { libc::listxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        let list_err = std::io::Error::last_os_error().raw_os_error();
+        assert!(
+            list == 0 || (list == -1 && list_err == Some(libc::EOPNOTSUPP)),
+            "listxattr: {list} {list_err:?}"
+        );
+    }
+    assert_eq!(std::fs::read(&f).unwrap(), b"data");
+    assert!(m.unmount().0.success());
+    assert_clean(&img);
+}
