@@ -428,7 +428,11 @@ pub enum ControlOk {
 /// postcard bytes of `v` (encoding into a vector cannot fail for the
 /// types of this protocol; an error would be a bug, reported as empty).
 pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-    postcard::to_allocvec(v).unwrap_or_default()
+    // Sized first (cheap: byte vectors count their length), so a 1 MiB
+    // payload is written once into a buffer of the right size instead of
+    // through a series of doubling reallocations.
+    let n = postcard::serialize_with_flavor(v, postcard::ser_flavors::Size::default()).unwrap_or(0);
+    postcard::to_extend(v, Vec::with_capacity(n)).unwrap_or_default()
 }
 
 /// Decodes a `Call` payload.
