@@ -365,6 +365,9 @@ struct Conn {
     wr: Mutex<()>,
     state: Mutex<ConnState>,
     done: Condvar,
+    /// Workers waiting on `done` for the in-flight cap (changed under
+    /// `state`), so a finished call wakes nobody when nobody waits.
+    cap_waiters: AtomicUsize,
     closing: AtomicBool,
     /// Threads waiting for or holding the read side.
     spare: AtomicUsize,
@@ -636,6 +639,7 @@ fn handshake(sh: &Arc<Shared>, id: u64, stream: Stream, peer: Peer) -> Result<Ar
             inflight: HashSet::new(),
         }),
         done: Condvar::new(),
+        cap_waiters: AtomicUsize::new(0),
         closing: AtomicBool::new(false),
         spare: AtomicUsize::new(0),
         threads: AtomicUsize::new(0),
@@ -780,15 +784,47 @@ fn worker(sh: Arc<Shared>, conn: Arc<Conn>) {
         conn.spare.fetch_add(1, Ordering::SeqCst);
         let next = {
             let mut rb = conn.rd.lock().unwrap();
-            // Keep at most max_inflight calls running.
-            let mut st = conn.state.lock().unwrap();
-            while st.inflight.len() >= conn.max_inflight && !conn.closing.load(Ordering::SeqCst) {
-                st = conn.done.wait(st).unwrap();
+            // Calls that cannot block are served right here, by the
+            // reader, without handing the read side to another worker
+            // (a wake-up and a context switch per call): the reader keeps
+            // reading until a frame that may take long comes.
+            loop {
+                // Keep at most max_inflight calls running.
+                let mut st = conn.state.lock().unwrap();
+                while st.inflight.len() >= conn.max_inflight && !conn.closing.load(Ordering::SeqCst)
+                {
+                    conn.cap_waiters.fetch_add(1, Ordering::SeqCst);
+                    st = conn.done.wait(st).unwrap();
+                    conn.cap_waiters.fetch_sub(1, Ordering::SeqCst);
+                }
+                drop(st);
+                let r = conn.read_frame(&mut rb, sh.cfg.idle_timeout, sh.cfg.frame_timeout);
+                // More bytes already read: other calls are waiting, so hand
+                // the read side on and let them run in parallel. (Asking
+                // the socket too, FIONREAD, cost more in hand-offs than it
+                // gained with four client threads on two cores.)
+                let more = rb.end > rb.start;
+                let quick = match &r {
+                    Ok(f) if f.h.kind == Kind::Call && !more => wire::decode_call(&f.payload)
+                        .ok()
+                        .filter(|r| never_blocks(&conn.proc, r)),
+                    _ => None,
+                };
+                match (quick, r) {
+                    (Some(req), Ok(frame)) => {
+                        if let Err(end) = serve_call(&conn, frame.h.id, Ok(req)) {
+                            drop(rb);
+                            conn.spare.fetch_sub(1, Ordering::SeqCst);
+                            close_connection(&sh, &conn, &end);
+                            return exit_worker(&sh, &conn);
+                        }
+                    }
+                    (_, r) => {
+                        conn.spare.fetch_sub(1, Ordering::SeqCst);
+                        break r;
+                    }
+                }
             }
-            drop(st);
-            let r = conn.read_frame(&mut rb, sh.cfg.idle_timeout, sh.cfg.frame_timeout);
-            conn.spare.fetch_sub(1, Ordering::SeqCst);
-            r
         };
         let frame = match next {
             Ok(f) => f,
@@ -800,34 +836,18 @@ fn worker(sh: Arc<Shared>, conn: Arc<Conn>) {
         };
         match frame.h.kind {
             Kind::Call => {
-                if !conn.state.lock().unwrap().inflight.insert(frame.h.id) {
-                    let end =
-                        End::Proto(format!("request id {} reused while in flight", frame.h.id));
-                    close_connection(&sh, &conn, &end);
-                    return exit_worker(&sh, &conn);
-                }
                 if conn.spare.load(Ordering::SeqCst) == 0
                     && conn.threads.load(Ordering::SeqCst) <= conn.max_inflight
                 {
                     spawn_worker(&sh, &conn);
                 }
-                let reply = match wire::decode_call(&frame.payload) {
-                    // A call that does not decode in an intact frame gets
-                    // an error for that call; the connection goes on.
-                    Err(_) => Err(Errno::ENOSYS),
-                    Ok(req) => sys::dispatch(&conn.proc, req),
-                };
-                let mut bytes = wire::encode(&reply);
-                if bytes.len() > conn.client_max_frame as usize {
-                    bytes = wire::encode(&Err::<sys::Response, Errno>(Errno::EMSGSIZE));
+                // A call that does not decode in an intact frame gets an
+                // error for that call; the connection goes on.
+                let req = wire::decode_call(&frame.payload).map_err(|_| Errno::ENOSYS);
+                if let Err(end) = serve_call(&conn, frame.h.id, req) {
+                    close_connection(&sh, &conn, &end);
+                    return exit_worker(&sh, &conn);
                 }
-                if !conn.closing.load(Ordering::SeqCst) {
-                    let _ = conn.send(Kind::Reply, frame.h.id, &bytes);
-                }
-                let mut st = conn.state.lock().unwrap();
-                st.inflight.remove(&frame.h.id);
-                drop(st);
-                conn.done.notify_all();
             }
             Kind::Control => {
                 let reply = match wire::decode_control(&frame.payload) {
@@ -862,6 +882,87 @@ fn worker(sh: Arc<Shared>, conn: Arc<Conn>) {
             }
         }
     }
+}
+
+/// Runs one call and sends its reply, with the in-flight bookkeeping
+/// (an id reused while in flight ends the connection).
+fn serve_call(conn: &Conn, id: u64, req: Result<sys::Request, Errno>) -> Result<(), End> {
+    if !conn.state.lock().unwrap().inflight.insert(id) {
+        return Err(End::Proto(format!(
+            "request id {id} reused while in flight"
+        )));
+    }
+    let reply = req.and_then(|r| sys::dispatch(&conn.proc, r));
+    let mut bytes = wire::encode(&reply);
+    if bytes.len() > conn.client_max_frame as usize {
+        bytes = wire::encode(&Err::<sys::Response, Errno>(Errno::EMSGSIZE));
+    }
+    if !conn.closing.load(Ordering::SeqCst) {
+        let _ = conn.send(Kind::Reply, id, &bytes);
+    }
+    let mut st = conn.state.lock().unwrap();
+    st.inflight.remove(&id);
+    let waiters = conn.cap_waiters.load(Ordering::SeqCst);
+    drop(st);
+    if waiters > 0 {
+        conn.done.notify_all();
+    }
+    Ok(())
+}
+
+/// Calls that finish without waiting for anything outside the kernel's
+/// own memory and disks: process and credential queries, attributes,
+/// configuration listings, and I/O on regular files (not pipes, sockets
+/// or devices, which may wait for a peer). The connection's reader serves
+/// these itself.
+fn never_blocks(p: &Proc, r: &sys::Request) -> bool {
+    use sys::Request as Q;
+    let regular = |fd: i32| {
+        p.file(fd).is_ok_and(|f| {
+            f.vnode()
+                .is_some_and(|v| v.kind() == kern::vfs::NodeKind::Regular)
+        })
+    };
+    match r {
+        Q::Read { fd, .. }
+        | Q::Write { fd, .. }
+        | Q::Pread { fd, .. }
+        | Q::Pwrite { fd, .. }
+        | Q::Fsync { fd }
+        | Q::Fdatasync { fd }
+        | Q::Ftruncate { fd, .. } => return regular(*fd),
+        _ => {}
+    }
+    matches!(
+        r,
+        Q::Getpid
+            | Q::Getppid
+            | Q::Getuid
+            | Q::Geteuid
+            | Q::Getgid
+            | Q::Getegid
+            | Q::Getgroups
+            | Q::Uname
+            | Q::Umask { .. }
+            | Q::Getcwd
+            | Q::Fstat { .. }
+            | Q::Fstatat { .. }
+            | Q::Faccessat { .. }
+            | Q::Readlinkat { .. }
+            | Q::Lseek { .. }
+            | Q::Statvfs { .. }
+            | Q::Fstatvfs { .. }
+            | Q::SysctlGet { .. }
+            | Q::SysctlList { .. }
+            | Q::Mounts
+            | Q::Getsockname { .. }
+            | Q::Getpeername { .. }
+            | Q::IfList
+            | Q::RouteList
+            | Q::ArpList
+            | Q::NetStats
+            | Q::SockList
+    )
 }
 
 fn control(sh: &Shared, conn: &Conn, c: Control) -> Result<ControlOk, Errno> {
