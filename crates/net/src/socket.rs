@@ -994,8 +994,7 @@ impl Socket {
                 SockOpt::RecvHopLimit(b) if is_v6 => s.opts.wants.ttl = b,
                 SockOpt::Timestamp(b) => s.opts.wants.timestamp = b,
                 SockOpt::TimestampNs(b) => s.opts.wants.timestamp_ns = b,
-                SockOpt::Ttl(_)
-                | SockOpt::HopLimit(_)
+                SockOpt::HopLimit(_)
                 | SockOpt::V6Only(_)
                 | SockOpt::RecvPktInfo6(_)
                 | SockOpt::RecvHopLimit(_) => return Err(Errno::ENOPROTOOPT),

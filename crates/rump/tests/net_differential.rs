@@ -975,7 +975,6 @@ fn skipped() -> (Res, Res) {
 struct Ctx {
     sock: Option<Handle>,
     local: Option<SockAddr>,
-    peer: Option<SockAddr>,
     listening: bool,
     /// A TCP socket in the CLOSE state on the host (`TCP_INFO`).
     host_closed: bool,
@@ -1031,7 +1030,6 @@ impl Run {
         Ctx {
             sock: Some(s),
             local: host_sys::getsockname(s.host).ok(),
-            peer: host_sys::getpeername(s.host).ok(),
             listening,
             any_dgram_connected: self.socks.iter().any(|s| s.dgram_connected),
             any_shut_unconnected: self.socks.iter().any(|s| s.shut_unconnected),
