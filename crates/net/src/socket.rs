@@ -676,6 +676,11 @@ impl Socket {
                             }
                             return Err(Errno::EISCONN);
                         }
+                        // Linux checks the state before the address: a
+                        // listener is EISCONN whatever the destination.
+                        if t.is_listening() && !matches!(addr, SockAddr::Unspec) {
+                            return Err(Errno::EISCONN);
+                        }
                     }
                     let target = self.target(c, addr)?;
                     c.tcp_connect(pool, r, target, fx)?;

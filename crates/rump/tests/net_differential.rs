@@ -1223,16 +1223,6 @@ fn known_divergence(op: &Op, ctx: &Ctx, host: &Res, ours: &Res) -> Option<&'stat
     if stream && matches!(ctx.to, Some(SockAddr::Unspec)) && ok(host) && !ok(ours) {
         return Some("bug 10: TCP connect to AF_UNSPEC");
     }
-    // Bug 11: Linux's connect checks the socket's state (a listener:
-    // EISCONN) before the address.
-    if stream
-        && ctx.listening
-        && matches!(op, Op::Connect { .. })
-        && err(host, E::EISCONN)
-        && !err(ours, E::EISCONN)
-    {
-        return Some("bug 11: connect on a listener");
-    }
     // Bug 16: a non-blocking recv on a UDP socket shut down for reading
     // with nothing queued: Linux EAGAIN (only a blocking one returns 0);
     // we return 0 bytes from 0.0.0.0:0.

@@ -1055,3 +1055,20 @@ fn unconnected_tcp_socket_like_linux() {
         );
     });
 }
+
+/// connect on a listener is EISCONN whatever the destination (Linux checks
+/// the state before the address).
+#[test]
+fn connect_on_a_listener_is_eisconn() {
+    within(30, || {
+        let (_k, p) = net_kernel();
+        let l = sys::socket(&p, af::INET, sock::STREAM, 0).unwrap();
+        let at = sa(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 5302));
+        sys::bind(&p, l, at).unwrap();
+        sys::listen(&p, l, 1).unwrap();
+        assert_eq!(sys::connect(&p, l, at), Err(Errno::EISCONN));
+        // An address of the wrong family would be EAFNOSUPPORT elsewhere.
+        let v6 = SockAddr::inet6(std::net::Ipv6Addr::LOCALHOST, 5302);
+        assert_eq!(sys::connect(&p, l, v6), Err(Errno::EISCONN));
+    });
+}
