@@ -312,6 +312,7 @@ pub fn socket(k: &Kernel, domain: i32, ty: i32, protocol: i32) -> Result<File, E
             rcvtimeo: None,
             sndtimeo: None,
             ttl: params.ttl,
+            ttl4: params.ttl,
             v6only: false,
             keepidle: None,
             keepintvl: None,
@@ -675,6 +676,11 @@ impl Socket {
                             }
                             return Err(Errno::EISCONN);
                         }
+                        // Linux checks the state before the address: a
+                        // listener is EISCONN whatever the destination.
+                        if t.is_listening() && !matches!(addr, SockAddr::Unspec) {
+                            return Err(Errno::EISCONN);
+                        }
                     }
                     let target = self.target(c, addr)?;
                     c.tcp_connect(pool, r, target, fx)?;
@@ -823,16 +829,8 @@ impl Socket {
                 Ok((info, meta.cmsgs(wants)))
             }
             Kind::Tcp => {
-                if buf.is_empty() {
-                    return Ok((
-                        RecvInfo {
-                            len: 0,
-                            from: None,
-                            flags: 0,
-                        },
-                        Vec::new(),
-                    ));
-                }
+                // A zero-length recv checks the state like any other
+                // (ENOTCONN, EAGAIN, a pending error), as on Linux.
                 let waitall = flags & msg::WAITALL != 0 && !peek;
                 let mut done = 0;
                 loop {
@@ -986,6 +984,9 @@ impl Socket {
                 | SockOpt::KeepIntvl(_)
                 | SockOpt::KeepCnt(_) => return Err(Errno::ENOPROTOOPT),
                 SockOpt::Ttl(t) if !is_v6 => s.opts.ttl = t.max(1),
+                // As on Linux, an IPv6 socket keeps IP_TTL apart from its
+                // hop limit (for the IPv4 traffic it carries).
+                SockOpt::Ttl(t) => s.opts.ttl4 = t.max(1),
                 // Hop limit 0 is legal in IPv6; our TCP engine wants at least 1.
                 SockOpt::HopLimit(t) if is_v6 => s.opts.ttl = t,
                 SockOpt::V6Only(_) if is_v6 && bound => return Err(Errno::EINVAL),
@@ -998,8 +999,7 @@ impl Socket {
                 SockOpt::RecvHopLimit(b) if is_v6 => s.opts.wants.ttl = b,
                 SockOpt::Timestamp(b) => s.opts.wants.timestamp = b,
                 SockOpt::TimestampNs(b) => s.opts.wants.timestamp_ns = b,
-                SockOpt::Ttl(_)
-                | SockOpt::HopLimit(_)
+                SockOpt::HopLimit(_)
                 | SockOpt::V6Only(_)
                 | SockOpt::RecvPktInfo6(_)
                 | SockOpt::RecvHopLimit(_) => return Err(Errno::ENOPROTOOPT),
@@ -1027,6 +1027,13 @@ impl Socket {
         self.check()?;
         let is_tcp = matches!(self.kind(), Kind::Tcp);
         let is_v6 = self.family == af::INET6;
+        let own_level = level == so::SOL_SOCKET
+            || level == ipproto::IP
+            || match self.kind() {
+                Kind::Tcp => level == ipproto::TCP,
+                Kind::Udp => level == ipproto::UDP,
+                Kind::Ping => false,
+            };
         self.stack.with_core(|c, _| {
             let params = c.params;
             let s = c.socks.get_mut(self.id).ok_or(Errno::EBADF)?;
@@ -1053,6 +1060,7 @@ impl Socket {
                 (ipproto::TCP, tcpopt::KEEPINTVL) if is_tcp => SockOpt::KeepIntvl(keep.intvl_s),
                 (ipproto::TCP, tcpopt::KEEPCNT) if is_tcp => SockOpt::KeepCnt(keep.cnt),
                 (ipproto::IP, ipopt::TTL) if !is_v6 => SockOpt::Ttl(o.ttl),
+                (ipproto::IP, ipopt::TTL) => SockOpt::Ttl(o.ttl4),
                 (ipproto::IPV6, ip6opt::UNICAST_HOPS) if is_v6 => SockOpt::HopLimit(o.ttl),
                 (ipproto::IPV6, ip6opt::V6ONLY) if is_v6 => SockOpt::V6Only(o.v6only),
                 (ipproto::IP, ipopt::PKTINFO) => SockOpt::PktInfo(o.wants.pktinfo),
@@ -1065,6 +1073,10 @@ impl Socket {
                 }
                 (so::SOL_SOCKET, so::TIMESTAMP) => SockOpt::Timestamp(o.wants.timestamp),
                 (so::SOL_SOCKET, so::TIMESTAMPNS) => SockOpt::TimestampNs(o.wants.timestamp_ns),
+                // Linux passes a level an AF_INET socket's protocol does
+                // not know to the IPv4 layer, which answers EOPNOTSUPP
+                // for any level but its own; AF_INET6 says ENOPROTOOPT.
+                _ if !is_v6 && !own_level => return Err(Errno::EOPNOTSUPP),
                 _ => return Err(Errno::ENOPROTOOPT),
             })
         })
@@ -1086,7 +1098,9 @@ impl Socket {
         let out = poll::OUT | poll::WRNORM;
         match &s.proto {
             Proto::Tcp(t) => match &t.state {
-                TcpState::Idle => r |= poll::HUP,
+                // As on Linux: a socket that is not connected polls
+                // writable (a write fails at once) and hung up.
+                TcpState::Idle => r |= poll::HUP | out,
                 TcpState::Failed => r |= poll::HUP | out,
                 TcpState::Listening(l) => {
                     if !l.ready.is_empty() {

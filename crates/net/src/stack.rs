@@ -258,6 +258,8 @@ pub(crate) struct SockOpts {
     pub rcvtimeo: Option<u64>,
     pub sndtimeo: Option<u64>,
     pub ttl: u8,
+    /// `IP_TTL` of an IPv6 socket (its `ttl` is the hop limit).
+    pub ttl4: u8,
     /// `IPV6_V6ONLY`: an IPv6 socket bound to `::` takes no IPv4.
     pub v6only: bool,
     /// `TCP_KEEPIDLE`, `TCP_KEEPINTVL` (seconds), `TCP_KEEPCNT`; `None`

@@ -975,7 +975,6 @@ fn skipped() -> (Res, Res) {
 struct Ctx {
     sock: Option<Handle>,
     local: Option<SockAddr>,
-    peer: Option<SockAddr>,
     listening: bool,
     /// A TCP socket in the CLOSE state on the host (`TCP_INFO`).
     host_closed: bool,
@@ -1031,7 +1030,6 @@ impl Run {
         Ctx {
             sock: Some(s),
             local: host_sys::getsockname(s.host).ok(),
-            peer: host_sys::getpeername(s.host).ok(),
             listening,
             any_dgram_connected: self.socks.iter().any(|s| s.dgram_connected),
             any_shut_unconnected: self.socks.iter().any(|s| s.shut_unconnected),
@@ -1224,51 +1222,6 @@ fn known_divergence(op: &Op, ctx: &Ctx, host: &Res, ours: &Res) -> Option<&'stat
     // Bug 10: connect(AF_UNSPEC) on a TCP socket disconnects it on Linux.
     if stream && matches!(ctx.to, Some(SockAddr::Unspec)) && ok(host) && !ok(ours) {
         return Some("bug 10: TCP connect to AF_UNSPEC");
-    }
-    // Bug 11: Linux's connect checks the socket's state (a listener:
-    // EISCONN) before the address.
-    if stream
-        && ctx.listening
-        && matches!(op, Op::Connect { .. })
-        && err(host, E::EISCONN)
-        && !err(ours, E::EISCONN)
-    {
-        return Some("bug 11: connect on a listener");
-    }
-    // Bug 12: options of a level an AF_INET socket does not have (IPv6,
-    // TCP on UDP): Linux's getsockopt says EOPNOTSUPP (ip_getsockopt; its
-    // setsockopt ENOPROTOOPT, as we do).
-    if !v6
-        && matches!(op, Op::GetOpt { .. })
-        && err(host, E::EOPNOTSUPP)
-        && err(ours, E::ENOPROTOOPT)
-    {
-        return Some("bug 12: option of a level AF_INET lacks");
-    }
-    // Bug 13: IP_TTL is an option of AF_INET6 sockets too on Linux (for
-    // their IPv4 traffic).
-    let is_ttl = match op {
-        Op::SetOpt {
-            opt: SockOpt::Ttl(_),
-            ..
-        } => true,
-        Op::GetOpt { opt, .. } => GET_OPTS[*opt] == (ipproto::IP, ip::TTL),
-        _ => false,
-    };
-    if v6 && is_ttl && ok(host) && err(ours, E::ENOPROTOOPT) {
-        return Some("bug 13: IP_TTL on an AF_INET6 socket");
-    }
-    // Bug 14: an unconnected TCP socket polls POLLOUT|POLLHUP on Linux;
-    // ours lacks POLLOUT.
-    if let (Op::Poll { .. }, Ok(Out::Events(h)), Ok(Out::Events(r))) = (op, host, ours) {
-        if stream && !ctx.listening && ctx.peer.is_none() && *h == *r | poll::OUT {
-            return Some("bug 14: poll of an unconnected TCP socket");
-        }
-    }
-    // Bug 15: a zero-length TCP recv returns 0 at once for us; Linux
-    // checks the state first (ENOTCONN, EAGAIN).
-    if stream && matches!(op, Op::Recv { len: 0, .. }) && host.is_err() && ok(ours) {
-        return Some("bug 15: zero-length TCP recv");
     }
     // Bug 16: a non-blocking recv on a UDP socket shut down for reading
     // with nothing queued: Linux EAGAIN (only a blocking one returns 0);
@@ -1494,7 +1447,7 @@ fn known_divergence(op: &Op, ctx: &Ctx, host: &Res, ours: &Res) -> Option<&'stat
     {
         return Some("bug 28: TCP connect narrows the binding");
     }
-    // Poll results that several of bugs 14, 24, 26 and 27 explain only
+    // Poll results that several of bugs 24, 26 and 27 explain only
     // together.
     if let (Op::Poll { .. }, Ok(Out::Events(h)), Ok(Out::Events(r))) = (op, host, ours) {
         let mut explained = 0;
@@ -1503,9 +1456,6 @@ fn known_divergence(op: &Op, ctx: &Ctx, host: &Res, ours: &Res) -> Option<&'stat
             explained |= bits;
             first.get_or_insert(bug);
         };
-        if stream && !ctx.listening && ctx.peer.is_none() {
-            explain(poll::OUT, "bug 14: poll of an unconnected TCP socket");
-        }
         if s.shut {
             explain(
                 poll::RDHUP | poll::HUP | poll::OUT,
@@ -2122,8 +2072,9 @@ fn known_divergences_reproduce() {
                 connect(0, to(Lo6, 1)),
             ],
         ),
+        // Bug 12 (getsockopt of a level AF_INET lacks) is fixed.
         (
-            "bug 12:",
+            "fixed 12:",
             vec![udp4.clone(), get(0, (ipproto::TCP, tcp::NODELAY))],
         ),
         (

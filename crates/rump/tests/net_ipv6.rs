@@ -329,9 +329,16 @@ fn dual_stack_sockets_and_v6only() {
             sys::getsockopt(&pa, fd, ipproto::IPV6, 16),
             Ok(SockOpt::HopLimit(9))
         );
+        // IP_TTL is an AF_INET6 socket's option too (as on Linux), apart
+        // from its hop limit.
+        sys::setsockopt(&pa, fd, SockOpt::Ttl(20)).unwrap();
         assert_eq!(
-            sys::setsockopt(&pa, fd, SockOpt::Ttl(9)),
-            Err(Errno::ENOPROTOOPT)
+            sys::getsockopt(&pa, fd, ipproto::IP, ip::TTL),
+            Ok(SockOpt::Ttl(20))
+        );
+        assert_eq!(
+            sys::getsockopt(&pa, fd, ipproto::IPV6, 16),
+            Ok(SockOpt::HopLimit(9))
         );
     });
 }

@@ -1015,3 +1015,60 @@ fn the_side_that_closes_first_keeps_time_wait() {
         assert_eq!(sys::net_stats(&pa).unwrap().tcp_time_wait, 1);
     });
 }
+
+/// Calls on a TCP socket that is not connected answer as Linux does: poll
+/// says writable and hung up, a zero-length recv checks the state
+/// (ENOTCONN, then EAGAIN once connected with nothing queued), and an
+/// AF_INET6 socket keeps IP_TTL apart from its hop limit.
+#[test]
+fn unconnected_tcp_socket_like_linux() {
+    within(30, || {
+        let (_k, p) = net_kernel();
+        let fd = sys::socket(&p, af::INET, sock::STREAM | sock::NONBLOCK, 0).unwrap();
+        let mut pfd = [PollFd {
+            fd,
+            events: poll::IN | poll::OUT | poll::RDHUP,
+            revents: 0,
+        }];
+        sys::poll(&p, &mut pfd, 0).unwrap();
+        assert_eq!(pfd[0].revents, poll::OUT | poll::HUP);
+        assert_eq!(sys::recv(&p, fd, &mut [], 0), Err(Errno::ENOTCONN));
+
+        // Connected, nothing queued: a zero-length recv would block.
+        let l = sys::socket(&p, af::INET, sock::STREAM, 0).unwrap();
+        let to = sa(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 5301));
+        sys::bind(&p, l, to).unwrap();
+        sys::listen(&p, l, 1).unwrap();
+        let c = sys::socket(&p, af::INET, sock::STREAM, 0).unwrap();
+        sys::connect(&p, c, to).unwrap();
+        assert_eq!(sys::recv(&p, c, &mut [], msg::DONTWAIT), Err(Errno::EAGAIN));
+
+        let v6 = sys::socket(&p, af::INET6, sock::STREAM, 0).unwrap();
+        sys::setsockopt(&p, v6, SockOpt::Ttl(32)).unwrap();
+        assert_eq!(
+            sys::getsockopt(&p, v6, ipproto::IP, ip::TTL),
+            Ok(SockOpt::Ttl(32))
+        );
+        assert_ne!(
+            sys::getsockopt(&p, v6, ipproto::IPV6, ipv6::UNICAST_HOPS),
+            Ok(SockOpt::HopLimit(32))
+        );
+    });
+}
+
+/// connect on a listener is EISCONN whatever the destination (Linux checks
+/// the state before the address).
+#[test]
+fn connect_on_a_listener_is_eisconn() {
+    within(30, || {
+        let (_k, p) = net_kernel();
+        let l = sys::socket(&p, af::INET, sock::STREAM, 0).unwrap();
+        let at = sa(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 5302));
+        sys::bind(&p, l, at).unwrap();
+        sys::listen(&p, l, 1).unwrap();
+        assert_eq!(sys::connect(&p, l, at), Err(Errno::EISCONN));
+        // An address of the wrong family would be EAFNOSUPPORT elsewhere.
+        let v6 = SockAddr::inet6(std::net::Ipv6Addr::LOCALHOST, 5302);
+        assert_eq!(sys::connect(&p, l, v6), Err(Errno::EISCONN));
+    });
+}

@@ -556,3 +556,35 @@ fn control_messages_report_and_choose() {
         }
     });
 }
+
+/// An option of a level an AF_INET socket's protocol lacks (TCP or IPv6
+/// on UDP, IPv6 on TCP) is EOPNOTSUPP as on Linux (the IPv4 layer's
+/// answer); an unknown name at a known level, and any unknown level on
+/// an AF_INET6 socket, ENOPROTOOPT.
+#[test]
+fn getsockopt_of_a_foreign_level() {
+    let (_k, p) = net_kernel();
+    let udp4 = sys::socket(&p, af::INET, sock::DGRAM, 0).unwrap();
+    let tcp4 = sys::socket(&p, af::INET, sock::STREAM, 0).unwrap();
+    let udp6 = sys::socket(&p, af::INET6, sock::DGRAM, 0).unwrap();
+    let get = |fd, level, name| sys::getsockopt(&p, fd, level, name).map(drop);
+    assert_eq!(
+        get(udp4, ipproto::TCP, tcp::NODELAY),
+        Err(Errno::EOPNOTSUPP)
+    );
+    assert_eq!(
+        get(udp4, ipproto::IPV6, ipv6::V6ONLY),
+        Err(Errno::EOPNOTSUPP)
+    );
+    assert_eq!(
+        get(tcp4, ipproto::IPV6, ipv6::V6ONLY),
+        Err(Errno::EOPNOTSUPP)
+    );
+    assert_eq!(get(tcp4, ipproto::TCP, tcp::NODELAY), Ok(()));
+    assert_eq!(get(tcp4, so::SOL_SOCKET, 9999), Err(Errno::ENOPROTOOPT));
+    assert_eq!(get(udp4, ipproto::IP, 9999), Err(Errno::ENOPROTOOPT));
+    assert_eq!(
+        get(udp6, ipproto::TCP, tcp::NODELAY),
+        Err(Errno::ENOPROTOOPT)
+    );
+}
