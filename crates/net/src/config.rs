@@ -31,7 +31,8 @@ pub const MIN_MTU: u32 = 68;
 
 impl Stack {
     /// Creates an interface. `name` is a kind prefix with a unit number
-    /// (`bus0`, `shmif3`) or without one (`bus`: the lowest free unit).
+    /// (`bus0`, `shmif3`, `pkt0`) or without one (`bus`: the lowest free
+    /// unit).
     /// Returns the name made. `EEXIST` if it exists, `EINVAL` for an
     /// unknown kind.
     pub fn if_create(&self, name: &str) -> Result<String, Errno> {
@@ -61,12 +62,8 @@ impl Stack {
                 None => return Err(Errno::ENOSPC),
             };
             let seed = c.next_seed();
-            let mac = if kind == IfKind::Loopback {
-                [0; 6]
-            } else {
-                mac
-            };
-            c.ifs[index] = Some(Iface::new(
+            let mac = if kind.has_link_layer() { mac } else { [0; 6] };
+            let iface = Iface::new(
                 index,
                 name.clone(),
                 kind,
@@ -74,22 +71,27 @@ impl Stack {
                 seed,
                 &self.pool,
                 &self.sched,
-            ));
-            Ok((name, index, kind))
-        })?;
-        let (name, index, kind) = name;
-        if kind == IfKind::Loopback {
-            let link: Arc<dyn Link> = Arc::new(LoopLink {
-                stack: self.this.clone(),
-                ifindex: index,
-                pump: Pump::new(),
-            });
-            self.with_core(|c, _| {
-                if let Some(i) = c.iface_mut(index) {
-                    i.link = Some(link);
+            );
+            let iface = c.ifs[index].insert(iface);
+            // Links that are part of the interface come with it (no host
+            // I/O to open them).
+            match kind {
+                IfKind::Loopback => {
+                    iface.link = Some(Arc::new(LoopLink {
+                        stack: self.this.clone(),
+                        ifindex: index,
+                        pump: Pump::new(),
+                    }));
                 }
-            });
-        }
+                IfKind::Pkt => {
+                    let link = Arc::new(crate::pktif::PktLink::new(iface.shared.clone()));
+                    iface.link = Some(link.clone());
+                    iface.pkt = Some(link);
+                }
+                IfKind::Bus | IfKind::Shmif | IfKind::Virt => {}
+            }
+            Ok(name)
+        })?;
         Ok(name)
     }
 
@@ -146,12 +148,16 @@ impl Stack {
     }
 
     /// Sets the link of an Ethernet interface: the bus name (`busN`), the
-    /// bus file (`shmifN`) or the tap device (`virtN`). `EBUSY` while the
+    /// bus file (`shmifN`) or the tap device (`virtN`); `EINVAL` for `loN`
+    /// and `pktN`, whose links come with them. `EBUSY` while the
     /// interface is up or already has a link (as NetBSD's `SIOCSLINKSTR`);
     /// an empty string removes the link of an interface that is down.
     pub fn if_set_link(&self, name: &str, link: &str) -> Result<(), Errno> {
         let (idx, kind, mac) = self.with_core(|c, _| {
             let i = c.iface_by_name(name).ok_or(Errno::ENXIO)?;
+            if i.kind.has_builtin_link() {
+                return Err(Errno::EINVAL);
+            }
             if i.up {
                 return Err(Errno::EBUSY);
             }
@@ -173,7 +179,7 @@ impl Stack {
             return Ok(());
         }
         let made: Arc<dyn Link> = match kind {
-            IfKind::Loopback => return Err(Errno::EINVAL),
+            IfKind::Loopback | IfKind::Pkt => return Err(Errno::EINVAL),
             IfKind::Bus => {
                 let reg = self.registry.as_ref().ok_or(Errno::ENXIO)?;
                 crate::bus::attach(reg, link, self.this.clone(), idx, mac)?
@@ -197,7 +203,8 @@ impl Stack {
     }
 
     /// Sets the MAC address of an Ethernet interface (unicast only); its
-    /// link-local IPv6 address follows.
+    /// link-local IPv6 address follows. `EINVAL` for `loN` and `pktN`,
+    /// which have none.
     pub fn if_set_mac(&self, name: &str, mac: [u8; 6]) -> Result<(), Errno> {
         if mac[0] & 1 != 0 || mac == [0; 6] {
             return Err(Errno::EINVAL);
@@ -205,7 +212,7 @@ impl Stack {
         self.with_core(|c, _| {
             let idx = c.index_of(name)?;
             let i = c.iface_mut(idx).ok_or(Errno::ENXIO)?;
-            if i.kind == IfKind::Loopback {
+            if !i.kind.has_link_layer() {
                 return Err(Errno::EINVAL);
             }
             let old_ll = crate::iface::link_local(i.mac);

@@ -4,9 +4,9 @@
 //! the [`Link`] an interface sends frames through, and [`SmolDev`], the
 //! device through which smoltcp hands us TCP segments.
 //!
-//! Every interface is Ethernet-framed, loopback included (with zero MAC
-//! addresses, as Linux's `lo` appears in captures), so capture, statistics
-//! and input share one path. Neighbours: `stack.rs` owns the interface
+//! Every interface is Ethernet-framed, loopback and `pkt` included (with
+//! zero MAC addresses, as Linux's `lo` appears in captures), so capture,
+//! statistics and input share one path. Neighbours: `stack.rs` owns the interface
 //! table; `bus.rs`, `shmif.rs`, `virtif.rs` and `pump.rs` implement links.
 
 use alloc::string::String;
@@ -45,6 +45,8 @@ pub(crate) enum IfKind {
     Shmif,
     /// `virtN`: a host tap device.
     Virt,
+    /// `pktN`: bare IP packets to and from an API (see `pktif.rs`).
+    Pkt,
 }
 
 impl IfKind {
@@ -60,6 +62,7 @@ impl IfKind {
             "bus" => IfKind::Bus,
             "shmif" => IfKind::Shmif,
             "virt" => IfKind::Virt,
+            "pkt" => IfKind::Pkt,
             _ => return None,
         };
         if unit.is_empty() {
@@ -77,6 +80,7 @@ impl IfKind {
             IfKind::Bus => "bus",
             IfKind::Shmif => "shmif",
             IfKind::Virt => "virt",
+            IfKind::Pkt => "pkt",
         }
     }
 
@@ -86,13 +90,29 @@ impl IfKind {
             IfKind::Bus => "bus",
             IfKind::Shmif => "shmif",
             IfKind::Virt => "virt",
+            IfKind::Pkt => "pkt",
         }
+    }
+
+    /// Whether frames on this kind of interface have a real link layer:
+    /// Ethernet addresses to filter on, ARP and neighbour discovery.
+    /// Loopback and `pkt` have none (their header is only the stack's
+    /// internal framing); what they send goes to the one peer there is.
+    pub fn has_link_layer(self) -> bool {
+        !matches!(self, IfKind::Loopback | IfKind::Pkt)
+    }
+
+    /// Whether the interface's link is part of the interface, made with
+    /// it and never set with `if_set_link`.
+    pub fn has_builtin_link(self) -> bool {
+        matches!(self, IfKind::Loopback | IfKind::Pkt)
     }
 
     /// Links in memory skip checksums, as Linux's veth and loopback do
     /// (frames cannot be corrupted there: this process's memory, or the
     /// shared memory of a shmif bus, which only our kernels attach to);
-    /// a tap leads to the host kernel and carries real ones. Forwarding
+    /// a tap leads to the host kernel and carries real ones, and so does
+    /// `pkt`, whose packets are for test tools to check. Forwarding
     /// onto a link that needs checksums fills them in.
     pub fn offloads_checksums(self) -> bool {
         matches!(self, IfKind::Loopback | IfKind::Bus | IfKind::Shmif)
@@ -218,6 +238,8 @@ pub(crate) struct Iface {
     /// (MTU, checksum policy, ISN randomness).
     pub smol: Interface,
     pub arp: ArpTable,
+    /// The packet queue of a `pkt` interface (also its `link`, typed).
+    pub pkt: Option<Arc<crate::pktif::PktLink>>,
 }
 
 impl Iface {
@@ -235,6 +257,12 @@ impl Iface {
         let smol = new_smol(mtu, offload, seed, pool);
         let addrs6 = match kind {
             IfKind::Loopback => alloc::vec![(Ipv6Addr::LOCALHOST, 128)],
+            // No MAC to derive it from: a random interface identifier
+            // (RFC 7217 allows any stable, unique one).
+            IfKind::Pkt => {
+                let b = seed.rotate_left(29).to_le_bytes();
+                alloc::vec![(link_local([b[0] & 0xfc, b[1], b[2], b[3], b[4], b[5]]), 64)]
+            }
             _ => alloc::vec![(link_local(mac), 64)],
         };
         Iface {
@@ -250,6 +278,7 @@ impl Iface {
             offload,
             smol,
             arp: ArpTable::with_seed(seed.rotate_left(17)),
+            pkt: None,
         }
     }
 
@@ -549,6 +578,10 @@ mod tests {
         assert_eq!(IfKind::parse("lo0"), Some((IfKind::Loopback, Some(0))));
         assert_eq!(IfKind::parse("shmif12"), Some((IfKind::Shmif, Some(12))));
         assert_eq!(IfKind::parse("bus"), Some((IfKind::Bus, None)));
+        assert_eq!(IfKind::parse("pkt0"), Some((IfKind::Pkt, Some(0))));
+        assert_eq!(IfKind::parse("pkt"), Some((IfKind::Pkt, None)));
+        assert_eq!(IfKind::parse("pkt0a"), None);
+        assert!(!IfKind::Pkt.has_link_layer() && !IfKind::Pkt.offloads_checksums());
         assert_eq!(IfKind::parse("virt01"), None);
         assert_eq!(IfKind::parse("eth0"), None);
         assert_eq!(IfKind::parse("bus0x"), None);

@@ -211,7 +211,7 @@ impl Core {
             self.bad_frame(ifindex);
             return;
         };
-        let is_lo = iface.kind == IfKind::Loopback;
+        let is_lo = !iface.kind.has_link_layer();
         if !is_lo {
             let dst = eth.dst_addr();
             // IPv6 multicast (33:33:...) is taken in; the IPv6 layer
@@ -225,6 +225,9 @@ impl Core {
             EthernetProtocol::Arp if !is_lo => self.arp_input(pool, ifindex, eth.payload(), fx),
             EthernetProtocol::Ipv4 => self.ip_input(pool, ifindex, eth.payload(), fx),
             EthernetProtocol::Ipv6 => self.ip6_input(pool, ifindex, eth.payload(), fx),
+            // Without a link layer nothing else can come (a `pkt` packet
+            // of another IP version).
+            _ if is_lo => self.bad_frame(ifindex),
             _ => {}
         }
     }
@@ -515,7 +518,7 @@ impl Core {
             IpAddr::V6(_) => EthernetProtocol::Ipv6,
         };
         let shared = iface.shared.clone();
-        if iface.kind == IfKind::Loopback {
+        if !iface.kind.has_link_layer() {
             write_eth(&mut frame, [0; 6], [0; 6], ethertype);
             fx.frames.push((link, shared, frame));
             return;

@@ -729,7 +729,7 @@ impl Core {
         let Some(iface) = self.iface_mut(ifindex) else {
             return;
         };
-        if iface.kind == IfKind::Loopback || !iface.has_addr6(target) {
+        if !iface.kind.has_link_layer() || !iface.has_addr6(target) {
             return;
         }
         let my_mac = iface.mac;

@@ -11,7 +11,9 @@
 //! between kernels of one process (see [`bus`]); `shmifN`, an Ethernet bus
 //! in a shared host file that kernels in any number of processes attach to
 //! (see [`shmif`] for the file format and locking); `virtN`, a host tap
-//! device (see [`virtif`]). The stack routes and forwards IPv4 and IPv6 between
+//! device (see [`virtif`]); `pktN`, whose wire is an API that test tools
+//! inject bare IP packets into and read the stack's packets from (see
+//! [`pktif`] and [`Stack::packet_port`]). The stack routes and forwards IPv4 and IPv6 between
 //! them and can capture any of them to a pcap file.
 //!
 //! smoltcp is the TCP engine; IPv4, ARP, ICMP, UDP and forwarding are
@@ -37,6 +39,7 @@ mod ip;
 mod ip6;
 pub mod pcap;
 mod ping;
+pub mod pktif;
 mod pool;
 mod pump;
 mod route;
@@ -57,6 +60,7 @@ use kern::{Component, Errno, Kernel, Stage};
 pub use addr::{ArpInfo, IfInfo, IfStats, NetStats, RouteInfo, RouteSpec, SockAddr, SockInfo};
 pub use bus::BusRegistry;
 pub use cmsg::Cmsg;
+pub use pktif::PacketPort;
 pub use socket::{socket, socket_of, RecvInfo, SockOpt, Socket};
 pub use stack::Stack;
 

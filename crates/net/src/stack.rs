@@ -631,14 +631,26 @@ impl Stack {
     /// Processes one Ethernet frame that arrived on interface `ifindex`.
     /// Called by links, in whatever thread delivers the frame.
     pub(crate) fn input(&self, ifindex: usize, frame: Vec<u8>) {
+        self.input_on(ifindex, None, frame);
+    }
+
+    /// [`Stack::input`], only if the interface at `ifindex` is still
+    /// `expect` (a port may outlive its interface, and the index may have
+    /// gone to a new one).
+    pub(crate) fn input_on(&self, ifindex: usize, expect: Option<&Arc<IfShared>>, frame: Vec<u8>) {
         if self.is_halted() {
+            self.pool.put(frame);
             return;
         }
         let ifs = {
             let c = self.core.lock();
             match c.ifs.get(ifindex).and_then(|i| i.as_ref()) {
-                Some(i) => i.shared.clone(),
-                None => return,
+                Some(i) if expect.is_none_or(|e| Arc::ptr_eq(e, &i.shared)) => i.shared.clone(),
+                _ => {
+                    drop(c);
+                    self.pool.put(frame);
+                    return;
+                }
             }
         };
         ifs.stats.rx_packets.fetch_add(1, Ordering::Relaxed);

@@ -333,6 +333,14 @@ impl Core {
         let listener = self.lookup_bound(&self.tcp_listeners, dst, dport);
         if let Some(l) = listener {
             if tcp.syn() && !tcp.ack() && !tcp.rst() {
+                // A SYN makes state before smoltcp looks at it (which
+                // would drop a damaged one): check it first on links
+                // with real checksums.
+                let offload = self.iface(ifindex).is_none_or(|i| i.offload);
+                if !offload && !tcp.verify_checksum(&src.into(), &dst.into()) {
+                    self.stats.bad_frames += 1;
+                    return;
+                }
                 self.tcp_syn(pool, ifindex, l, tuple, pkt, fx);
                 return;
             }

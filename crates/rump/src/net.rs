@@ -86,6 +86,120 @@ pub fn ifup(
     sys::if_set_up(p, name, true)
 }
 
+/// Where a kernel can be found: a [`crate::Kernel`] or one of its
+/// [`Process`]es (sealed).
+pub trait InKernel: sealed::Sealed {}
+
+mod sealed {
+    pub trait Sealed {
+        fn kernel_ref(&self) -> &kern::Kernel;
+    }
+}
+
+impl sealed::Sealed for crate::Kernel {
+    fn kernel_ref(&self) -> &kern::Kernel {
+        &self.k
+    }
+}
+
+impl sealed::Sealed for Process {
+    fn kernel_ref(&self) -> &kern::Kernel {
+        self.kernel()
+    }
+}
+
+impl InKernel for crate::Kernel {}
+impl InKernel for Process {}
+
+/// The port of a `pktN` interface: the API end of its wire. Inject bare
+/// IPv4 or IPv6 packets as if they arrived on the interface, and read the
+/// packets the stack sends out of it, as a test tool does through a tun
+/// device, without the device or root. Clones share one queue.
+///
+/// ```
+/// use std::net::Ipv4Addr;
+/// use std::time::Duration;
+///
+/// let k = rump::Kernel::builder().net().boot()?;
+/// let p = k.process()?;
+/// let port = rump::net::pkt_ifup(&p, "pkt0", Ipv4Addr::new(10, 0, 0, 1), 24)?;
+/// // Nothing has been sent yet.
+/// let mut buf = [0u8; 1500];
+/// let e = port.recv(&mut buf, Some(Duration::ZERO)).unwrap_err();
+/// assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct PacketPort {
+    port: Arc<::net::PacketPort>,
+}
+
+impl PacketPort {
+    /// The interface's name.
+    pub fn ifname(&self) -> &str {
+        self.port.ifname()
+    }
+
+    /// Hands `pkt` (a bare IP packet, version by its first nibble) to the
+    /// stack as if it arrived on the interface; it is processed before
+    /// this returns, so its answers are ready for [`PacketPort::recv`].
+    /// `EINVAL` for an empty packet or one over 65535 bytes, `ENXIO`
+    /// once the interface is destroyed, `ESHUTDOWN` after halt. A
+    /// malformed packet is dropped and counted by the stack, not refused.
+    pub fn inject(&self, pkt: &[u8]) -> io::Result<()> {
+        io(self.port.inject(pkt))
+    }
+
+    /// The oldest packet the stack sent out of the interface, into `buf`;
+    /// returns the packet's whole length, which is more than `buf.len()`
+    /// when the packet did not fit (the rest is lost). `timeout`: `None`
+    /// waits as long as it takes, `Some(Duration::ZERO)` only looks.
+    /// `WouldBlock` (`EAGAIN`) when it passes, `ENXIO` when the interface
+    /// is destroyed, `ESHUTDOWN` when the kernel halts.
+    pub fn recv(&self, buf: &mut [u8], timeout: Option<Duration>) -> io::Result<usize> {
+        io(self.port.recv(buf, timeout))
+    }
+
+    /// The next packet as a `Vec` (see [`PacketPort::recv`]).
+    pub fn recv_packet(&self, timeout: Option<Duration>) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; ::net::pktif::PKT_MAX];
+        let n = self.recv(&mut buf, timeout)?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+
+    /// Packets waiting to be read.
+    pub fn pending(&self) -> usize {
+        self.port.pending()
+    }
+}
+
+/// The port of interface `ifname` (made with `if_create("pktN")`) of the
+/// kernel `k` is in. `ENXIO` if there is no such interface, `ENODEV` if it
+/// is not a `pkt` interface, `EAFNOSUPPORT` for a kernel without the
+/// network stack. The port is the interface's wire, not a system call:
+/// configure the interface through the system-call layer as any other.
+pub fn packet_port(k: &impl InKernel, ifname: &str) -> io::Result<PacketPort> {
+    let stack = io(::net::stack_of(sealed::Sealed::kernel_ref(k)))?;
+    Ok(PacketPort {
+        port: io(stack.packet_port(ifname))?,
+    })
+}
+
+/// `ifconfig NAME create inet ADDR/PREFIX up` for a `pktN` interface
+/// (`inet6` for an IPv6 address), returning its port.
+pub fn pkt_ifup(
+    p: &Process,
+    name: &str,
+    addr: impl Into<IpAddr>,
+    prefix: u8,
+) -> io::Result<PacketPort> {
+    let name = io(sys::if_create(p, name))?;
+    io(sys::if_add_addr(p, &name, addr.into(), prefix))?;
+    io(sys::if_set_up(p, &name, true))?;
+    packet_port(p, &name)
+}
+
 /// A typed socket address from std's (`SocketAddrV4`, `SocketAddrV6` or
 /// `SocketAddr`).
 pub fn sockaddr(a: impl Into<SocketAddr>) -> SockAddr {
