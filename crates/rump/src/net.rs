@@ -32,6 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+pub use ::net::pktif::{PKT_MAX, PKT_QUEUE_LEN};
 pub use ::net::{
     ArpInfo, BusRegistry, Cmsg, IfInfo, IfStats, NetComponent, NetStats, RecvInfo, RouteInfo,
     RouteSpec, SockAddr, SockOpt, Stack,
