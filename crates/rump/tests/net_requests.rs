@@ -106,7 +106,8 @@ fn any_cmsg() -> impl Strategy<Value = Cmsg> {
 
 fn any_ifname() -> impl Strategy<Value = String> {
     proptest::sample::select(vec![
-        "lo0", "lo1", "bus0", "bus1", "bus", "shmif0", "virt0", "eth0", "", "bus99999", "lo",
+        "lo0", "lo1", "bus0", "bus1", "bus", "shmif0", "virt0", "pkt0", "pkt", "eth0", "",
+        "bus99999", "lo",
     ])
     .prop_map(String::from)
 }

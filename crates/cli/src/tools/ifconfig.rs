@@ -293,19 +293,26 @@ pub fn if_flags(i: &IfInfo) -> (u32, Vec<&'static str>) {
         names.push(n);
     };
     let lo = i.kind == "loopback";
+    // A packet interface is point-to-point (the test tool at the other
+    // end of its API), like a tun device; its link is always there.
+    let p2p = i.kind == "pkt";
+    let ether = !lo && !p2p;
     if i.up {
         set(0x1, "UP");
     }
-    if !lo {
+    if ether {
         set(0x2, "BROADCAST");
     }
     if lo {
         set(0x8, "LOOPBACK");
     }
-    if i.up && (lo || !i.link.is_empty()) {
+    if p2p {
+        set(0x10, "POINTOPOINT");
+    }
+    if i.up && (lo || p2p || !i.link.is_empty()) {
         set(0x40, "RUNNING");
     }
-    if !lo {
+    if ether {
         set(0x800, "SIMPLEX");
     }
     set(0x8000, "MULTICAST");
@@ -321,7 +328,8 @@ pub fn format_iface(i: &IfInfo) -> String {
         names.join(","),
         i.mtu
     );
-    if i.kind != "loopback" {
+    let has_mac = i.kind != "loopback" && i.kind != "pkt";
+    if has_mac {
         s += &format!("\taddress: {}\n", format_mac(&i.mac));
     }
     if !i.link.is_empty() {
@@ -333,7 +341,7 @@ pub fn format_iface(i: &IfInfo) -> String {
     for (a, p) in &i.addrs {
         match a {
             IpAddr::V4(v4) => {
-                let bcast = if *p < 31 && i.kind != "loopback" {
+                let bcast = if *p < 31 && has_mac {
                     let host = u32::MAX.checked_shr(*p as u32).unwrap_or(0);
                     format!(" broadcast {}", Ipv4Addr::from(u32::from(*v4) | host))
                 } else {
@@ -452,6 +460,23 @@ mod tests {
              \tlinkstr: bus\n\
              \tinet 10.0.0.1/24 broadcast 10.0.0.255 flags 0x0\n\
              \tinet6 fe80::1%shmif0/64 flags 0x0 scopeid 0x2\n"
+        );
+        let p = IfInfo {
+            index: 3,
+            name: "pkt0".into(),
+            kind: "pkt".into(),
+            link: String::new(),
+            mac: [0; 6],
+            mtu: 1500,
+            up: true,
+            addrs: vec![("10.0.0.1".parse().unwrap(), 24)],
+            pcap: false,
+            stats: Default::default(),
+        };
+        assert_eq!(
+            format_iface(&p),
+            "pkt0: flags=0x8051<UP,POINTOPOINT,RUNNING,MULTICAST> mtu 1500\n\
+             \tinet 10.0.0.1/24 flags 0x0\n"
         );
     }
 }
