@@ -285,6 +285,104 @@ mod tests {
         assert_eq!(l.shared.stats.tx_dropped.load(Ordering::Relaxed), 11);
     }
 
+    fn stack() -> (kern::Kernel, Arc<Stack>) {
+        let hyper: Arc<dyn hyper::Hyper> = Arc::new(hyper_posix::PosixHyper::new());
+        let config = kern::KernelConfig {
+            components: alloc::vec![
+                Arc::new(crate::NetComponent::default()) as Arc<dyn kern::Component>
+            ],
+            ..Default::default()
+        };
+        let k = kern::Kernel::boot(hyper, config).unwrap();
+        let s = crate::stack_of(&k).unwrap();
+        (k, s)
+    }
+
+    /// An ICMP echo request from 10.9.0.2 to 10.9.0.1 (RFC 792).
+    fn echo_request() -> Vec<u8> {
+        use smoltcp::wire::{Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr};
+        let data = b"pkt echo";
+        let icmp = Icmpv4Repr::EchoRequest {
+            ident: 0x77,
+            seq_no: 3,
+            data,
+        };
+        let ip = Ipv4Repr {
+            src_addr: core::net::Ipv4Addr::new(10, 9, 0, 2),
+            dst_addr: core::net::Ipv4Addr::new(10, 9, 0, 1),
+            next_header: IpProtocol::Icmp,
+            payload_len: icmp.buffer_len(),
+            hop_limit: 64,
+        };
+        let mut b = alloc::vec![0u8; ip.buffer_len() + icmp.buffer_len()];
+        let caps = smoltcp::phy::ChecksumCapabilities::default();
+        let mut p = Ipv4Packet::new_unchecked(&mut b[..]);
+        ip.emit(&mut p, &caps);
+        icmp.emit(&mut Icmpv4Packet::new_unchecked(p.payload_mut()), &caps);
+        b
+    }
+
+    #[test]
+    fn echo_through_a_port() {
+        use smoltcp::wire::{Icmpv4Packet, Icmpv4Repr, Ipv4Packet};
+        let (k, s) = stack();
+        assert_eq!(s.packet_port("pkt0").unwrap_err(), Errno::ENXIO);
+        assert_eq!(s.packet_port("lo0").unwrap_err(), Errno::ENODEV);
+        assert_eq!(s.if_create("pkt0").unwrap(), "pkt0");
+        let ip = core::net::Ipv4Addr::new(10, 9, 0, 1);
+        s.if_add_addr("pkt0", ip.into(), 24).unwrap();
+        s.if_set_up("pkt0", true).unwrap();
+        let port = s.packet_port("pkt0").unwrap();
+        assert_eq!(port.ifname(), "pkt0");
+        port.inject(&echo_request()).unwrap();
+        let mut buf = [0u8; 256];
+        let n = port.recv(&mut buf, Some(Duration::ZERO)).unwrap();
+        let p = Ipv4Packet::new_checked(&buf[..n]).unwrap();
+        assert!(p.verify_checksum());
+        assert_eq!(p.src_addr(), ip);
+        let icmp = Icmpv4Packet::new_checked(p.payload()).unwrap();
+        assert!(icmp.verify_checksum());
+        let caps = smoltcp::phy::ChecksumCapabilities::default();
+        assert_eq!(
+            Icmpv4Repr::parse(&icmp, &caps).unwrap(),
+            Icmpv4Repr::EchoReply {
+                ident: 0x77,
+                seq_no: 3,
+                data: b"pkt echo"
+            }
+        );
+        // Neither IPv4 nor IPv6: dropped and counted.
+        let errors = |s: &Stack| {
+            s.if_list()
+                .into_iter()
+                .find(|i| i.name == "pkt0")
+                .unwrap()
+                .stats
+                .rx_errors
+        };
+        let before = errors(&s);
+        port.inject(&[0x70, 1, 2, 3]).unwrap();
+        assert_eq!(errors(&s), before + 1);
+        assert_eq!(
+            port.recv(&mut buf, Some(Duration::ZERO)),
+            Err(Errno::EAGAIN)
+        );
+        assert_eq!(port.inject(&[]), Err(Errno::EINVAL));
+        assert_eq!(port.inject(&[0x45; PKT_MAX + 1]), Err(Errno::EINVAL));
+        // The index of a destroyed interface goes to the next one made;
+        // the old port does not reach it.
+        s.if_destroy("pkt0").unwrap();
+        assert_eq!(s.if_create("pkt1").unwrap(), "pkt1");
+        s.if_add_addr("pkt1", ip.into(), 24).unwrap();
+        s.if_set_up("pkt1", true).unwrap();
+        assert_eq!(port.inject(&echo_request()), Err(Errno::ENXIO));
+        let new = s.packet_port("pkt1").unwrap();
+        assert_eq!(new.pending(), 0);
+        k.halt();
+        assert_eq!(new.recv(&mut buf, None), Err(Errno::ESHUTDOWN));
+        assert_eq!(s.packet_port("pkt1").unwrap_err(), Errno::ESHUTDOWN);
+    }
+
     #[test]
     fn detach_closes() {
         let l = link();
