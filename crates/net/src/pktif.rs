@@ -149,7 +149,9 @@ impl PacketPort {
     /// Hands `pkt`, a bare IPv4 or IPv6 packet, to the stack as if it had
     /// arrived on the interface, and processes it in the calling thread
     /// (answers it may cause are queued for [`PacketPort::recv`] before
-    /// this returns). `EINVAL` if `pkt` is empty or longer than
+    /// this returns, unless another thread is transmitting for the stack
+    /// at that moment: that thread then hands them over, and `recv` waits
+    /// for them). `EINVAL` if `pkt` is empty or longer than
     /// [`PKT_MAX`]; `ENXIO` once the interface is destroyed; `ESHUTDOWN`
     /// after halt. A malformed packet (a version other than 4 or 6, a bad
     /// header, length or checksum) is not an error here: the stack drops

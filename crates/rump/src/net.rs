@@ -143,7 +143,9 @@ impl PacketPort {
 
     /// Hands `pkt` (a bare IP packet, version by its first nibble) to the
     /// stack as if it arrived on the interface; it is processed before
-    /// this returns, so its answers are ready for [`PacketPort::recv`].
+    /// this returns, so its answers are normally ready for
+    /// [`PacketPort::recv`] (if another thread is sending through the
+    /// stack at that moment, that thread hands them over instead).
     /// `EINVAL` for an empty packet or one over 65535 bytes, `ENXIO`
     /// once the interface is destroyed, `ESHUTDOWN` after halt. A
     /// malformed packet is dropped and counted by the stack, not refused.
