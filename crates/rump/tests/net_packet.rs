@@ -2,9 +2,11 @@
 //! IPv4 and IPv6 packets through a [`rump::net::PacketPort`] and checks
 //! every packet the stack sends back, byte by byte: a TCP handshake with
 //! its acknowledgement numbers and MSS option, data both ways with the
-//! right sequence numbers and checksums, a RST from a closed port, UDP in
-//! and out, IPv6, timeouts, bad input, a bounded queue, and a blocked
-//! reader woken by `if_destroy` and by halt.
+//! right sequence numbers and checksums, out-of-order and duplicate
+//! segments, resets in and out of the window, a zero window and its probe,
+//! a RST from a closed port, a RST when a socket closes with unread data,
+//! UDP in and out, IPv6, timeouts, bad input, a bounded queue, and a
+//! blocked reader woken by `if_destroy` and by halt.
 //!
 //! Packets are built and parsed here by small helpers written against
 //! RFC 791 (IPv4), RFC 8200 (IPv6), RFC 9293 (TCP) and RFC 768 (UDP), so
@@ -910,4 +912,184 @@ fn halt_wakes_a_blocked_reader() {
     t.join().unwrap();
     let e = port.inject(&[0x45; 20]);
     assert_eq!(e.unwrap_err().raw_os_error(), Some(Errno::ESHUTDOWN.raw()));
+}
+
+/// An established connection from us to a listener on the kernel: the
+/// accepted stream and both sides' next sequence numbers.
+struct Est {
+    s: rump::net::TcpStream,
+    us: SocketAddr,
+    them: SocketAddr,
+    our_seq: u32,
+    their_next: u32,
+}
+
+impl Est {
+    fn open(port: &PacketPort, l: &TcpListener, sport: u16, isn: u32) -> Est {
+        let them = l.local_addr().unwrap();
+        let us = sa(US, sport);
+        let synack = handshake_syn(port, us, them, isn);
+        let e = Est {
+            s: {
+                port.inject(
+                    &Seg {
+                        src: us,
+                        dst: them,
+                        seq: isn.wrapping_add(1),
+                        ack: synack.seq.wrapping_add(1),
+                        flags: ACK,
+                        window: 65535,
+                        options: &[],
+                        payload: &[],
+                    }
+                    .build(),
+                )
+                .unwrap();
+                l.accept().unwrap().0
+            },
+            us,
+            them,
+            our_seq: isn.wrapping_add(1),
+            their_next: synack.seq.wrapping_add(1),
+        };
+        e.s.set_read_timeout(WAIT).unwrap();
+        e
+    }
+
+    fn seg(&self, seq_off: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+        Seg {
+            src: self.us,
+            dst: self.them,
+            seq: self.our_seq.wrapping_add(seq_off),
+            ack: self.their_next,
+            flags,
+            window: 65535,
+            options: &[],
+            payload,
+        }
+        .build()
+    }
+}
+
+#[test]
+fn out_of_order_and_duplicate_segments() {
+    let (_k, p, port) = kernel_with_pkt();
+    let l = TcpListener::bind(&p, sa(KERNEL, 82)).unwrap();
+    let mut e = Est::open(&port, &l, 40010, 5000);
+    // The second segment first: a duplicate ACK for what is missing.
+    port.inject(&e.seg(5, PSH | ACK, b"world")).unwrap();
+    let a = next_tcp(&port);
+    assert_eq!(a.flags & (SYN | RST | FIN), 0);
+    assert_eq!(a.ack, e.our_seq, "still waiting for the first five bytes");
+    // The gap filled: everything is acknowledged and read in order.
+    port.inject(&e.seg(0, PSH | ACK, b"hello")).unwrap();
+    let a = next_tcp(&port);
+    assert_eq!(a.ack, e.our_seq.wrapping_add(10));
+    let mut got = Vec::new();
+    let mut buf = [0u8; 32];
+    while got.len() < 10 {
+        let n = e.s.read(&mut buf).unwrap();
+        assert_ne!(n, 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, b"helloworld");
+    // A duplicate of old data is acknowledged again (RFC 9293 §3.10.7.4)
+    // and not delivered twice.
+    port.inject(&e.seg(0, PSH | ACK, b"hello")).unwrap();
+    let a = next_tcp(&port);
+    assert_eq!(a.ack, e.our_seq.wrapping_add(10));
+    e.our_seq = e.our_seq.wrapping_add(10);
+    port.inject(&e.seg(0, PSH | ACK, b"!")).unwrap();
+    let n = e.s.read(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"!");
+}
+
+#[test]
+fn resets_in_and_out_of_the_window() {
+    let (_k, p, port) = kernel_with_pkt();
+    let l = TcpListener::bind(&p, sa(KERNEL, 83)).unwrap();
+    let e = Est::open(&port, &l, 40020, 9000);
+    // Far outside the window: dropped (RFC 9293 §3.10.7.4), the
+    // connection lives on.
+    port.inject(&e.seg(0x4000_0000, RST, &[])).unwrap();
+    port.inject(&e.seg(0, PSH | ACK, b"alive")).unwrap();
+    let mut buf = [0u8; 16];
+    let n = (&e.s).read(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"alive");
+    // At the next expected sequence number: the connection is reset.
+    let a = next_tcp(&port);
+    assert_eq!(a.ack, e.our_seq.wrapping_add(5));
+    port.inject(&e.seg(5, RST, &[])).unwrap();
+    let err = (&e.s).read(&mut buf).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
+    assert_quiet(&port, "a RST is not answered");
+}
+
+#[test]
+fn the_kernel_resets_when_its_socket_closes_with_unread_data() {
+    let (_k, p, port) = kernel_with_pkt();
+    let l = TcpListener::bind(&p, sa(KERNEL, 84)).unwrap();
+    let e = Est::open(&port, &l, 40030, 100);
+    port.inject(&e.seg(0, PSH | ACK, b"unread")).unwrap();
+    let a = next_tcp(&port);
+    assert_eq!(a.ack, e.our_seq.wrapping_add(6));
+    let their_next = e.their_next;
+    drop(e.s);
+    // RFC 9293 §3.10.4 (RFC 2525 §2.17): closing with data unread sends a
+    // RST, not a FIN.
+    let r = next_tcp(&port);
+    assert_ne!(r.flags & RST, 0, "{r:?}");
+    assert_eq!(r.seq, their_next);
+}
+
+#[test]
+fn a_zero_window_is_probed_then_data_flows() {
+    let (_k, p, port) = kernel_with_pkt();
+    let l = TcpListener::bind(&p, sa(KERNEL, 85)).unwrap();
+    let e = Est::open(&port, &l, 40040, 7);
+    let ack_with_window = |ack: u32, window: u16| {
+        Seg {
+            src: e.us,
+            dst: e.them,
+            seq: e.our_seq,
+            ack,
+            flags: ACK,
+            window,
+            options: &[],
+            payload: &[],
+        }
+        .build()
+    };
+    port.inject(&ack_with_window(e.their_next, 0)).unwrap();
+    (&e.s).write_all(b"waiting data").unwrap();
+    // Nothing beyond the window goes out; after a while the sender
+    // probes it (RFC 9293 §3.8.6.1).
+    let t = Instant::now();
+    let probe = loop {
+        let d = next_tcp(&port);
+        assert_eq!(d.flags & (SYN | RST), 0);
+        if !d.payload.is_empty() || d.seq != e.their_next {
+            break d;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "no probe");
+    };
+    assert!(
+        probe.payload.len() <= 1,
+        "a probe, not data into a zero window: {probe:?}"
+    );
+    // The window opens: the data follows in sequence.
+    let acked = e.their_next.wrapping_add(probe.payload.len() as u32);
+    port.inject(&ack_with_window(acked, 65535)).unwrap();
+    let mut got = probe.payload.clone();
+    let mut next = acked;
+    while got.len() < 12 {
+        let d = next_tcp(&port);
+        if d.payload.is_empty() {
+            continue;
+        }
+        assert_eq!(d.seq, next);
+        next = next.wrapping_add(d.payload.len() as u32);
+        got.extend_from_slice(&d.payload);
+    }
+    assert_eq!(got, b"waiting data");
 }
