@@ -1093,3 +1093,65 @@ fn a_zero_window_is_probed_then_data_flows() {
     }
     assert_eq!(got, b"waiting data");
 }
+
+#[test]
+fn the_kernel_closes_first() {
+    let (_k, p, port) = kernel_with_pkt();
+    let l = TcpListener::bind(&p, sa(KERNEL, 86)).unwrap();
+    let mut e = Est::open(&port, &l, 40050, 31337);
+    e.s.shutdown(std::net::Shutdown::Write).unwrap();
+    let f = next_tcp(&port);
+    assert_eq!(f.flags & (FIN | ACK | SYN | RST), FIN | ACK, "{f:?}");
+    assert_eq!(f.seq, e.their_next);
+    e.their_next = e.their_next.wrapping_add(1);
+    // We acknowledge their FIN and may still send: half-close.
+    port.inject(&e.seg(0, PSH | ACK, b"late")).unwrap();
+    let a = next_tcp(&port);
+    assert_eq!((a.seq, a.ack), (e.their_next, e.our_seq.wrapping_add(4)));
+    let mut buf = [0u8; 8];
+    let n = (&e.s).read(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"late");
+    e.our_seq = e.our_seq.wrapping_add(4);
+    // Our FIN: acknowledged, and the socket reads EOF.
+    port.inject(&e.seg(0, FIN | ACK, &[])).unwrap();
+    let a = next_tcp(&port);
+    assert_eq!(a.ack, e.our_seq.wrapping_add(1), "our FIN acknowledged");
+    assert_eq!(a.flags & (FIN | SYN | RST), 0, "{a:?}");
+    assert_eq!((&e.s).read(&mut buf).unwrap(), 0);
+    assert_quiet(&port, "both sides closed");
+}
+
+#[test]
+fn a_blocked_reader_wakes_for_a_packet() {
+    let (_k, p, port) = kernel_with_pkt();
+    let _l = TcpListener::bind(&p, sa(KERNEL, 87)).unwrap();
+    let reader = port.clone();
+    let (tx, rx) = mpsc::channel();
+    let t = std::thread::spawn(move || {
+        tx.send(reader.recv_packet(None)).unwrap();
+    });
+    assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
+    // A SYN injected from this thread makes the stack answer; the
+    // answer wakes the reader.
+    port.inject(
+        &Seg {
+            src: sa(US, 40060),
+            dst: sa(KERNEL, 87),
+            seq: 1,
+            ack: 0,
+            flags: SYN,
+            window: 1000,
+            options: &[],
+            payload: &[],
+        }
+        .build(),
+    )
+    .unwrap();
+    let pkt = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the reader woke")
+        .unwrap();
+    let t2 = parse_tcp(&parse_ip(&pkt));
+    assert_eq!((t2.flags, t2.ack), (SYN | ACK, 2));
+    t.join().unwrap();
+}
