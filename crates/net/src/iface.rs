@@ -6,8 +6,9 @@
 //!
 //! Every interface is Ethernet-framed, loopback and `pkt` included (with
 //! zero MAC addresses, as Linux's `lo` appears in captures), so capture,
-//! statistics and input share one path. Neighbours: `stack.rs` owns the interface
-//! table; `bus.rs`, `shmif.rs`, `virtif.rs` and `pump.rs` implement links.
+//! statistics and input share one path. Neighbours: `stack.rs` owns the
+//! interface table; `bus.rs`, `shmif.rs`, `virtif.rs`, `pktif.rs` and
+//! `pump.rs` implement links.
 
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -257,8 +258,9 @@ impl Iface {
         let smol = new_smol(mtu, offload, seed, pool);
         let addrs6 = match kind {
             IfKind::Loopback => alloc::vec![(Ipv6Addr::LOCALHOST, 128)],
-            // No MAC to derive it from: a random interface identifier
-            // (RFC 7217 allows any stable, unique one).
+            // No MAC to derive it from: a random interface identifier,
+            // fixed for the interface's life (RFC 4291 §2.5.1 asks only
+            // that it be unique on the link, and the link has one end).
             IfKind::Pkt => {
                 let b = seed.rotate_left(29).to_le_bytes();
                 alloc::vec![(link_local([b[0] & 0xfc, b[1], b[2], b[3], b[4], b[5]]), 64)]

@@ -211,8 +211,8 @@ impl Core {
             self.bad_frame(ifindex);
             return;
         };
-        let is_lo = !iface.kind.has_link_layer();
-        if !is_lo {
+        let no_link = !iface.kind.has_link_layer();
+        if !no_link {
             let dst = eth.dst_addr();
             // IPv6 multicast (33:33:...) is taken in; the IPv6 layer
             // keeps only the groups the interface belongs to.
@@ -222,12 +222,12 @@ impl Core {
             }
         }
         match eth.ethertype() {
-            EthernetProtocol::Arp if !is_lo => self.arp_input(pool, ifindex, eth.payload(), fx),
+            EthernetProtocol::Arp if !no_link => self.arp_input(pool, ifindex, eth.payload(), fx),
             EthernetProtocol::Ipv4 => self.ip_input(pool, ifindex, eth.payload(), fx),
             EthernetProtocol::Ipv6 => self.ip6_input(pool, ifindex, eth.payload(), fx),
             // Without a link layer nothing else can come (a `pkt` packet
             // of another IP version).
-            _ if is_lo => self.bad_frame(ifindex),
+            _ if no_link => self.bad_frame(ifindex),
             _ => {}
         }
     }
