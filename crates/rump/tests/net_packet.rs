@@ -6,7 +6,8 @@
 //! segments, resets in and out of the window, a zero window and its probe,
 //! a RST from a closed port, a RST when a socket closes with unread data,
 //! UDP in and out, IPv6, timeouts, bad input, a bounded queue, and a
-//! blocked reader woken by `if_destroy` and by halt.
+//! blocked reader woken by `if_destroy` and by halt, and a capture of both
+//! directions.
 //!
 //! Packets are built and parsed here by small helpers written against
 //! RFC 791 (IPv4), RFC 8200 (IPv6), RFC 9293 (TCP) and RFC 768 (UDP), so
@@ -1154,4 +1155,45 @@ fn a_blocked_reader_wakes_for_a_packet() {
     let t2 = parse_tcp(&parse_ip(&pkt));
     assert_eq!((t2.flags, t2.ack), (SYN | ACK, 2));
     t.join().unwrap();
+}
+
+#[test]
+fn a_capture_holds_both_directions() {
+    let (_k, p, port) = kernel_with_pkt();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pkt0.pcap");
+    sys::if_set_pcap(&p, "pkt0", Some(path.to_str().unwrap())).unwrap();
+    let syn = Seg {
+        src: sa(US, 40070),
+        dst: sa(KERNEL, 9),
+        seq: 1,
+        ack: 0,
+        flags: SYN,
+        window: 1000,
+        options: &[],
+        payload: &[],
+    }
+    .build();
+    port.inject(&syn).unwrap();
+    let rst = port.recv_packet(WAIT).unwrap();
+    sys::if_set_pcap(&p, "pkt0", None).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let h = ::net::pcap::FileHeader::parse(&bytes).unwrap();
+    assert_eq!(h.linktype, ::net::pcap::LINKTYPE_ETHERNET);
+    let mut off = ::net::pcap::FileHeader::LEN;
+    let mut frames = Vec::new();
+    while off < bytes.len() {
+        let r = ::net::pcap::RecordHeader::parse(&bytes[off..]).unwrap();
+        off += ::net::pcap::RecordHeader::LEN;
+        frames.push(bytes[off..off + r.caplen as usize].to_vec());
+        off += r.caplen as usize;
+    }
+    // Each packet behind a zero-address Ethernet header.
+    let framed = |pkt: &[u8]| {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x08, 0x00]);
+        f.extend_from_slice(pkt);
+        f
+    };
+    assert_eq!(frames, vec![framed(&syn), framed(&rst)]);
 }
