@@ -246,6 +246,11 @@ int main(void) {
     OK(rump_sys_unlink("fifo2"));
     OK(rump_sys_chdir("/"));
     OK(rump_sys_rmdir(top));
+#ifdef RUMP_CLIENT
+    /* after the connection is dropped there is no kernel */
+    OK(rumpclient_fini());
+    FAILS(rump_sys_getpid(), ENXIO);
+#endif
     printf("files: ok\n");
     return 0;
 }

@@ -31,11 +31,15 @@ fn unit(r: impl FnOnce() -> Result<Request, Errno>) -> c_int {
 /// Creates interface `ifname` (`shmif0`, `virt0`, `pkt0`, ...).
 #[no_mangle]
 pub extern "C" fn rump_pub_netconfig_ifcreate(ifname: *const c_char) -> c_int {
-    unit(|| {
-        Ok(Request::IfCreate {
+    ret_unit((|| {
+        let req = Request::IfCreate {
             name: name(ifname)?,
-        })
-    })
+        };
+        match crate::ctx::call(req)? {
+            rump::sys::Response::Name(_) => Ok(()),
+            _ => Err(Errno::EIO),
+        }
+    })())
 }
 
 /// Destroys an interface.

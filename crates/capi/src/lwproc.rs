@@ -70,12 +70,9 @@ pub(crate) fn leave_lwp() {
     if l == 0 {
         return;
     }
-    match with_registry(|r| r.lwps.get(&l).map(|x| x.2.clone())) {
-        Some(lwp) => {
-            rump::kern::Lwp::unbind_current(&**lwp.proc.kernel().hyper());
-        }
-        // Its kernel was halted: nothing of it is left to unbind from.
-        None => {}
+    // A halted kernel's lwps are gone: nothing is left to unbind from.
+    if let Some(lwp) = with_registry(|r| r.lwps.get(&l).map(|x| x.2.clone())) {
+        rump::kern::Lwp::unbind_current(&**lwp.proc.kernel().hyper());
     }
     ctx::bind_thread(None);
 }
