@@ -24,7 +24,9 @@
 
 mod kernels;
 mod lwproc;
+mod pktif;
 
 pub use capi_core;
 pub use kernels::*;
 pub use lwproc::*;
+pub use pktif::*;

@@ -157,6 +157,13 @@ fn lwproc_and_kernel_handles() {
     check_ok("lwproc", &run(&exe, &[], &[]));
 }
 
+#[test]
+fn packet_interface_from_c() {
+    let Some(p) = prefix() else { return };
+    let exe = compile(p, "pktif", "pktif", "rump", &[]);
+    check_ok("pktif", &run(&exe, &[], &[]));
+}
+
 /// Waits until `path` exists.
 fn wait_for(path: &Path) {
     let start = Instant::now();
