@@ -1,9 +1,11 @@
 /*
  * An ext2 image registered with etfs and mounted in a rump kernel:
- *   ext2 IMAGE
+ *   ext2 IMAGE WRAPPED
  * reads /hello.txt (put there by mke2fs -d), writes /from-c.txt and
  * /dir/nested, renames, unmounts. The test suite checks the image with
- * e2fsck and debugfs afterwards.
+ * e2fsck and debugfs afterwards. WRAPPED holds a copy of the image after
+ * 1 MiB of something else: registered as a window of that file
+ * (rump_pub_etfs_register_withsize), it mounts read-only just the same.
  */
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -13,8 +15,8 @@
 #include "check.h"
 
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: ext2 IMAGE\n");
+    if (argc != 3) {
+        fprintf(stderr, "usage: ext2 IMAGE WRAPPED\n");
         return 2;
     }
     CHECK(rump_init() == 0);
@@ -57,6 +59,21 @@ int main(int argc, char **argv) {
     OK(rump_sys_umount2("/mnt", 0));
     OK(rump_pub_etfs_remove("/dev/disk0"));
     FAILS(rump_pub_etfs_remove("/dev/disk0"), ENOENT);
+
+    /* a window of a bigger file */
+    FAILS(rump_pub_etfs_register_withsize("/dev/win", argv[2], RUMP_ETFS_BLK, 100, RUMP_ETFS_SIZE_ENDOFF), EINVAL);
+    FAILS(rump_pub_etfs_register_withsize("/dev/win", argv[2], RUMP_ETFS_BLK, 1 << 20, 1ULL << 40), EINVAL);
+    FAILS(rump_pub_etfs_register_withsize("/dev/win", argv[2], RUMP_ETFS_BLK, 1ULL << 40, RUMP_ETFS_SIZE_ENDOFF), EINVAL);
+    OK(rump_pub_etfs_register_withsize("/dev/win", argv[2], RUMP_ETFS_BLK | RUMP_ETFS_RDONLY, 1 << 20, RUMP_ETFS_SIZE_ENDOFF));
+    OK(rump_sys_mkdir("/win", 0755));
+    OK(rump_sys_mount("/dev/win", "/win", "ext2", RUMP_MS_RDONLY, NULL));
+    memset(buf, 0, sizeof buf);
+    fd = OK(rump_sys_open("/win/hello.txt", O_RDONLY, 0));
+    CHECK(OK(rump_sys_read(fd, buf, sizeof buf - 1)) == 12 && strcmp(buf, "hello ext2!\n") == 0);
+    OK(rump_sys_close(fd));
+    FAILS(rump_sys_open("/win/new", O_CREAT | O_WRONLY, 0644), EROFS);
+    OK(rump_sys_umount2("/win", 0));
+    OK(rump_pub_etfs_remove("/dev/win"));
     printf("ext2: ok\n");
     return 0;
 }

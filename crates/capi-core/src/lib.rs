@@ -170,6 +170,7 @@ pub const ENTRY_POINTS: &[(&str, &[&str])] = &[
     ("ArpDelete", &["rump_pub_netconfig_arp_delete"]),
     ("NetStats", &["rump_pub_netconfig_netstats"]),
     ("SockList", &["rump_pub_netconfig_socklist"]),
+    ("EtfsRegisterWindow", &["rump_pub_etfs_register_withsize"]),
 ];
 
 /// Runs a listing request and writes its result as JSON into the caller's

@@ -334,6 +334,15 @@ pub const RUMP_ETFS_DIR_SUBDIRS: c_int = 4;
 /// refuses writes (an extension of ours).
 pub const RUMP_ETFS_RDONLY: c_int = 0x100;
 
+/// Checks an etfs type; returns whether it asks for read-only.
+fn etfs_type(ftype: c_int) -> Result<bool, Errno> {
+    match ftype & !RUMP_ETFS_RDONLY {
+        RUMP_ETFS_BLK | RUMP_ETFS_CHR => Ok(ftype & RUMP_ETFS_RDONLY != 0),
+        RUMP_ETFS_REG | RUMP_ETFS_DIR | RUMP_ETFS_DIR_SUBDIRS => Err(Errno::EOPNOTSUPP),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
 /// Registers host file `hostpath` as device `key` (`/dev/disk0`, or a bare
 /// name for `/dev/NAME`); its MBR or GPT partitions appear as `keyp1`, ...
 #[no_mangle]
@@ -343,16 +352,37 @@ pub extern "C" fn rump_pub_etfs_register(
     ftype: c_int,
 ) -> c_int {
     unit(|| {
-        let read_only = ftype & RUMP_ETFS_RDONLY != 0;
-        match ftype & !RUMP_ETFS_RDONLY {
-            RUMP_ETFS_BLK | RUMP_ETFS_CHR => {}
-            RUMP_ETFS_REG | RUMP_ETFS_DIR | RUMP_ETFS_DIR_SUBDIRS => return Err(Errno::EOPNOTSUPP),
-            _ => return Err(Errno::EINVAL),
-        }
+        let read_only = etfs_type(ftype)?;
         Ok(Request::EtfsRegister {
             key: cstr(key)?.to_vec(),
             host_path: cstr(hostpath)?.to_vec(),
             read_only,
+        })
+    })
+}
+
+/// `size` for "to the end of the file" (NetBSD's `RUMP_ETFS_SIZE_ENDOFF`).
+pub const RUMP_ETFS_SIZE_ENDOFF: u64 = u64::MAX;
+
+/// Registers the byte window `begin .. begin + size` of `hostpath` as
+/// device `key` (`size` `RUMP_ETFS_SIZE_ENDOFF`: to the end). Both must be
+/// multiples of 512 and inside the file (`EINVAL`).
+#[no_mangle]
+pub extern "C" fn rump_pub_etfs_register_withsize(
+    key: *const c_char,
+    hostpath: *const c_char,
+    ftype: c_int,
+    begin: u64,
+    size: u64,
+) -> c_int {
+    unit(|| {
+        let read_only = etfs_type(ftype)?;
+        Ok(Request::EtfsRegisterWindow {
+            key: cstr(key)?.to_vec(),
+            host_path: cstr(hostpath)?.to_vec(),
+            read_only,
+            offset: begin,
+            size,
         })
     })
 }

@@ -123,8 +123,25 @@ fn ext2_image_registered_with_etfs_and_mounted() {
         .status()
         .unwrap();
     assert!(st.success());
+    // A copy of the image after 1 MiB of other bytes, for a window.
+    let wrapped = dir.path().join("wrapped.img");
+    let mut bytes = vec![0xa5u8; 1 << 20];
+    bytes.extend(std::fs::read(&img).unwrap());
+    std::fs::write(&wrapped, &bytes).unwrap();
     let exe = compile(p, "ext2", "ext2", "rump", &[]);
-    check_ok("ext2", &run(&exe, &[img.to_str().unwrap()], &[]));
+    check_ok(
+        "ext2",
+        &run(
+            &exe,
+            &[img.to_str().unwrap(), wrapped.to_str().unwrap()],
+            &[],
+        ),
+    );
+    assert_eq!(
+        std::fs::read(&wrapped).unwrap(),
+        bytes,
+        "read-only window written"
+    );
     let fsck = Command::new("e2fsck")
         .arg("-fn")
         .arg(&img)

@@ -27,4 +27,4 @@ pub mod raw;
 mod registry;
 
 pub use dev::{read_bytes, BlockDevice, HostDevice, MemDevice, Partition, SECTOR_SIZE};
-pub use registry::{register_host, BlkComponent, Claim, Registry, EXTENSION};
+pub use registry::{register_host, register_host_window, BlkComponent, Claim, Registry, EXTENSION};

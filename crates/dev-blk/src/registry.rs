@@ -203,6 +203,19 @@ pub fn register_host(
     host_path: &str,
     read_only: bool,
 ) -> Result<Vec<String>, Errno> {
+    register_host_window(kernel, key, host_path, read_only, None)
+}
+
+/// [`register_host`] of the byte window `offset .. offset + size` of the
+/// host file (`rump_pub_etfs_register_withsize`); `size` `u64::MAX` runs
+/// to the end. Both must be multiples of 512.
+pub fn register_host_window(
+    kernel: &Kernel,
+    key: &str,
+    host_path: &str,
+    read_only: bool,
+    window: Option<(u64, u64)>,
+) -> Result<Vec<String>, Errno> {
     kernel.check()?;
     let reg = Registry::of(kernel)?;
     if reg.lookup(key).is_ok() {
@@ -223,7 +236,34 @@ pub fn register_host(
         },
     )?;
     let dev = HostDevice::new(io, read_only)?;
-    reg.register_with_partitions(key, Arc::new(dev))
+    match window {
+        None => reg.register_with_partitions(key, Arc::new(dev)),
+        Some((offset, size)) => {
+            let sectors = window_sectors(dev.sectors(), offset, size)?;
+            let part = Partition::new(Arc::new(dev), offset / 512, sectors, read_only)?;
+            reg.register_with_partitions(key, Arc::new(part))
+        }
+    }
+}
+
+/// The size in sectors of the window `offset .. offset + size` (bytes;
+/// `size` `u64::MAX`: to the end) of a device of `total` sectors.
+/// `EINVAL` unless both are whole sectors and the window is non-empty and
+/// inside the device.
+fn window_sectors(total: u64, offset: u64, size: u64) -> Result<u64, Errno> {
+    if !offset.is_multiple_of(512) || (size != u64::MAX && !size.is_multiple_of(512)) {
+        return Err(Errno::EINVAL);
+    }
+    let start = offset / 512;
+    let sectors = if size == u64::MAX {
+        total.checked_sub(start).ok_or(Errno::EINVAL)?
+    } else {
+        size / 512
+    };
+    match start.checked_add(sectors) {
+        Some(end) if end <= total && sectors > 0 => Ok(sectors),
+        _ => Err(Errno::EINVAL),
+    }
 }
 
 /// The component that gives a kernel its block-device registry.

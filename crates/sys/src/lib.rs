@@ -31,7 +31,7 @@ pub use calls::chown::{chown, fchown, fchownat, lchown, NO_CHANGE};
 pub use calls::close::close;
 pub use calls::connect::connect;
 pub use calls::dup::{dup, dup2, dup3};
-pub use calls::etfs::{etfs_register, etfs_remove};
+pub use calls::etfs::{etfs_register, etfs_register_window, etfs_remove};
 pub use calls::fcntl::fcntl;
 pub use calls::fsync::{fdatasync, fsync, sync};
 pub use calls::getdents::getdents64;

@@ -405,6 +405,17 @@ pub enum Request {
     NetStats,
     /// The socket table (`netstat`).
     SockList,
+    /// `etfs_register` of a byte window of the host file. Last in the
+    /// enum so the wire numbers of the others stay as they were.
+    EtfsRegisterWindow {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        host_path: Vec<u8>,
+        read_only: bool,
+        offset: u64,
+        size: u64,
+    },
 }
 
 /// What a successful call returns.
@@ -678,5 +689,18 @@ pub fn dispatch(p: &Proc, req: Request) -> Result<Response, Errno> {
         Request::ArpDelete { ip } => unit(s::arp_delete(p, ip))?,
         Request::NetStats => R::NetStats(alloc::boxed::Box::new(s::net_stats(p)?)),
         Request::SockList => R::Sockets(s::sock_list(p)?),
+        Request::EtfsRegisterWindow {
+            key,
+            host_path,
+            read_only,
+            offset,
+            size,
+        } => unit(s::etfs_register_window(
+            p,
+            &key,
+            &host_path,
+            read_only,
+            Some((offset, size)),
+        ))?,
     })
 }

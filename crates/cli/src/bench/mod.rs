@@ -3,6 +3,7 @@
 //! run where one exists and reports `speedup` (above 1: we win).
 
 mod boot;
+mod capi;
 mod common;
 mod ext2;
 mod fuse;
@@ -59,6 +60,9 @@ pub enum Which {
     /// Boots of the ext2 unikernel on KVM: setup, guest time and total
     /// to the application's main, runner RSS, guest memory, image size.
     Unikernel(unikernel::UnikernelArgs),
+    /// What the C ABI adds: rump_sys_getpid and open+fstat+close through
+    /// librump.so vs the Rust API, in one run.
+    Capi(capi::CapiArgs),
     /// open+fstat+close on tmpfs, in-process vs the host's tmpfs.
     Syscall {
         /// Rounds per measurement.
@@ -79,6 +83,7 @@ pub fn run(which: Which) -> anyhow::Result<()> {
         Which::Scale(args) => scale::run(args),
         Which::Remote(args) => remote::run(args),
         Which::Unikernel(args) => unikernel::run(args),
+        Which::Capi(args) => capi::run(args),
         Which::Ext2 {
             file_mb,
             small_files,

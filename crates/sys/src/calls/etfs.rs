@@ -14,6 +14,20 @@ use kern::{Errno, Proc};
 /// kernel has no block-device layer, the host's errno if the file cannot
 /// be opened.
 pub fn etfs_register(p: &Proc, key: &[u8], host_path: &[u8], read_only: bool) -> Result<(), Errno> {
+    etfs_register_window(p, key, host_path, read_only, None)
+}
+
+/// [`etfs_register`] of the byte window `(offset, size)` of the host file
+/// (`rump_pub_etfs_register_withsize`; `size` `u64::MAX`: to the end), or
+/// of all of it with `None`. Offset and size must be multiples of 512
+/// and inside the file (`EINVAL`).
+pub fn etfs_register_window(
+    p: &Proc,
+    key: &[u8],
+    host_path: &[u8],
+    read_only: bool,
+    window: Option<(u64, u64)>,
+) -> Result<(), Errno> {
     p.kernel().check()?;
     if !p.cred().is_root() {
         return Err(Errno::EPERM);
@@ -23,7 +37,7 @@ pub fn etfs_register(p: &Proc, key: &[u8], host_path: &[u8], read_only: bool) ->
     if key.is_empty() || host.is_empty() || key.contains('\0') || host.contains('\0') {
         return Err(Errno::EINVAL);
     }
-    let names = dev_blk::register_host(p.kernel(), key, host, read_only)?;
+    let names = dev_blk::register_host_window(p.kernel(), key, host, read_only, window)?;
     make_nodes(p, &names);
     Ok(())
 }
