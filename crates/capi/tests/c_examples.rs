@@ -101,6 +101,33 @@ fn files_on_tmpfs() {
     check_ok("files", &run(&exe, &[], &[]));
 }
 
+/// The same program linked with the static library: no librump.so at
+/// run time.
+#[test]
+fn files_on_tmpfs_with_the_static_library() {
+    let Some(p) = prefix() else { return };
+    let exe = p.join("files-static");
+    let o = Command::new("cc")
+        .args(["-std=gnu11", "-Wall", "-O1", "-o"])
+        .arg(&exe)
+        .arg(repo().join("examples/c/files.c"))
+        .arg(format!("-I{}", p.join("include").display()))
+        .arg(p.join("lib/librump.a"))
+        .args(["-lpthread", "-ldl", "-lm"])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "cc: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let ldd = Command::new("ldd").arg(&exe).output();
+    if let Ok(l) = ldd {
+        assert!(!String::from_utf8_lossy(&l.stdout).contains("librump"));
+    }
+    check_ok("files", &run(&exe, &[], &[]));
+}
+
 #[test]
 fn ext2_image_registered_with_etfs_and_mounted() {
     let Some(p) = prefix() else { return };
