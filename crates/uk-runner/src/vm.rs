@@ -9,6 +9,7 @@
 
 use std::fmt;
 use std::fs::File;
+use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::time::Instant;
 
@@ -90,11 +91,14 @@ impl Machine {
         unsafe { vm.set_user_memory_region(region) }.map_err(kvm_err("map guest memory"))?;
 
         // The image.
+        // Each segment is read from the file straight into guest memory,
+        // with no buffer in between (the runner's peak RSS would otherwise
+        // hold the image twice).
         for s in &image.segments {
-            let mut bytes = vec![0u8; s.file_len as usize];
-            elf.read_exact_at(&mut bytes, s.file_off)
+            let mut f = &elf;
+            f.seek(SeekFrom::Start(s.file_off))
                 .map_err(|e| Error::Image(format!("read segment at {:#x}: {e}", s.addr)))?;
-            mem.write_slice(&bytes, GuestAddress(s.addr))
+            mem.read_exact_volatile_from(GuestAddress(s.addr), &mut f, s.file_len as usize)
                 .map_err(|e| Error::Image(format!("load segment at {:#x}: {e}", s.addr)))?;
             // Fresh anonymous memory is zero already: the rest is BSS.
         }
