@@ -54,6 +54,9 @@ pub fn run(cmd: UnikernelCmd) -> anyhow::Result<()> {
                     "uk: boot: guest memory touched {} bytes, {} hypercalls",
                     out.guest_touched_bytes, out.hypercalls
                 );
+                if let Some(hwm) = peak_rss_bytes() {
+                    eprintln!("uk: boot: runner peak RSS {hwm} bytes");
+                }
                 if let Some(t) = out.guest_time_to(uk_abi::BootStage::AppMain) {
                     eprintln!(
                         "uk: boot: guest time to app-main {:.1} us",
@@ -98,4 +101,14 @@ pub fn config(args: &RunArgs) -> anyhow::Result<uk_runner::Config> {
     cfg.handle_signals = true;
     std::fs::metadata(&cfg.image).with_context(|| format!("{}", cfg.image.display()))?;
     Ok(cfg)
+}
+
+/// This process's peak resident set (`VmHWM` of /proc/self/status): the
+/// runner's own high-water mark since its exec, whatever process started
+/// it.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }

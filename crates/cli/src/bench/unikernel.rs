@@ -185,7 +185,12 @@ fn boot_once(app: &Path, img: &Path) -> Result<Boot> {
         guest_us: num("guest time to app-main ", "us")?,
         to_main_ms: num("app-main   at ", "ms")?,
         wall_ms,
-        rss_bytes: ru.ru_maxrss as f64 * 1024.0,
+        // The runner's own high-water mark (VmHWM), not `ru.ru_maxrss`:
+        // a child spawned from this process shares its memory until the
+        // exec (vfork), and Linux carries that memory's high-water mark
+        // into the child's `ru_maxrss`, which would report this
+        // benchmark's size instead of the runner's.
+        rss_bytes: num("runner peak RSS ", "bytes")?,
         touched_bytes: num("guest memory touched ", "bytes")?,
     })
 }
