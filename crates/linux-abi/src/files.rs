@@ -42,7 +42,13 @@ impl Linux<'_> {
             return Err(Errno::EOPNOTSUPP);
         }
         // open(2) ignores flags it does not know; the kernel refuses them.
-        let flags = flags & (o::KNOWN | o::PATH);
+        let mut flags = flags & (o::KNOWN | o::PATH);
+        if flags & o::PATH != 0 {
+            // The kernel has no path-only descriptors: a read-only open
+            // stands in (it needs read permission, and O_NOFOLLOW fails
+            // on a symlink instead of opening the link).
+            flags = o::RDONLY | (flags & (o::DIRECTORY | o::NOFOLLOW | o::CLOEXEC));
+        }
         let dirfd = self.dirfd(dirfd)?;
         let path = self.path(path)?;
         let kfd = self.int_of(Request::Openat {

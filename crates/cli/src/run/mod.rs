@@ -119,7 +119,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         Ok(c) => c,
         Err(e) => bail!("run: {}: {e}", args.command[0].to_string_lossy()),
     };
-    let _sup = setup
+    let sup = setup
         .join()
         .map_err(|_| anyhow!("run: supervisor thread failed"))??;
     // Terminal signals are the program's to handle; we wait for it.
@@ -130,6 +130,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         libc::signal(libc::SIGQUIT, libc::SIG_IGN);
     }
     let status = child.wait().context("run: wait")?;
+    sup.release();
     if let Some(c) = configured {
         shut_down(c, "rump run");
     }

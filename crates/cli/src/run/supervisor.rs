@@ -626,6 +626,23 @@ impl Supervisor {
         // `theirs` closes here: the caller's copy is the only one left.
     }
 
+    /// Lets go of the kernel: every process context leaves the rump tree
+    /// and every kernel descriptor is closed, so that the file systems
+    /// unmount (called once the program has exited).
+    pub fn release(&self) {
+        let ctxs: Vec<Arc<Ctx>> = self.ctxs.lock().unwrap().drain().map(|(_, c)| c).collect();
+        for c in ctxs.iter().chain(std::iter::once(&self.root)) {
+            let _ = c.sys.call(sys::Request::Chdir {
+                path: b"/".to_vec(),
+            });
+        }
+        drop(ctxs);
+        let holes: Vec<Hole> = self.holes.lock().unwrap().drain().map(|(_, h)| h).collect();
+        for h in holes {
+            let _ = self.root.sys.call(sys::Request::Close { fd: h.kfd });
+        }
+    }
+
     /// Closes kernel descriptors whose placeholders are all closed. Runs
     /// on its own thread.
     pub fn reap(&self) {
