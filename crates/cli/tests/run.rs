@@ -1,0 +1,235 @@
+//! `rump run`: unmodified host programs (sh, coreutils, tar) working on
+//! an ext2 image mounted in a private kernel, seen under /rump, with
+//! outputs compared to the same commands on a host directory.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const RUMP: &str = env!("CARGO_BIN_EXE_rump");
+
+/// Why `rump run` cannot work here, if it cannot.
+fn missing() -> Option<String> {
+    let actions =
+        std::fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail").unwrap_or_default();
+    if !actions.split_whitespace().any(|a| a == "user_notif") {
+        return Some("seccomp user notification is unavailable".into());
+    }
+    for tool in ["sh", "ls", "cat", "tar", "stat", "sha256sum", "dd", "find"] {
+        let found = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).exists()))
+            .unwrap_or(false);
+        if !found {
+            return Some(format!("{tool} is not installed"));
+        }
+    }
+    None
+}
+
+fn newfs(img: &Path) {
+    let out = Command::new(RUMP)
+        .args(["newfs", img.to_str().unwrap(), "--size", "64M"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "newfs: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `script` with `$B` set to the rump tree's /mnt, under `rump run`.
+fn run_rump(img: &Path, script: &str) -> Output {
+    Command::new(RUMP)
+        .args([
+            "run",
+            "--disk",
+            &format!("/dev/disk0={}", img.display()),
+            "--mount",
+            "auto:/dev/disk0:/mnt",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ])
+        .env("B", "/rump/mnt")
+        .env("LC_ALL", "C")
+        .output()
+        .unwrap()
+}
+
+/// Runs `script` with `$B` set to a host directory.
+fn run_host(dir: &Path, script: &str) -> Output {
+    Command::new("sh")
+        .args(["-c", script])
+        .env("B", dir)
+        .env("LC_ALL", "C")
+        .output()
+        .unwrap()
+}
+
+fn e2fsck_clean(img: &Path) {
+    match Command::new("e2fsck").args(["-fn"]).arg(img).output() {
+        Ok(o) => assert!(
+            o.status.success(),
+            "e2fsck -fn: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(_) => eprintln!("(e2fsck not installed: image not checked)"),
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Directory sizes differ between file systems: `ls -la` lines keep the
+/// type, mode and link count, sizes of non-directories and the name.
+const LS: &str =
+    r#"awk '{ if ($1 ~ /^d/) print $1, $2, $NF; else if (NF > 2) print $1, $2, $5, $NF }'"#;
+
+#[test]
+fn coreutils_tar_and_sh_on_the_rump_tree_match_the_host() {
+    if let Some(why) = missing() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let img = tmp.path().join("disk.img");
+    newfs(&img);
+    let host = tmp.path().join("host");
+    std::fs::create_dir_all(host.join("lost+found")).unwrap();
+    let script = format!(
+        r#"
+set -e
+mkdir -p $B/d/e/f
+echo hi > $B/d/x
+cat $B/d/x
+sh -c "echo nested > $B/d/y; cat $B/d/y"
+cp /etc/passwd $B/d/p
+ls -la $B/d | {LS}
+stat -c '%F %s %h %a' $B/d/x $B/d/p
+stat -c '%F %h %a' $B/d/e
+cd $B/d && for f in *; do wc -c "$f" 2>&1; done | sort
+cd /
+find $B | sed "s|^$B||" | sort
+mv $B/d/x $B/d/z
+ln -s z $B/d/l
+cat $B/d/l
+readlink $B/d/l
+sha256sum $B/d/p | cut -c1-64
+dd if=/dev/zero of=$B/big bs=1M count=8 2>/dev/null
+wc -c < $B/big
+tar cf - -C $B d | tar tf - | sort
+mkdir $B/t && tar cf - -C /etc passwd group | tar xf - -C $B/t && cmp /etc/group $B/t/group && ls $B/t
+chmod 600 $B/d/p && stat -c '%a' $B/d/p
+touch -d @1000000000 $B/d/p && stat -c '%Y' $B/d/p
+rm -rf $B/d $B/t
+ls -a $B
+test ! -e $B/d
+echo done
+"#
+    );
+    let r = run_rump(&img, &script);
+    let h = run_host(&host, &script);
+    assert!(h.status.success(), "host run failed: {}", text(&h.stderr));
+    assert!(
+        r.status.success(),
+        "rump run failed ({}): {}",
+        r.status,
+        text(&r.stderr)
+    );
+    assert_eq!(text(&r.stdout), text(&h.stdout));
+    assert!(text(&r.stdout).ends_with("done\n"));
+    // Everything was let go of before the unmount.
+    assert!(!text(&r.stderr).contains("unmount"), "{}", text(&r.stderr));
+    e2fsck_clean(&img);
+}
+
+#[test]
+fn working_directory_in_the_rump_tree_and_pipelines() {
+    if let Some(why) = missing() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let img = tmp.path().join("disk.img");
+    newfs(&img);
+    let host = tmp.path().join("host");
+    std::fs::create_dir_all(host.join("lost+found")).unwrap();
+    // dash with forks in a pipeline, relative names, pwd, cd .. back out.
+    let script = r#"
+set -e
+cd $B
+pwd | sed "s|^$B|B|"
+for i in 1 2 3 4 5; do echo "file $i" > f$i; done
+for f in *; do wc -c "$f" 2>&1; done | sort
+cat f* | sort -r | head -n 2
+mkdir sub && cd sub && echo deep > g && cd .. && cat sub/g
+ls | tr '\n' ' '; echo
+cd / && ls $B/sub
+"#;
+    let r = run_rump(&img, script);
+    let h = run_host(&host, script);
+    assert!(h.status.success(), "host run failed: {}", text(&h.stderr));
+    assert!(r.status.success(), "rump run failed: {}", text(&r.stderr));
+    assert_eq!(text(&r.stdout), text(&h.stdout));
+    e2fsck_clean(&img);
+}
+
+#[test]
+fn exit_status_refusals_and_bad_arguments() {
+    if let Some(why) = missing() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let img = tmp.path().join("disk.img");
+    newfs(&img);
+    // The program's exit status is ours.
+    let r = run_rump(&img, "exit 7");
+    assert_eq!(r.status.code(), Some(7));
+    // A file that is not there, in the rump tree and on the host.
+    let r = run_rump(&img, "cat $B/nothing");
+    assert_eq!(r.status.code(), Some(1));
+    assert!(text(&r.stderr).contains("No such file or directory"));
+    // Host files stay the host's.
+    let host_file = tmp.path().join("h");
+    std::fs::write(&host_file, "host data\n").unwrap();
+    let r = run_rump(&img, &format!("cat {}", host_file.display()));
+    assert_eq!(text(&r.stdout), "host data\n");
+    // A rename across the two trees is EXDEV, so mv copies.
+    let r = run_rump(
+        &img,
+        &format!("mv {} $B/moved && cat $B/moved", host_file.display()),
+    );
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    assert_eq!(text(&r.stdout), "host data\n");
+    assert!(!host_file.exists());
+    // Executing from the rump tree is refused with a message.
+    let r = run_rump(&img, "cp /bin/true $B/t && chmod 755 $B/t && $B/t");
+    assert_ne!(r.status.code(), Some(0));
+    assert!(
+        text(&r.stderr).contains("not supported yet"),
+        "{}",
+        text(&r.stderr)
+    );
+    // Bad arguments: a clear error, no hang.
+    let out = Command::new(RUMP)
+        .args(["run", "--hijack", "path=relative", "--", "true"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--hijack"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = Command::new(RUMP)
+        .args(["run", "--", "/nonexistent/program"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("/nonexistent/program"));
+    e2fsck_clean(&img);
+}
