@@ -32,6 +32,8 @@ mod mem;
 pub mod nr;
 mod sockets;
 
+pub use sockets::read_sockaddr;
+
 pub use mem::{
     gather, read_bytes, read_cstr, read_cstr_max, read_iovecs, read_u32, read_u64, scatter,
     write_bytes, Iovec, Memory, VecMemory,

@@ -28,25 +28,8 @@ impl Linux<'_> {
         self.install(kfd, ty & sock::CLOEXEC != 0)
     }
 
-    /// Reads a `struct sockaddr` of `len` bytes, with Linux's length
-    /// rules: at most `sockaddr_storage`, `sockaddr_in` in full for
-    /// AF_INET, the RFC 2133 `sockaddr_in6` at least for AF_INET6.
     fn sockaddr_in(&self, addr: u64, len: u64) -> Result<SockAddr, Errno> {
-        let len = int(len);
-        if len < 0 || len as usize > sockaddr::STORAGE_SIZE {
-            return Err(Errno::EINVAL);
-        }
-        let mut b = read_bytes(self.mem, addr, len as usize)?;
-        if b.len() < 2 {
-            return Err(Errno::EINVAL);
-        }
-        match u16::from_ne_bytes([b[0], b[1]]) as i32 {
-            af::INET if b.len() < sockaddr::IN_SIZE => return Err(Errno::EINVAL),
-            af::INET6 if b.len() < sockaddr::IN6_SIZE_RFC2133 => return Err(Errno::EINVAL),
-            af::INET6 => b.resize(b.len().max(sockaddr::IN6_SIZE), 0),
-            _ => {}
-        }
-        SockAddr::from_linux(&b)
+        read_sockaddr(self.mem, addr, len)
     }
 
     /// Writes `a` to a caller's (`addr`, `*lenp`) pair: at most `*lenp`
@@ -340,4 +323,25 @@ impl Linux<'_> {
 
 fn read_u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// Reads a `struct sockaddr` of `len` bytes at `addr`, with Linux's length
+/// rules: at most `sockaddr_storage`, `sockaddr_in` in full for AF_INET,
+/// the RFC 2133 `sockaddr_in6` at least for AF_INET6.
+pub fn read_sockaddr(mem: &dyn crate::Memory, addr: u64, len: u64) -> Result<SockAddr, Errno> {
+    let len = int(len);
+    if len < 0 || len as usize > sockaddr::STORAGE_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    let mut b = read_bytes(mem, addr, len as usize)?;
+    if b.len() < 2 {
+        return Err(Errno::EINVAL);
+    }
+    match u16::from_ne_bytes([b[0], b[1]]) as i32 {
+        af::INET if b.len() < sockaddr::IN_SIZE => return Err(Errno::EINVAL),
+        af::INET6 if b.len() < sockaddr::IN6_SIZE_RFC2133 => return Err(Errno::EINVAL),
+        af::INET6 => b.resize(b.len().max(sockaddr::IN6_SIZE), 0),
+        _ => {}
+    }
+    SockAddr::from_linux(&b)
 }

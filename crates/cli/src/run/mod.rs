@@ -79,8 +79,16 @@ pub fn run(args: RunArgs) -> Result<i32> {
 
     // The child hands its listener over on this socket pair.
     let (ours, theirs) = std::os::unix::net::UnixStream::pair().context("socketpair")?;
-    let prog = seccomp::program(supervisor::ROUTED, supervisor::REFUSED);
-    let chan = theirs.as_raw_fd();
+    // A high number for the channel, which the filter lets `sendmsg`
+    // through on (a program is unlikely to reuse it for a rump socket).
+    // SAFETY: F_DUPFD_CLOEXEC on our open descriptor; checked below.
+    let chan = unsafe { libc::fcntl(theirs.as_raw_fd(), libc::F_DUPFD_CLOEXEC, CHAN_FD) };
+    if chan < 0 {
+        bail!("run: {}", io::Error::last_os_error());
+    }
+    // SAFETY: `chan` was just made and is ours alone.
+    let chan_owned = unsafe { seccomp::owned(chan) };
+    let prog = seccomp::program(supervisor::ROUTED, supervisor::REFUSED, chan);
     let mut cmd = std::process::Command::new(&args.command[0]);
     cmd.args(&args.command[1..]);
     let hook = move || {
@@ -115,6 +123,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
     });
     let spawned = cmd.spawn();
     drop(theirs);
+    drop(chan_owned);
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) => bail!("run: {}: {e}", args.command[0].to_string_lossy()),
@@ -140,6 +149,9 @@ pub fn run(args: RunArgs) -> Result<i32> {
         _ => 1,
     })
 }
+
+/// The descriptor number of the listener channel in the child.
+const CHAN_FD: i32 = 900;
 
 /// Starts the reaper, the receiver and `workers` worker threads.
 fn start(sup: &Arc<Supervisor>, workers: usize) -> io::Result<()> {

@@ -12,6 +12,8 @@ const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 /// Offsets in `struct seccomp_data`.
 const DATA_NR: u32 = 0;
 const DATA_ARCH: u32 = 4;
+/// The low half of `args[0]` (x86_64 is little-endian).
+const DATA_ARG0_LOW: u32 = 16;
 
 fn stmt(code: u32, k: u32) -> libc::sock_filter {
     libc::sock_filter {
@@ -35,7 +37,9 @@ fn jump(code: u32, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
 /// numbers mean other calls), `refused` calls fail with their errno
 /// without a round trip, `routed` calls go to the supervisor, the rest run
 /// natively.
-pub fn program(routed: &[u64], refused: &[(u64, i32)]) -> Vec<libc::sock_filter> {
+/// `sendmsg` on descriptor `chan` is always allowed: the child hands its
+/// listener over with it after the filter is in place.
+pub fn program(routed: &[u64], refused: &[(u64, i32)], chan: i32) -> Vec<libc::sock_filter> {
     use libc::{BPF_ABS, BPF_JEQ, BPF_JGE, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
     let mut p = vec![
         stmt(BPF_LD | BPF_W | BPF_ABS, DATA_ARCH),
@@ -44,6 +48,11 @@ pub fn program(routed: &[u64], refused: &[(u64, i32)]) -> Vec<libc::sock_filter>
         stmt(BPF_LD | BPF_W | BPF_ABS, DATA_NR),
         jump(BPF_JMP | BPF_JGE | BPF_K, X32_SYSCALL_BIT, 0, 1),
         stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_KILL_PROCESS),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_sendmsg as u32, 0, 3),
+        stmt(BPF_LD | BPF_W | BPF_ABS, DATA_ARG0_LOW),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, chan as u32, 0, 1),
+        stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW),
+        stmt(BPF_LD | BPF_W | BPF_ABS, DATA_NR),
     ];
     for &(nr, errno) in refused {
         p.push(jump(BPF_JMP | BPF_JEQ | BPF_K, nr as u32, 0, 1));

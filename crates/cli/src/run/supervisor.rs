@@ -105,6 +105,22 @@ pub const ROUTED: &[u64] = &[
     NR_SENDFILE,
     NR_SPLICE,
     NR_COPY_FILE_RANGE,
+    // sockets
+    nr::SOCKET,
+    nr::CONNECT,
+    nr::ACCEPT,
+    nr::ACCEPT4,
+    nr::BIND,
+    nr::LISTEN,
+    nr::GETSOCKNAME,
+    nr::GETPEERNAME,
+    nr::SETSOCKOPT,
+    nr::GETSOCKOPT,
+    nr::SHUTDOWN,
+    nr::SENDTO,
+    nr::RECVFROM,
+    nr::SENDMSG,
+    nr::RECVMSG,
 ];
 
 /// Calls refused in the filter itself: io_uring would bypass us.
@@ -139,6 +155,8 @@ const NR_COPY_FILE_RANGE: u64 = 326;
 pub struct Routing {
     /// Paths under this prefix are the kernel's, the prefix stripped.
     pub prefix: Vec<u8>,
+    /// Whether AF_INET and AF_INET6 sockets are the kernel's.
+    pub inet: bool,
 }
 
 impl Routing {
@@ -146,8 +164,13 @@ impl Routing {
     pub fn parse(spec: &str) -> Result<Routing, String> {
         let mut r = Routing {
             prefix: b"/rump".to_vec(),
+            inet: true,
         };
         for item in spec.split(',').filter(|s| !s.is_empty()) {
+            // `socket=inet,inet6`: a bare family continues the list.
+            if matches!(item, "inet" | "inet6") {
+                continue;
+            }
             let (k, v) = item
                 .split_once('=')
                 .ok_or_else(|| format!("--hijack {item}: expected key=value"))?;
@@ -159,10 +182,20 @@ impl Routing {
                     }
                     r.prefix = v.as_bytes().to_vec();
                 }
-                "socket" if v == "none" => {}
-                "socket" | "blanket" | "vfs" | "sysctl" | "fdoff" => {
+                "socket" => {
+                    r.inet = match v {
+                        "none" => false,
+                        "inet" | "inet6" | "inet:inet6" | "inet6:inet" => true,
+                        _ => {
+                            return Err(format!(
+                                "--hijack socket={v}: inet (AF_INET and AF_INET6) or none; all is not supported yet"
+                            ))
+                        }
+                    }
+                }
+                "blanket" | "vfs" | "sysctl" | "fdoff" => {
                     return Err(format!(
-                        "--hijack {k}={v}: not supported yet (only path= and socket=none)"
+                        "--hijack {k}={v}: not supported yet (only path= and socket=)"
                     ))
                 }
                 _ => return Err(format!("--hijack {k}: unknown key")),
@@ -199,10 +232,43 @@ struct Ctx {
     cwd_in_rump: AtomicBool,
 }
 
+/// What a placeholder stands for, which decides where its calls run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// A file or directory (or a datagram socket): every call routed; the
+    /// placeholder is always ready.
+    File,
+    /// A TCP socket: data flows through the socket pair (pumped to and
+    /// from the kernel socket once connected), so reads, writes and polls
+    /// run natively; control calls are routed.
+    Stream,
+    /// A listening TCP socket: `accept` is routed; the placeholder is
+    /// readable while the kernel has a connection waiting.
+    Listener,
+}
+
+/// A kernel descriptor, closed when the last user lets go (the
+/// placeholder's entry and, for streams, the pump threads).
+struct KernelFd {
+    fd: i32,
+    sys: Arc<dyn Syscalls>,
+}
+
+impl Drop for KernelFd {
+    fn drop(&mut self) {
+        let _ = self.sys.call(sys::Request::Close { fd: self.fd });
+    }
+}
+
 /// The host end of a placeholder and the kernel descriptor it stands for.
 struct Hole {
-    kfd: i32,
-    _ours: OwnedFd,
+    kind: Kind,
+    kfd: Arc<KernelFd>,
+    ours: Arc<OwnedFd>,
+    /// Listeners: a copy of the program's end (to take the readiness
+    /// byte back) and whether the byte is there.
+    theirs: Option<OwnedFd>,
+    ready: Arc<(Mutex<bool>, std::sync::Condvar)>,
 }
 
 pub struct Supervisor {
@@ -227,6 +293,17 @@ enum Outcome {
     Ret(i64),
     /// Nothing to answer: the caller went away.
     Gone,
+}
+
+/// What to do once a routed call has returned.
+enum After {
+    Nothing,
+    /// A stream connected: start its pumps.
+    Pumps(u64),
+    /// A stream listens (descriptor, inode).
+    Listen(i32, u64),
+    /// A connection was accepted on this listener.
+    Accepted(u64),
 }
 
 /// Where a name lives.
@@ -310,13 +387,18 @@ impl Supervisor {
     fn serve(&self, n: &Notif) -> Outcome {
         let tid = n.pid as i32;
         let nr = n.data.nr as u64;
-        let a = n.data.args;
+        let mut a = n.data.args;
+        let orig = n.data.args;
         let mem = ProcMem { pid: tid };
         let ctx = self.ctx(tid);
-        let fd_at = |i: usize| a[i] as u32 as i32;
+        let fd_at = |i: usize| orig[i] as u32 as i32;
         let is_hole = |fd: i32| self.kernel_fd(tid, fd).is_some();
+        // What a new descriptor will be, and what to do after the call.
+        let mut kind = Kind::File;
+        let mut nonblock = false;
+        let mut after = After::Nothing;
         let where_at = |dirfd: Option<usize>, path: usize| -> Where {
-            let Ok(p) = linux_abi::read_cstr(&mem, a[path]) else {
+            let Ok(p) = linux_abi::read_cstr(&mem, orig[path]) else {
                 // Let the host report the bad pointer.
                 return Where::Host;
             };
@@ -463,20 +545,96 @@ impl Supervisor {
                     cmd,
                     libc::F_GETFL | libc::F_SETFL | 5 | 6 | 7 | 36 | 37 | 38
                 );
-                if kernels && is_hole(fd_at(0)) {
-                    Rump
-                } else {
-                    Host
+                match self.lookup(tid, fd_at(0)) {
+                    Some((_, Kind::File, _)) if kernels => Rump,
+                    _ => Host,
                 }
             }
             nr::IOCTL => {
                 let req = a[1] as u32 as u64;
-                if req != libc::FIOCLEX && req != libc::FIONCLEX && is_hole(fd_at(0)) {
-                    Rump
-                } else {
-                    Host
+                match self.lookup(tid, fd_at(0)) {
+                    Some((_, Kind::File | Kind::Listener, _))
+                        if req != libc::FIOCLEX && req != libc::FIONCLEX =>
+                    {
+                        Rump
+                    }
+                    _ => Host,
                 }
             }
+            nr::SOCKET => {
+                let (dom, ty) = (fd_at(0), fd_at(1));
+                if !self.routing.inet || (dom != libc::AF_INET && dom != libc::AF_INET6) {
+                    Host
+                } else {
+                    if ty & 0xf == libc::SOCK_STREAM {
+                        // The kernel socket stays blocking (the pumps
+                        // wait on it); the placeholder carries the flag.
+                        kind = Kind::Stream;
+                        nonblock = ty & libc::SOCK_NONBLOCK != 0;
+                        a[1] = (ty & !libc::SOCK_NONBLOCK) as u32 as u64;
+                    }
+                    Rump
+                }
+            }
+            // Data on a stream goes through the placeholder natively.
+            nr::READ
+            | nr::WRITE
+            | nr::READV
+            | nr::WRITEV
+            | nr::PREAD64
+            | nr::PWRITE64
+            | nr::PREADV
+            | nr::PWRITEV
+            | nr::SENDTO
+            | nr::RECVFROM
+            | nr::SENDMSG
+            | nr::RECVMSG
+            | nr::SHUTDOWN => match self.lookup(tid, fd_at(0)) {
+                Some((_, Kind::Stream, _)) | None => Host,
+                Some(_) => Rump,
+            },
+            nr::CONNECT => match self.lookup(tid, fd_at(0)) {
+                None => Host,
+                Some((kfd, Kind::Stream, ino)) if is_nonblocking(tid, fd_at(0)) => {
+                    // Connect in the background; the program polls the
+                    // placeholder (writable at once: what it writes waits
+                    // in the pair until the pumps start).
+                    let addr = match linux_abi::read_sockaddr(&mem, orig[1], orig[2]) {
+                        Ok(a) => a,
+                        Err(e) => return Outcome::Ret(-(e.0 as i64)),
+                    };
+                    self.connect_later(kfd, ino, addr);
+                    return Outcome::Ret(-(libc::EINPROGRESS as i64));
+                }
+                Some((_, Kind::Stream, ino)) => {
+                    after = After::Pumps(ino);
+                    Rump
+                }
+                Some(_) => Rump,
+            },
+            nr::LISTEN => match self.lookup(tid, fd_at(0)) {
+                None => Host,
+                Some((_, Kind::Stream, ino)) => {
+                    after = After::Listen(fd_at(0), ino);
+                    Rump
+                }
+                Some(_) => Rump,
+            },
+            nr::ACCEPT | nr::ACCEPT4 => match self.lookup(tid, fd_at(0)) {
+                None => Host,
+                Some((kfd, Kind::Listener, ino)) => {
+                    if is_nonblocking(tid, fd_at(0)) && !self.kernel_readable(kfd) {
+                        return Outcome::Ret(-(libc::EAGAIN as i64));
+                    }
+                    let flags = if nr == nr::ACCEPT { 0 } else { fd_at(3) };
+                    kind = Kind::Stream;
+                    nonblock = flags & libc::SOCK_NONBLOCK != 0;
+                    a[3] = (flags & !libc::SOCK_NONBLOCK) as u32 as u64;
+                    after = After::Accepted(ino);
+                    Rump
+                }
+                Some(_) => Rump,
+            },
             nr::FCHDIR => {
                 if is_hole(fd_at(0)) {
                     Rump
@@ -508,15 +666,34 @@ impl Supervisor {
             sup: self,
             tid,
             id: n.id,
+            kind,
+            nonblock,
+            made: std::cell::Cell::new(None),
         };
         let linux = Linux {
             sys: &*ctx.sys,
             mem: &mem,
             ns: &ns,
         };
+        // ACCEPT is served as ACCEPT4 (the flags may have been changed).
+        let nr = if nr == nr::ACCEPT { nr::ACCEPT4 } else { nr };
         let r = linux.syscall(nr, a);
         if r == 0 && (nr == nr::CHDIR || nr == nr::FCHDIR) {
             ctx.cwd_in_rump.store(true, Ordering::Relaxed);
+        }
+        match after {
+            After::Nothing => {}
+            After::Pumps(ino) if r == 0 => self.start_pumps(ino),
+            After::Listen(fd, ino) if r == 0 => self.make_listener(tid, fd, ino),
+            After::Accepted(lino) => {
+                if r >= 0 {
+                    if let Some(ino) = ns.made.get() {
+                        self.start_pumps(ino);
+                    }
+                }
+                self.listener_taken(lino);
+            }
+            _ => {}
         }
         Outcome::Ret(r)
     }
@@ -555,9 +732,9 @@ impl Supervisor {
         }
     }
 
-    /// The kernel descriptor behind the caller's `fd`, if it is one of
-    /// our placeholders.
-    fn kernel_fd(&self, tid: i32, fd: i32) -> Option<i32> {
+    /// The kernel descriptor behind the caller's `fd` and its kind, if it
+    /// is one of our placeholders.
+    fn lookup(&self, tid: i32, fd: i32) -> Option<(i32, Kind, u64)> {
         if fd < 0 {
             return None;
         }
@@ -568,12 +745,27 @@ impl Supervisor {
             .strip_suffix(']')?
             .parse()
             .ok()?;
-        self.holes.lock().unwrap().get(&ino).map(|h| h.kfd)
+        self.holes
+            .lock()
+            .unwrap()
+            .get(&ino)
+            .map(|h| (h.kfd.fd, h.kind, ino))
     }
 
-    /// A placeholder for kernel descriptor `kfd`, installed in the caller
-    /// of notification `id`; returns its number there.
-    fn make_hole(&self, id: u64, kfd: i32, cloexec: bool) -> Result<i32, Errno> {
+    fn kernel_fd(&self, tid: i32, fd: i32) -> Option<i32> {
+        self.lookup(tid, fd).map(|(k, _, _)| k)
+    }
+
+    /// A placeholder of `kind` for kernel descriptor `kfd`, installed in
+    /// the caller of notification `id`; returns its number there.
+    fn make_hole(
+        &self,
+        id: u64,
+        kfd: i32,
+        kind: Kind,
+        cloexec: bool,
+        nonblock: bool,
+    ) -> Result<(i32, u64), Errno> {
         let mut sv = [0 as RawFd; 2];
         // SAFETY: socketpair writes two descriptors into `sv`.
         let r = unsafe {
@@ -595,12 +787,32 @@ impl Supervisor {
         if unsafe { libc::fstat(theirs.as_raw_fd(), &mut st) } < 0 {
             return Err(Errno::EMFILE);
         }
-        // A byte waiting makes the placeholder readable, as a regular
-        // file always is, for poll and select run by the host.
-        // SAFETY: a one-byte write from a static buffer.
-        unsafe { libc::write(ours.as_raw_fd(), b"r".as_ptr().cast(), 1) };
+        if kind == Kind::File {
+            // A byte waiting makes the placeholder readable, as a regular
+            // file always is, for poll and select run by the host.
+            // SAFETY: a one-byte write from a static buffer.
+            unsafe { libc::write(ours.as_raw_fd(), b"r".as_ptr().cast(), 1) };
+        }
+        if nonblock {
+            // The status flag lives in the open file the program shares.
+            // SAFETY: fcntl on our open descriptor.
+            unsafe {
+                let fl = libc::fcntl(theirs.as_raw_fd(), libc::F_GETFL);
+                libc::fcntl(theirs.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
+            }
+        }
+        let n = match self.listener.add_fd(id, theirs.as_raw_fd(), cloexec) {
+            Ok(n) => n,
+            Err(e) => return Err(Errno(e.raw_os_error().unwrap_or(libc::EMFILE))),
+        };
+        // Streams hang up only when both directions are shut (the
+        // program's half-close is the pump's business); files on any.
+        let events = match kind {
+            Kind::Stream => libc::EPOLLHUP,
+            _ => libc::EPOLLRDHUP | libc::EPOLLHUP,
+        };
         let mut ev = libc::epoll_event {
-            events: (libc::EPOLLRDHUP | libc::EPOLLHUP) as u32,
+            events: events as u32,
             u64: st.st_ino,
         };
         // SAFETY: registers `ours` (open) with our epoll instance.
@@ -612,18 +824,71 @@ impl Supervisor {
                 &mut ev,
             )
         };
-        self.holes
+        self.holes.lock().unwrap().insert(
+            st.st_ino,
+            Hole {
+                kind,
+                kfd: Arc::new(KernelFd {
+                    fd: kfd,
+                    sys: self.root.sys.clone(),
+                }),
+                ours: Arc::new(ours),
+                theirs: None,
+                ready: Arc::new((Mutex::new(false), std::sync::Condvar::new())),
+            },
+        );
+        // `theirs` closes here: the caller's copy is the only one left.
+        Ok((n, st.st_ino))
+    }
+
+    /// Whether a kernel descriptor is readable now.
+    fn kernel_readable(&self, kfd: i32) -> bool {
+        matches!(
+            self.root.sys.call(sys::Request::Poll {
+                fds: vec![sys::PollFd {
+                    fd: kfd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                }],
+                timeout_ms: 0,
+            }),
+            Ok(sys::Response::Poll { n: 1.., .. })
+        )
+    }
+
+    /// A non-blocking connect: the kernel's blocking connect on another
+    /// thread, the pumps started when it succeeds; on failure the
+    /// placeholder is shut both ways (the program reads end of file).
+    fn connect_later(&self, kfd: i32, ino: u64, addr: sys::SockAddr) {
+        let Some((k, ours)) = self
+            .holes
             .lock()
             .unwrap()
-            .insert(st.st_ino, Hole { kfd, _ours: ours });
-        match self.listener.add_fd(id, theirs.as_raw_fd(), cloexec) {
-            Ok(n) => Ok(n),
-            Err(e) => {
-                self.holes.lock().unwrap().remove(&st.st_ino);
-                Err(Errno(e.raw_os_error().unwrap_or(libc::EMFILE)))
-            }
-        }
-        // `theirs` closes here: the caller's copy is the only one left.
+            .get(&ino)
+            .map(|h| (h.kfd.clone(), h.ours.clone()))
+        else {
+            return;
+        };
+        debug_assert_eq!(k.fd, kfd);
+        let _ = std::thread::Builder::new()
+            .name("rump-run-connect".into())
+            .spawn(move || {
+                match k.sys.call(sys::Request::Connect { fd: k.fd, addr }) {
+                    Ok(_) => {
+                        let (k2, o2) = (k.clone(), ours.clone());
+                        let t = std::thread::Builder::new()
+                            .name("rump-run-k2h".into())
+                            .spawn(move || pump_kernel_to_host(&k2, &o2));
+                        if t.is_ok() {
+                            pump_host_to_kernel(&k, &ours);
+                        }
+                    }
+                    Err(_) => {
+                        // SAFETY: shutdown on our open descriptor.
+                        unsafe { libc::shutdown(ours.as_raw_fd(), libc::SHUT_RDWR) };
+                    }
+                }
+            });
     }
 
     /// Lets go of the kernel: every process context leaves the rump tree
@@ -638,8 +903,13 @@ impl Supervisor {
         }
         drop(ctxs);
         let holes: Vec<Hole> = self.holes.lock().unwrap().drain().map(|(_, h)| h).collect();
-        for h in holes {
-            let _ = self.root.sys.call(sys::Request::Close { fd: h.kfd });
+        for h in &holes {
+            if h.kind != Kind::File {
+                let _ = self.root.sys.call(sys::Request::Shutdown {
+                    fd: h.kfd.fd,
+                    how: libc::SHUT_RDWR,
+                });
+            }
         }
     }
 
@@ -659,10 +929,125 @@ impl Supervisor {
             for ev in &evs[..n as usize] {
                 let ino = ev.u64;
                 let hole = self.holes.lock().unwrap().remove(&ino);
-                if let Some(h) = hole {
-                    let _ = self.root.sys.call(sys::Request::Close { fd: h.kfd });
-                }
+                // Streams: the pumps finish moving what is buffered and
+                // the last one out closes the kernel socket; everything
+                // else closes now.
+                drop(hole);
             }
+        }
+    }
+
+    /// Starts moving bytes between a connected kernel socket and its
+    /// placeholder, both ways.
+    fn start_pumps(&self, ino: u64) {
+        let Some((kfd, ours)) = self
+            .holes
+            .lock()
+            .unwrap()
+            .get(&ino)
+            .map(|h| (h.kfd.clone(), h.ours.clone()))
+        else {
+            return;
+        };
+        let (k2, o2) = (kfd.clone(), ours.clone());
+        let _ = std::thread::Builder::new()
+            .name("rump-run-k2h".into())
+            .spawn(move || pump_kernel_to_host(&k2, &o2));
+        let _ = std::thread::Builder::new()
+            .name("rump-run-h2k".into())
+            .spawn(move || pump_host_to_kernel(&kfd, &ours));
+    }
+
+    /// Turns a stream placeholder into a listener's: keeps a copy of the
+    /// program's end (to take the readiness byte back) and starts the
+    /// thread that mirrors the kernel listener's readiness.
+    fn make_listener(&self, tid: i32, fd: i32, ino: u64) {
+        let theirs = match copy_fd_of(tid, fd) {
+            Some(t) => t,
+            None => return,
+        };
+        let (kfd, ours, ready) = {
+            let mut holes = self.holes.lock().unwrap();
+            let Some(h) = holes.get_mut(&ino) else {
+                return;
+            };
+            h.kind = Kind::Listener;
+            h.theirs = Some(theirs);
+            (h.kfd.clone(), h.ours.clone(), h.ready.clone())
+        };
+        let _ = std::thread::Builder::new()
+            .name("rump-run-listen".into())
+            .spawn(move || loop {
+                {
+                    let (m, cv) = &*ready;
+                    let mut pending = m.lock().unwrap();
+                    while *pending {
+                        pending = cv.wait(pending).unwrap();
+                    }
+                }
+                let r = kfd.sys.call(sys::Request::Poll {
+                    fds: vec![sys::PollFd {
+                        fd: kfd.fd,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    }],
+                    timeout_ms: 500,
+                });
+                match r {
+                    Ok(sys::Response::Poll { fds, .. }) => {
+                        let rev = fds.first().map(|p| p.revents).unwrap_or(0);
+                        if rev & libc::POLLNVAL != 0 {
+                            return;
+                        }
+                        if rev & libc::POLLIN != 0 {
+                            *ready.0.lock().unwrap() = true;
+                            // SAFETY: a one-byte write from a static buffer.
+                            unsafe { libc::write(ours.as_raw_fd(), b"a".as_ptr().cast(), 1) };
+                        }
+                    }
+                    _ => return,
+                }
+            });
+    }
+
+    /// After an accept: take the readiness byte back if no connection is
+    /// waiting any more.
+    fn listener_taken(&self, ino: u64) {
+        let holes = self.holes.lock().unwrap();
+        let Some(h) = holes.get(&ino) else {
+            return;
+        };
+        let still = matches!(
+            h.kfd.sys.call(sys::Request::Poll {
+                fds: vec![sys::PollFd {
+                    fd: h.kfd.fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                }],
+                timeout_ms: 0,
+            }),
+            Ok(sys::Response::Poll { n: 1.., .. })
+        );
+        if still {
+            return;
+        }
+        let (m, cv) = &*h.ready;
+        let mut pending = m.lock().unwrap();
+        if *pending {
+            if let Some(t) = &h.theirs {
+                let mut b = [0u8; 16];
+                // SAFETY: a non-blocking read into a stack buffer.
+                unsafe {
+                    libc::recv(
+                        t.as_raw_fd(),
+                        b.as_mut_ptr().cast(),
+                        b.len(),
+                        libc::MSG_DONTWAIT,
+                    )
+                };
+            }
+            *pending = false;
+            cv.notify_all();
         }
     }
 
@@ -734,6 +1119,11 @@ struct Ns<'a> {
     sup: &'a Supervisor,
     tid: i32,
     id: u64,
+    /// The kind and blocking mode of a descriptor the call creates.
+    kind: Kind,
+    nonblock: bool,
+    /// The inode of the placeholder made.
+    made: std::cell::Cell<Option<u64>>,
 }
 
 impl Namespace for Ns<'_> {
@@ -763,7 +1153,11 @@ impl Namespace for Ns<'_> {
     }
 
     fn install(&self, kfd: i32, cloexec: bool) -> Result<i32, Errno> {
-        self.sup.make_hole(self.id, kfd, cloexec)
+        let (n, ino) = self
+            .sup
+            .make_hole(self.id, kfd, self.kind, cloexec, self.nonblock)?;
+        self.made.set(Some(ino));
+        Ok(n)
     }
 }
 
@@ -817,4 +1211,117 @@ impl Memory for ProcMem {
             Err(Errno::EFAULT)
         }
     }
+}
+
+/// Kernel socket to placeholder: until the kernel's end of stream or an
+/// error; then the placeholder's write side is shut (the program reads
+/// end of file).
+fn pump_kernel_to_host(k: &KernelFd, ours: &OwnedFd) {
+    loop {
+        let data = match k.sys.call(sys::Request::Read {
+            fd: k.fd,
+            len: 64 * 1024,
+        }) {
+            Ok(sys::Response::Bytes(b)) if !b.is_empty() => b,
+            _ => break,
+        };
+        let mut off = 0;
+        while off < data.len() {
+            // SAFETY: sends from `data`, which outlives the call;
+            // MSG_NOSIGNAL keeps a closed placeholder from raising SIGPIPE.
+            let n = unsafe {
+                libc::send(
+                    ours.as_raw_fd(),
+                    data[off..].as_ptr().cast(),
+                    data.len() - off,
+                    libc::MSG_NOSIGNAL,
+                )
+            };
+            if n <= 0 {
+                if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                return;
+            }
+            off += n as usize;
+        }
+    }
+    // SAFETY: shutdown on our open descriptor.
+    unsafe { libc::shutdown(ours.as_raw_fd(), libc::SHUT_WR) };
+}
+
+/// Placeholder to kernel socket: until the program shuts its write side
+/// (or closes); then the kernel socket's write side is shut.
+fn pump_host_to_kernel(k: &KernelFd, ours: &OwnedFd) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        // SAFETY: reads into `buf`, which we own.
+        let n = unsafe { libc::read(ours.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        if n <= 0 {
+            break;
+        }
+        let mut data = &buf[..n as usize];
+        while !data.is_empty() {
+            match k.sys.call(sys::Request::Write {
+                fd: k.fd,
+                data: data.to_vec(),
+            }) {
+                Ok(sys::Response::Size(w)) if w > 0 => data = &data[w as usize..],
+                _ => return,
+            }
+        }
+    }
+    let _ = k.sys.call(sys::Request::Shutdown {
+        fd: k.fd,
+        how: libc::SHUT_WR,
+    });
+    // Closed rather than half-closed: nobody will read what the kernel
+    // receives, so stop the other pump too.
+    let mut p = libc::pollfd {
+        fd: ours.as_raw_fd(),
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one pollfd on our stack.
+    unsafe { libc::poll(&mut p, 1, 0) };
+    if p.revents & libc::POLLHUP != 0 {
+        let _ = k.sys.call(sys::Request::Shutdown {
+            fd: k.fd,
+            how: libc::SHUT_RD,
+        });
+    }
+}
+
+/// A copy of descriptor `fd` of task `tid` (pidfd_getfd(2)).
+fn copy_fd_of(tid: i32, fd: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags; the result is checked.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, tid, 0) };
+    if pidfd < 0 {
+        return None;
+    }
+    // SAFETY: `pidfd` was just opened and is ours alone.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
+    // SAFETY: pidfd_getfd takes descriptors and flags; the result is checked.
+    let got = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+    if got < 0 {
+        return None;
+    }
+    // SAFETY: the new descriptor is ours alone.
+    Some(unsafe { OwnedFd::from_raw_fd(got as RawFd) })
+}
+
+/// Whether the open file behind `fd` of task `tid` is non-blocking
+/// (`/proc/TID/fdinfo/N`, `flags:` in octal).
+fn is_nonblocking(tid: i32, fd: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{tid}/fdinfo/{fd}"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("flags:"))
+                .and_then(|v| i64::from_str_radix(v.trim(), 8).ok())
+        })
+        .is_some_and(|f| f & libc::O_NONBLOCK as i64 != 0)
 }
