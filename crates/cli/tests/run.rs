@@ -233,3 +233,100 @@ fn exit_status_refusals_and_bad_arguments() {
     assert!(text(&out.stderr).contains("/nonexistent/program"));
     e2fsck_clean(&img);
 }
+
+fn have(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).exists()))
+        .unwrap_or(false)
+}
+
+/// Both ends of an HTTP transfer under one `rump run`, on the kernel's
+/// loopback: `python3 -m http.server` serving the rump tree, `curl`
+/// fetching (non-blocking connect, poll, a 3 MB body), byte-identical.
+#[test]
+fn http_between_two_programs_on_the_kernels_sockets() {
+    if let Some(why) = missing() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    for tool in ["python3", "curl", "sha256sum"] {
+        if !have(tool) {
+            eprintln!("SKIPPED: {tool} is not installed");
+            return;
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let img = tmp.path().join("disk.img");
+    newfs(&img);
+    let body: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let src = tmp.path().join("body");
+    std::fs::write(&src, &body).unwrap();
+    let port = 20000 + std::process::id() % 20000;
+    let script = format!(
+        r#"
+mkdir $B/www && cp {src} $B/www/body && echo small > $B/www/s
+cd $B/www && python3 -m http.server {port} --bind 127.0.0.1 > /dev/null 2>&1 &
+i=0; until curl -s -o /dev/null http://127.0.0.1:{port}/s || [ $i -ge 100 ]; do i=$((i+1)); sleep 0.1; done
+curl -sS -m 30 http://127.0.0.1:{port}/s
+curl -sS -m 30 http://127.0.0.1:{port}/body | sha256sum | cut -c1-64
+curl -sS -m 30 -o $B/www/copy http://127.0.0.1:{port}/body && cmp $B/www/copy {src} && echo same
+kill $!
+"#,
+        src = src.display()
+    );
+    let r = run_rump(&img, &script);
+    let want = Command::new("sha256sum").arg(&src).output().unwrap();
+    let want = text(&want.stdout)[..64].to_string();
+    assert!(r.status.success(), "rump run failed: {}", text(&r.stderr));
+    assert_eq!(
+        text(&r.stdout),
+        format!("small\n{want}\nsame\n"),
+        "{}",
+        text(&r.stderr)
+    );
+    e2fsck_clean(&img);
+}
+
+/// `--hijack socket=none`: sockets stay the host's, so a server under
+/// `rump run` is reachable from the host.
+#[test]
+fn sockets_stay_on_the_host_with_socket_none() {
+    if let Some(why) = missing() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    if !have("python3") {
+        eprintln!("SKIPPED: python3 is not installed");
+        return;
+    }
+    let port = 40000 + std::process::id() % 20000;
+    let code = format!(
+        "import socket\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind(('127.0.0.1', {port}))\ns.listen(1)\nprint('ready', flush=True)\n\
+         c, _ = s.accept()\nc.sendall(b'from host socket')\nc.close()\n"
+    );
+    let mut child = Command::new(RUMP)
+        .args([
+            "run",
+            "--hijack",
+            "path=/rump,socket=none",
+            "--",
+            "python3",
+            "-c",
+            &code,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port as u16)).unwrap();
+    let mut got = String::new();
+    std::io::Read::read_to_string(&mut s, &mut got).unwrap();
+    assert_eq!(got, "from host socket");
+    assert!(child.wait().unwrap().success());
+}
