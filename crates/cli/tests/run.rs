@@ -330,3 +330,59 @@ fn sockets_stay_on_the_host_with_socket_none() {
     assert_eq!(got, "from host socket");
     assert!(child.wait().unwrap().success());
 }
+
+/// `--server`: the program's calls go to a running server, whose tree
+/// keeps what the program wrote.
+#[test]
+fn programs_against_a_running_server() {
+    if let Some(why) = missing() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let url = format!("unix://{}/k.sock", tmp.path().display());
+    let pidfile = tmp.path().join("k.pid");
+    let st = Command::new(RUMP)
+        .args(["server", &url, "--background", "--pidfile"])
+        .arg(&pidfile)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let r = Command::new(RUMP)
+        .args(["run", "--server", &url, "--"])
+        .args([
+            "sh",
+            "-c",
+            "mkdir -p /rump/a/b && echo kept > /rump/a/f && cat /rump/a/f && ls /rump/a",
+        ])
+        .output()
+        .unwrap();
+    let ls = Command::new(RUMP)
+        .args(["ls", "/a"])
+        .env("RUMP_SERVER", &url)
+        .output()
+        .unwrap();
+    let halt = Command::new(RUMP)
+        .args(["halt", "--server", &url])
+        .status()
+        .unwrap();
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    assert_eq!(text(&r.stdout), "kept\nb\nf\n");
+    assert_eq!(text(&ls.stdout), "b\nf\n", "{}", text(&ls.stderr));
+    assert!(halt.success());
+    // Kernel options belong to a private kernel.
+    let out = Command::new(RUMP)
+        .args([
+            "run",
+            "--server",
+            &url,
+            "--mount",
+            "auto:/dev/disk0:/mnt",
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("private kernel"));
+}
