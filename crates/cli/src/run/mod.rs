@@ -28,15 +28,20 @@ use supervisor::{Backend, Routing, Supervisor};
 #[command(
     after_help = "Routing (--hijack, as NetBSD's RUMPHIJACK): path=/rump (default) sends \
 paths under /rump to the kernel with the prefix stripped (/rump/mnt/x is the kernel's /mnt/x), \
-and descriptors opened there stay the kernel's; everything else runs on the host. Sockets stay \
-on the host for now (socket=none)."
+and descriptors opened there stay the kernel's; socket=inet,inet6 (default) makes AF_INET and \
+AF_INET6 sockets the kernel's, socket=none leaves them on the host. Everything else runs on the \
+host. Details: docs/run.md."
 )]
 pub struct RunArgs {
     /// Use this server instead of a private kernel (unix:///path or tcp://host:port).
     #[arg(long = "server", value_name = "URL")]
     pub server: Option<String>,
-    /// What to route to the kernel: path=PREFIX[,socket=none].
-    #[arg(long = "hijack", value_name = "SPEC", default_value = "path=/rump")]
+    /// What to route to the kernel: path=PREFIX,socket=inet,inet6|none.
+    #[arg(
+        long = "hijack",
+        value_name = "SPEC",
+        default_value = "path=/rump,socket=inet,inet6"
+    )]
     pub hijack: String,
     /// Worker threads serving calls.
     #[arg(long = "workers", default_value_t = 8)]
