@@ -186,7 +186,9 @@ fn start(sup: &Arc<Supervisor>, workers: usize) -> io::Result<()> {
         .name("rump-run-recv".into())
         .spawn(move || {
             while let Ok(Some(n)) = sup.listener.recv() {
-                if tx.send(n).is_err() {
+                if !sup.may_block(&n) {
+                    sup.handle(&n);
+                } else if tx.send(n).is_err() {
                     return;
                 }
             }

@@ -352,6 +352,32 @@ impl Supervisor {
         })
     }
 
+    /// Whether serving `n` may wait (for a connection, a datagram, a
+    /// pipe): such calls go to a worker thread, the others are served by
+    /// the receiving thread itself, which saves a hand-off per call.
+    pub fn may_block(&self, n: &Notif) -> bool {
+        let fd = n.data.args[0] as u32 as i32;
+        match n.data.nr as u64 {
+            nr::ACCEPT
+            | nr::ACCEPT4
+            | nr::CONNECT
+            | nr::RECVFROM
+            | nr::RECVMSG
+            | nr::SENDTO
+            | nr::SENDMSG => true,
+            nr::READ
+            | nr::READV
+            | nr::WRITE
+            | nr::WRITEV
+            | nr::PREAD64
+            | nr::PREADV
+            | nr::PWRITE64
+            | nr::PWRITEV => self.lookup(n.pid as i32, fd).is_some(),
+            nr::OPEN | nr::OPENAT | nr::CREAT => true,
+            _ => false,
+        }
+    }
+
     /// Serves one notification.
     pub fn handle(&self, n: &Notif) {
         let out = self.serve(n);
