@@ -386,3 +386,49 @@ fn programs_against_a_running_server() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("private kernel"));
 }
+
+/// `socat` between host pipes and rump sockets (its poll loop mixes host
+/// and rump descriptors), both directions, and a file received into the
+/// rump tree from a rump socket.
+#[test]
+fn socat_between_host_pipes_and_rump_sockets() {
+    if let Some(why) = missing() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    if !have("socat") {
+        eprintln!("SKIPPED: socat is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let img = tmp.path().join("disk.img");
+    newfs(&img);
+    let data: Vec<u8> = (0..1_000_000u32)
+        .map(|i| (i.wrapping_mul(40503) >> 7) as u8)
+        .collect();
+    let src = tmp.path().join("data");
+    std::fs::write(&src, &data).unwrap();
+    let p = 20000 + std::process::id() % 20000;
+    let script = format!(
+        r#"
+socat TCP-LISTEN:{p},bind=127.0.0.1,reuseaddr SYSTEM:"tr a-z A-Z" &
+i=0; until (echo hello; sleep 0.3; echo world) | socat - TCP:127.0.0.1:{p} 2>/dev/null || [ $i -ge 50 ]; do i=$((i+1)); sleep 0.1; done
+wait
+socat -u TCP-LISTEN:{p1},bind=127.0.0.1,reuseaddr OPEN:$B/recv,creat &
+i=0; until socat -u OPEN:{src} TCP:127.0.0.1:{p1} 2>/dev/null || [ $i -ge 50 ]; do i=$((i+1)); sleep 0.1; done
+wait
+cmp $B/recv {src} && echo same
+"#,
+        p1 = p + 1,
+        src = src.display()
+    );
+    let r = run_rump(&img, &script);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    assert_eq!(
+        text(&r.stdout),
+        "HELLO\nWORLD\nsame\n",
+        "{}",
+        text(&r.stderr)
+    );
+    e2fsck_clean(&img);
+}
