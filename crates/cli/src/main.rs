@@ -10,6 +10,7 @@ mod demo;
 mod fuse;
 mod image;
 mod newfs;
+mod run;
 mod server;
 mod unikernel;
 
@@ -42,6 +43,8 @@ enum Cmd {
     Image(image::ImageCmd),
     /// Serve a kernel to remote clients (unix:///path or tcp://host:port).
     Server(server::ServerArgs),
+    /// Run an unmodified program with its calls under /rump served by a rump kernel.
+    Run(run::RunArgs),
     /// Ask a server ($RUMP_SERVER or --server) to shut down cleanly.
     Halt(server::HaltArgs),
     #[command(flatten)]
@@ -64,6 +67,10 @@ fn main() {
         Cmd::Image(cmd) => image::run(cmd),
         Cmd::Server(args) => server::run(args),
         Cmd::Halt(args) => server::halt(args),
+        Cmd::Run(args) => match run::run(args) {
+            Ok(code) => std::process::exit(code),
+            Err(e) => Err(e),
+        },
         Cmd::Tools(cmd) => std::process::exit(rump_cli::tools::main(cmd)),
         Cmd::Unikernel { cmd } => unikernel::run(cmd),
     };

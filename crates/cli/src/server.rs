@@ -24,23 +24,8 @@ use rump::sys::{self, Syscalls};
 pub struct ServerArgs {
     /// Where to listen: unix:///path or tcp://host:port.
     pub url: String,
-    /// A block device from a host file: /dev/disk0=image.img[,ro].
-    #[arg(long = "disk", value_name = "KEY=IMAGE[,ro]")]
-    pub disks: Vec<String>,
-    /// A mount: TYPE:DEVICE:DIR[,ro] (TYPE may be auto), e.g. auto:/dev/disk0:/mnt.
-    #[arg(long = "mount", value_name = "TYPE:DEV:DIR[,ro]")]
-    pub mounts: Vec<String>,
-    /// A network interface: shmifN=BUSFILE or virtN=TAPNAME.
-    #[arg(long = "if", value_name = "NAME=LINK")]
-    pub ifs: Vec<String>,
-    /// A kernel parameter at boot: name=value (e.g. net.inet.ip.forwarding=1).
-    #[arg(long = "param", value_name = "NAME=VALUE")]
-    pub params: Vec<String>,
-    /// Host paths clients may have the kernel open (images, pcap files, bus
-    /// files; a directory allows what is below it; tap:NAME for a tap).
-    /// The devices on this command line are always allowed.
-    #[arg(long = "allow-host", value_name = "PATH", num_args = 1..)]
-    pub allow_host: Vec<String>,
+    #[command(flatten)]
+    pub kernel: KernelArgs,
     /// Peer uids (unix socket) that act as root in the kernel (default: 0).
     #[arg(long = "root-clients", value_delimiter = ',', value_name = "UID,...")]
     pub root_clients: Vec<u32>,
@@ -79,44 +64,40 @@ pub struct ServerArgs {
     pub ready_stdout: bool,
 }
 
-/// Options of `rump halt`.
-#[derive(clap::Args, Debug, Clone)]
-pub struct HaltArgs {
-    /// The server (default: $RUMP_SERVER).
-    #[arg(long = "server", value_name = "URL")]
-    pub server: Option<String>,
+/// How to build a kernel: its disks, mounts, interfaces and parameters
+/// (shared by `rump server` and `rump run`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct KernelArgs {
+    /// A block device from a host file: /dev/disk0=image.img[,ro].
+    #[arg(long = "disk", value_name = "KEY=IMAGE[,ro]")]
+    pub disks: Vec<String>,
+    /// A mount: TYPE:DEVICE:DIR[,ro] (TYPE may be auto), e.g. auto:/dev/disk0:/mnt.
+    #[arg(long = "mount", value_name = "TYPE:DEV:DIR[,ro]")]
+    pub mounts: Vec<String>,
+    /// A network interface: shmifN=BUSFILE or virtN=TAPNAME.
+    #[arg(long = "if", value_name = "NAME=LINK")]
+    pub ifs: Vec<String>,
+    /// A kernel parameter at boot: name=value (e.g. net.inet.ip.forwarding=1).
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// Host paths clients may have the kernel open (images, pcap files, bus
+    /// files; a directory allows what is below it; tap:NAME for a tap).
+    /// The devices on this command line are always allowed.
+    #[arg(long = "allow-host", value_name = "PATH", num_args = 1..)]
+    pub allow_host: Vec<String>,
 }
 
-/// `rump halt`: asks the server to shut down cleanly.
-pub fn halt(args: HaltArgs) -> Result<()> {
-    let c = match &args.server {
-        Some(u) => rump::remote::connect(u),
-        None => rump::remote::from_env(),
-    }
-    .map_err(|e| anyhow!("halt: {e}"))?;
-    c.halt()
-        .map_err(|e| anyhow!("halt: the server refused: {}", rump::io_error(e)))?;
-    Ok(())
+/// A kernel booted from [`KernelArgs`], with the process that set it up.
+pub struct Configured {
+    pub kernel: rump::Kernel,
+    pub proc: rump::Process,
+    /// Mount points from the command line.
+    pub mounted: Vec<String>,
 }
 
-/// `rump server`.
-pub fn run(args: ServerArgs) -> Result<()> {
-    if args.background {
-        return background(&args);
-    }
-    let url = Url::parse(&args.url).map_err(|e| anyhow!(e))?;
-    let (verbose, quiet) = match args.log.as_str() {
-        "quiet" => (false, true),
-        "info" => (false, false),
-        "debug" => (true, false),
-        other => bail!("--log {other}: expected quiet, info or debug"),
-    };
-    let socket_mode = u32::from_str_radix(&args.socket_mode, 8)
-        .with_context(|| format!("--socket-mode {}: not an octal mode", args.socket_mode))?;
-    // Signals go to one thread that waits for them: blocked here, before
-    // any thread exists, so every thread inherits the mask.
-    let signals = block_shutdown_signals();
-
+/// Boots a kernel as `args` say: parameters first, then the host-access
+/// policy, disks, mounts and interfaces, each error naming its option.
+pub fn boot_configured(args: &KernelArgs) -> Result<Configured> {
     let params = args
         .params
         .iter()
@@ -213,6 +194,81 @@ pub fn run(args: ServerArgs) -> Result<()> {
         sys::if_set_link(&p, name, link)
             .map_err(|e| anyhow!("--if {name}={link}: {}", rump::io_error(e)))?;
     }
+    Ok(Configured {
+        kernel,
+        proc: p,
+        mounted,
+    })
+}
+
+/// Flushes and unmounts every file system, innermost first, then halts
+/// the kernel; `who` prefixes the messages.
+pub fn shut_down(c: Configured, who: &str) {
+    let Configured {
+        kernel,
+        proc: p,
+        mounted,
+    } = c;
+    if let Err(e) = sys::sync(&p) {
+        eprintln!("{who}: sync: {}", rump::io_error(e));
+    }
+    let mut all: Vec<String> = match p.call(sys::Request::Mounts) {
+        Ok(sys::Response::Mounts(ms)) => ms
+            .into_iter()
+            .map(|m| m.target)
+            .filter(|t| t != "/")
+            .collect(),
+        _ => mounted,
+    };
+    all.sort_by_key(|t| std::cmp::Reverse(t.len()));
+    for t in all {
+        if let Err(e) = sys::umount2(&p, t.as_bytes(), 0) {
+            eprintln!("{who}: unmount {t}: {}", rump::io_error(e));
+        }
+    }
+    drop(p);
+    kernel.halt();
+}
+
+/// Options of `rump halt`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct HaltArgs {
+    /// The server (default: $RUMP_SERVER).
+    #[arg(long = "server", value_name = "URL")]
+    pub server: Option<String>,
+}
+
+/// `rump halt`: asks the server to shut down cleanly.
+pub fn halt(args: HaltArgs) -> Result<()> {
+    let c = match &args.server {
+        Some(u) => rump::remote::connect(u),
+        None => rump::remote::from_env(),
+    }
+    .map_err(|e| anyhow!("halt: {e}"))?;
+    c.halt()
+        .map_err(|e| anyhow!("halt: the server refused: {}", rump::io_error(e)))?;
+    Ok(())
+}
+
+/// `rump server`.
+pub fn run(args: ServerArgs) -> Result<()> {
+    if args.background {
+        return background(&args);
+    }
+    let url = Url::parse(&args.url).map_err(|e| anyhow!(e))?;
+    let (verbose, quiet) = match args.log.as_str() {
+        "quiet" => (false, true),
+        "info" => (false, false),
+        "debug" => (true, false),
+        other => bail!("--log {other}: expected quiet, info or debug"),
+    };
+    let socket_mode = u32::from_str_radix(&args.socket_mode, 8)
+        .with_context(|| format!("--socket-mode {}: not an octal mode", args.socket_mode))?;
+    // Signals go to one thread that waits for them: blocked here, before
+    // any thread exists, so every thread inherits the mask.
+    let signals = block_shutdown_signals();
+
+    let configured = boot_configured(&args.kernel)?;
 
     let token = match &args.token_file {
         Some(f) => Some(read_or_make_token(f)?),
@@ -239,8 +295,8 @@ pub fn run(args: ServerArgs) -> Result<()> {
         verbose,
         ..ServerConfig::default()
     };
-    let server =
-        rump::remote::serve(&kernel, &url, cfg).with_context(|| format!("listen on {url}"))?;
+    let server = rump::remote::serve(&configured.kernel, &url, cfg)
+        .with_context(|| format!("listen on {url}"))?;
     let handle = server.handle();
     std::thread::Builder::new()
         .name("signals".into())
@@ -271,26 +327,7 @@ pub fn run(args: ServerArgs) -> Result<()> {
             if halted_by_client { "halt" } else { "signal" }
         );
     }
-    // Flush and unmount, innermost first, then halt.
-    if let Err(e) = sys::sync(&p) {
-        eprintln!("rump server: sync: {}", rump::io_error(e));
-    }
-    let mut all: Vec<String> = match p.call(sys::Request::Mounts) {
-        Ok(sys::Response::Mounts(ms)) => ms
-            .into_iter()
-            .map(|m| m.target)
-            .filter(|t| t != "/")
-            .collect(),
-        _ => mounted,
-    };
-    all.sort_by_key(|t| std::cmp::Reverse(t.len()));
-    for t in all {
-        if let Err(e) = sys::umount2(&p, t.as_bytes(), 0) {
-            eprintln!("rump server: unmount {t}: {}", rump::io_error(e));
-        }
-    }
-    drop(p);
-    kernel.halt();
+    shut_down(configured, "rump server");
     if let Some(f) = &args.pidfile {
         let _ = std::fs::remove_file(f);
     }
