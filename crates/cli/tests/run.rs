@@ -432,3 +432,62 @@ cmp $B/recv {src} && echo same
     );
     e2fsck_clean(&img);
 }
+
+/// A static binary (busybox-static): no LD_PRELOAD could catch it; the
+/// filter does. Files, a working directory, tar, and httpd/wget on the
+/// kernel's sockets.
+#[test]
+fn static_busybox_on_the_rump_tree_and_sockets() {
+    if let Some(why) = missing() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let bb = Path::new("/bin/busybox");
+    let is_static = Command::new("file")
+        .arg(bb)
+        .output()
+        .map(|o| text(&o.stdout).contains("statically linked"))
+        .unwrap_or(false);
+    if !bb.exists() || !is_static {
+        eprintln!("SKIPPED: a static /bin/busybox is not installed (busybox-static)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let img = tmp.path().join("disk.img");
+    newfs(&img);
+    let p = 20000 + std::process::id() % 20000 + 7;
+    let script = format!(
+        r#"
+set -e
+mkdir -p $B/d && echo static > $B/d/f && busybox cat $B/d/f
+busybox cp /etc/passwd $B/d/p && busybox cmp /etc/passwd $B/d/p && echo copied
+cd $B/d && busybox pwd | busybox sed "s|^$B|B|" && busybox tar cf ../t.tar . && busybox tar tf ../t.tar | busybox sort
+busybox httpd -f -p 127.0.0.1:{p} -h $B/d &
+i=0; until busybox wget -q -O - http://127.0.0.1:{p}/f 2>/dev/null || [ $i -ge 50 ]; do i=$((i+1)); busybox sleep 0.1; done
+kill $!
+"#
+    );
+    let r = Command::new(RUMP)
+        .args([
+            "run",
+            "--disk",
+            &format!("/dev/disk0={}", img.display()),
+            "--mount",
+            "auto:/dev/disk0:/mnt",
+            "--",
+            "/bin/busybox",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .env("B", "/rump/mnt")
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&r.stdout),
+        "static\ncopied\nB/d\n./\n./f\n./p\nstatic\n",
+        "{}",
+        text(&r.stderr)
+    );
+    e2fsck_clean(&img);
+}
