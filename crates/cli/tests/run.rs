@@ -412,7 +412,7 @@ fn socat_between_host_pipes_and_rump_sockets() {
     let script = format!(
         r#"
 socat TCP-LISTEN:{p},bind=127.0.0.1,reuseaddr SYSTEM:"tr a-z A-Z" &
-i=0; until (echo hello; sleep 0.3; echo world) | socat - TCP:127.0.0.1:{p} 2>/dev/null || [ $i -ge 50 ]; do i=$((i+1)); sleep 0.1; done
+i=0; until (echo hello; sleep 0.3; echo world) | socat -t 5 - TCP:127.0.0.1:{p} 2>/dev/null || [ $i -ge 50 ]; do i=$((i+1)); sleep 0.1; done
 wait
 socat -u TCP-LISTEN:{p1},bind=127.0.0.1,reuseaddr OPEN:$B/recv,creat &
 i=0; until socat -u OPEN:{src} TCP:127.0.0.1:{p1} 2>/dev/null || [ $i -ge 50 ]; do i=$((i+1)); sleep 0.1; done
@@ -490,4 +490,60 @@ kill $!
         text(&r.stderr)
     );
     e2fsck_clean(&img);
+}
+
+/// A TCP socket whose connect failed has nothing behind its placeholder:
+/// every call on it is the kernel's to answer. socat asks for the error
+/// queue after a refusal (`MSG_ERRQUEUE`); that used to wait forever on
+/// the placeholder. Now: EAGAIN (no error queue), ENOTCONN for data, and
+/// a later connect on a fresh socket works.
+#[test]
+fn refused_connect_then_error_queue_and_data_calls_do_not_hang() {
+    if let Some(why) = missing() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    if !have("python3") {
+        eprintln!("SKIPPED: python3 is not installed");
+        return;
+    }
+    let script = r#"
+import errno, socket
+s = socket.socket()
+try:
+    s.connect(("127.0.0.1", 9))
+    print("connected?")
+except OSError as e:
+    print("connect", errno.errorcode[e.errno])
+for what, call in [
+    ("errqueue", lambda: s.recvmsg(512, 512, socket.MSG_ERRQUEUE)),
+    ("recv", lambda: s.recv(10)),
+    ("send", lambda: s.send(b"x")),
+    ("shutdown", lambda: s.shutdown(socket.SHUT_RDWR)),
+]:
+    try:
+        call()
+        print(what, "ok")
+    except OSError as e:
+        print(what, errno.errorcode[e.errno])
+s.close()
+l = socket.socket(); l.bind(("127.0.0.1", 7070)); l.listen(1)
+c = socket.create_connection(("127.0.0.1", 7070))
+a, _ = l.accept()
+c.sendall(b"ping"); print(a.recv(4).decode())
+"#;
+    let out = Command::new("timeout")
+        .args(["60", RUMP, "run", "--", "python3", "-c", script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let got = text(&out.stdout);
+    // Linux answers the same calls on an unconnected TCP socket this way
+    // (send: EPIPE, as the socket is not connected after a refusal).
+    assert_eq!(
+        got,
+        "connect ECONNREFUSED\nerrqueue EAGAIN\nrecv ENOTCONN\nsend EPIPE\nshutdown ENOTCONN\nping\n",
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -642,9 +642,16 @@ impl Core {
             let Some(sock) = self.socks.get_mut(r) else {
                 return;
             };
+            let failed_handshake = prev == State::SynSent;
             if let Proto::Tcp(t) = &mut sock.proto {
                 if let Some(c) = t.conn_mut() {
                     c.registered = false;
+                }
+                if failed_handshake && !orphan {
+                    // A connection that never was: like Linux's
+                    // tcp_disconnect after a failed connect, the socket is
+                    // unconnected again (recv: ENOTCONN, not end of file).
+                    t.state = TcpState::Failed;
                 }
             }
             if orphan {
@@ -660,6 +667,9 @@ impl Core {
             };
             if sock.error.is_none() {
                 sock.error = err;
+            }
+            if failed_handshake {
+                self.set_timer(r, None, fx);
             }
         }
     }

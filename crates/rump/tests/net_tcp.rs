@@ -359,6 +359,14 @@ fn refused_reset_and_broken_pipe() {
             sys::connect(&pa, fd2, sa(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9))),
             Err(Errno::ECONNREFUSED)
         );
+        // A refused socket is unconnected again, as on Linux: no end of
+        // file to read, a broken pipe to write, nothing to shut down.
+        for f in [fd, fd2] {
+            let mut b = [0u8; 4];
+            assert_eq!(sys::recv(&pa, f, &mut b, 0), Err(Errno::ENOTCONN));
+            assert_eq!(sys::send(&pa, f, b"x", 0), Err(Errno::EPIPE));
+            assert_eq!(sys::shutdown(&pa, f, shut::RDWR), Err(Errno::ENOTCONN));
+        }
         // Close with unread data sends RST: the peer's read fails with
         // ECONNRESET, then reports end of stream; its writes get EPIPE.
         let l = TcpListener::bind(&pb, addr(2, 5004)).unwrap();

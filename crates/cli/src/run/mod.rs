@@ -158,7 +158,10 @@ pub fn run(args: RunArgs) -> Result<i32> {
 /// The descriptor number of the listener channel in the child.
 const CHAN_FD: i32 = 900;
 
-/// Starts the reaper, the receiver and `workers` worker threads.
+/// Threads receiving notifications (and serving those that cannot wait).
+const RECEIVERS: usize = 3;
+
+/// Starts the reaper, the receivers and `workers` worker threads.
 fn start(sup: &Arc<Supervisor>, workers: usize) -> io::Result<()> {
     {
         let sup = sup.clone();
@@ -181,18 +184,28 @@ fn start(sup: &Arc<Supervisor>, workers: usize) -> io::Result<()> {
                 sup.handle(&n);
             })?;
     }
-    let sup = sup.clone();
-    std::thread::Builder::new()
-        .name("rump-run-recv".into())
-        .spawn(move || {
-            while let Ok(Some(n)) = sup.listener.recv() {
-                if !sup.may_block(&n) {
-                    sup.handle(&n);
-                } else if tx.send(n).is_err() {
-                    return;
+    // Several receivers: a signal that reaches the program before its
+    // notification is received interrupts the call (EINTR where the host
+    // would not have been interruptible, for programs whose handlers lack
+    // SA_RESTART); once received, the filter's WAIT_KILLABLE_RECV holds
+    // signals off. So a notification must never wait for a receiver that
+    // is busy serving another one.
+    for i in 0..RECEIVERS {
+        let sup = sup.clone();
+        let tx = tx.clone();
+        std::thread::Builder::new()
+            .name(format!("rump-run-recv{i}"))
+            .spawn(move || {
+                while let Ok(Some(n)) = sup.listener.recv() {
+                    sup.trace_received(&n);
+                    if !sup.may_block(&n) {
+                        sup.handle(&n);
+                    } else if tx.send(n).is_err() {
+                        return;
+                    }
                 }
-            }
-        })?;
+            })?;
+    }
     Ok(())
 }
 

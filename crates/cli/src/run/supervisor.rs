@@ -238,9 +238,14 @@ enum Kind {
     /// A file or directory (or a datagram socket): every call routed; the
     /// placeholder is always ready.
     File,
-    /// A TCP socket: data flows through the socket pair (pumped to and
-    /// from the kernel socket once connected), so reads, writes and polls
-    /// run natively; control calls are routed.
+    /// A TCP socket not connected (yet, or after a failed connect):
+    /// nothing pumps its placeholder, so every call is routed and the
+    /// kernel answers (`ENOTCONN`, `EPIPE`, ...) instead of the program
+    /// waiting on a pair nobody writes to.
+    Fresh,
+    /// A connected TCP socket: data flows through the socket pair (pumped
+    /// to and from the kernel socket), so reads, writes and polls run
+    /// natively; control calls are routed.
     Stream,
     /// A listening TCP socket: `accept` is routed; the placeholder is
     /// readable while the kernel has a connection waiting.
@@ -281,8 +286,9 @@ pub struct Supervisor {
     holes: Mutex<HashMap<u64, Hole>>,
     epoll: OwnedFd,
     warned: Mutex<Vec<&'static str>>,
-    /// Log every notification ($RUMP_RUN_DEBUG).
+    /// Log every notification ($RUMP_RUN_DEBUG), timed from here.
     debug: bool,
+    started: std::time::Instant,
 }
 
 /// How a notification is answered.
@@ -304,6 +310,16 @@ enum After {
     Listen(i32, u64),
     /// A connection was accepted on this listener.
     Accepted(u64),
+}
+
+/// Whether a receive call asks for the error queue (`MSG_ERRQUEUE`).
+fn errqueue(nr: u64, args: &[u64; 6]) -> bool {
+    let flags = match nr {
+        nr::RECVMSG => args[2],
+        nr::RECVFROM => args[3],
+        _ => return false,
+    };
+    flags as u32 as i32 & libc::MSG_ERRQUEUE != 0
 }
 
 /// Where a name lives.
@@ -349,6 +365,7 @@ impl Supervisor {
             epoll,
             warned: Mutex::new(Vec::new()),
             debug: std::env::var_os("RUMP_RUN_DEBUG").is_some(),
+            started: std::time::Instant::now(),
         })
     }
 
@@ -388,7 +405,8 @@ impl Supervisor {
                 Outcome::Gone => "gone".to_string(),
             };
             eprintln!(
-                "rump run: [{}] {} {:x?} {what}",
+                "rump run: {:.6} [{}] {} {:x?} {what}",
+                self.started.elapsed().as_secs_f64(),
                 n.pid,
                 n.data.nr,
                 &n.data.args[..3]
@@ -399,6 +417,19 @@ impl Supervisor {
             Outcome::Ret(r) if r < 0 => self.listener.send(n.id, 0, r as i32, false),
             Outcome::Ret(r) => self.listener.send(n.id, r, 0, false),
             Outcome::Gone => {}
+        }
+    }
+
+    /// Logs a notification as it arrives ($RUMP_RUN_DEBUG), so that time
+    /// spent waiting for a worker shows.
+    pub fn trace_received(&self, n: &Notif) {
+        if self.debug {
+            eprintln!(
+                "rump run: {:.6} [{}] {} received",
+                self.started.elapsed().as_secs_f64(),
+                n.pid,
+                n.data.nr
+            );
         }
     }
 
@@ -595,7 +626,7 @@ impl Supervisor {
                     if ty & 0xf == libc::SOCK_STREAM {
                         // The kernel socket stays blocking (the pumps
                         // wait on it); the placeholder carries the flag.
-                        kind = Kind::Stream;
+                        kind = Kind::Fresh;
                         nonblock = ty & libc::SOCK_NONBLOCK != 0;
                         a[1] = (ty & !libc::SOCK_NONBLOCK) as u32 as u64;
                     }
@@ -616,12 +647,17 @@ impl Supervisor {
             | nr::SENDMSG
             | nr::RECVMSG
             | nr::SHUTDOWN => match self.lookup(tid, fd_at(0)) {
+                // The kernel keeps no error queue; a socket pair would
+                // hand out (or wait for) ordinary data instead.
+                Some((_, Kind::Stream | Kind::Fresh, _)) if errqueue(nr, &orig) => {
+                    return Outcome::Ret(-(libc::EAGAIN as i64));
+                }
                 Some((_, Kind::Stream, _)) | None => Host,
                 Some(_) => Rump,
             },
             nr::CONNECT => match self.lookup(tid, fd_at(0)) {
                 None => Host,
-                Some((kfd, Kind::Stream, ino)) if is_nonblocking(tid, fd_at(0)) => {
+                Some((kfd, Kind::Stream | Kind::Fresh, ino)) if is_nonblocking(tid, fd_at(0)) => {
                     // Connect in the background; the program polls the
                     // placeholder (writable at once: what it writes waits
                     // in the pair until the pumps start).
@@ -632,7 +668,7 @@ impl Supervisor {
                     self.connect_later(kfd, ino, addr);
                     return Outcome::Ret(-(libc::EINPROGRESS as i64));
                 }
-                Some((_, Kind::Stream, ino)) => {
+                Some((_, Kind::Stream | Kind::Fresh, ino)) => {
                     after = After::Pumps(ino);
                     Rump
                 }
@@ -640,7 +676,7 @@ impl Supervisor {
             },
             nr::LISTEN => match self.lookup(tid, fd_at(0)) {
                 None => Host,
-                Some((_, Kind::Stream, ino)) => {
+                Some((_, Kind::Stream | Kind::Fresh, ino)) => {
                     after = After::Listen(fd_at(0), ino);
                     Rump
                 }
@@ -834,7 +870,7 @@ impl Supervisor {
         // Streams hang up only when both directions are shut (the
         // program's half-close is the pump's business); files on any.
         let events = match kind {
-            Kind::Stream => libc::EPOLLHUP,
+            Kind::Stream | Kind::Fresh => libc::EPOLLHUP,
             _ => libc::EPOLLRDHUP | libc::EPOLLHUP,
         };
         let mut ev = libc::epoll_event {
@@ -886,13 +922,12 @@ impl Supervisor {
     /// thread, the pumps started when it succeeds; on failure the
     /// placeholder is shut both ways (the program reads end of file).
     fn connect_later(&self, kfd: i32, ino: u64, addr: sys::SockAddr) {
-        let Some((k, ours)) = self
-            .holes
-            .lock()
-            .unwrap()
-            .get(&ino)
-            .map(|h| (h.kfd.clone(), h.ours.clone()))
-        else {
+        // What the program writes from now on waits in the pair for the
+        // pumps, so the data calls run natively.
+        let Some((k, ours)) = self.holes.lock().unwrap().get_mut(&ino).map(|h| {
+            h.kind = Kind::Stream;
+            (h.kfd.clone(), h.ours.clone())
+        }) else {
             return;
         };
         debug_assert_eq!(k.fd, kfd);
@@ -966,13 +1001,10 @@ impl Supervisor {
     /// Starts moving bytes between a connected kernel socket and its
     /// placeholder, both ways.
     fn start_pumps(&self, ino: u64) {
-        let Some((kfd, ours)) = self
-            .holes
-            .lock()
-            .unwrap()
-            .get(&ino)
-            .map(|h| (h.kfd.clone(), h.ours.clone()))
-        else {
+        let Some((kfd, ours)) = self.holes.lock().unwrap().get_mut(&ino).map(|h| {
+            h.kind = Kind::Stream;
+            (h.kfd.clone(), h.ours.clone())
+        }) else {
             return;
         };
         let (k2, o2) = (kfd.clone(), ours.clone());
