@@ -507,9 +507,24 @@ impl Socket {
         };
         // As a destination the wildcard address means this host (Linux
         // and BSD: "connect() to INADDR_ANY means loopback").
+        // An AF_INET6 socket whose own address is IPv4-mapped (bound to
+        // one, or a UDP socket connected to an IPv4 peer) takes `::` as
+        // 127.0.0.1 (Linux's tcp_v6_connect and udpv6_sendmsg).
         if peer && t.0.is_unspecified() {
+            let acts_v4 = c.socks.get(self.id).is_some_and(|s| match &s.proto {
+                Proto::Tcp(t) => t.bound.is_some_and(|(a, _)| a.is_ipv4()),
+                Proto::Udp(u) => {
+                    u.bound
+                        .is_some_and(|(a, _)| a.is_ipv4() && !a.is_unspecified())
+                        || u.peer.is_some_and(|(a, _, _)| a.is_ipv4())
+                }
+                Proto::Ping(_) => false,
+            });
             t.0 = match t.0 {
                 IpAddr::V4(_) => IpAddr::V4(core::net::Ipv4Addr::LOCALHOST),
+                IpAddr::V6(_) if self.family == af::INET6 && acts_v4 => {
+                    IpAddr::V4(core::net::Ipv4Addr::LOCALHOST)
+                }
                 IpAddr::V6(_) => IpAddr::V6(core::net::Ipv6Addr::LOCALHOST),
             };
         }
@@ -653,6 +668,14 @@ impl Socket {
                 }
                 Ok(())
             }),
+            Kind::Tcp if matches!(addr, SockAddr::Unspec) => {
+                // Linux: AF_UNSPEC disconnects, whatever the state.
+                let pool = self.pool();
+                self.stack.with_core(|c, fx| {
+                    c.tcp_disconnect(pool, r, fx);
+                    Ok(())
+                })
+            }
             Kind::Tcp => {
                 let nonblock = file.is_nonblocking();
                 let pool = self.pool();
@@ -809,7 +832,7 @@ impl Socket {
                 let is_udp = matches!(self.kind(), Kind::Udp);
                 let got = self.block(p, nonblock, timeout, Errno::EAGAIN, false, |c, _| {
                     if is_udp {
-                        c.udp_recv(r, buf, peek)
+                        c.udp_recv(r, buf, peek, nonblock)
                     } else {
                         c.ping_recv(r, buf, peek)
                     }
@@ -832,10 +855,11 @@ impl Socket {
                 // A zero-length recv checks the state like any other
                 // (ENOTCONN, EAGAIN, a pending error), as on Linux.
                 let waitall = flags & msg::WAITALL != 0 && !peek;
+                let discard = flags & msg::TRUNC != 0;
                 let mut done = 0;
                 loop {
                     let res = self.block(p, nonblock, timeout, Errno::EAGAIN, false, |c, fx| {
-                        tcp_recv_step(c, pool, r, &mut buf[done..], peek, fx)
+                        tcp_recv_step(c, pool, r, &mut buf[done..], peek, discard, fx)
                     });
                     match res {
                         Ok(0) => break,
@@ -879,15 +903,37 @@ impl Socket {
         let pool = self.pool();
         self.stack.with_core(|c, fx| {
             let s = c.socks.get_mut(r).ok_or(Errno::EBADF)?;
-            let connected = match &s.proto {
-                Proto::Tcp(t) => t
-                    .conn()
-                    .is_some_and(|cn| !matches!(cn.state(), State::SynSent | State::Closed)),
-                Proto::Udp(u) => u.peer.is_some(),
-                Proto::Ping(p) => p.peer.is_some(),
+            // Linux's inet_shutdown, by the socket's state.
+            enum At {
+                /// Not connected (CLOSE): the flags are set all the same
+                /// (poll, recv and send show them), and ENOTCONN said.
+                Unconnected,
+                Listening,
+                Connecting,
+                Connected,
+            }
+            let at = match &s.proto {
+                Proto::Tcp(t) => match &t.state {
+                    TcpState::Idle | TcpState::Failed => At::Unconnected,
+                    TcpState::Listening(_) => At::Listening,
+                    TcpState::Conn(cn) => match cn.state() {
+                        State::Closed | State::TimeWait => At::Unconnected,
+                        State::SynSent => At::Connecting,
+                        _ => At::Connected,
+                    },
+                },
+                Proto::Udp(u) if u.peer.is_some() => At::Connected,
+                Proto::Ping(p) if p.peer.is_some() => At::Connected,
+                _ => At::Unconnected,
             };
-            if !connected {
-                return Err(Errno::ENOTCONN);
+            match at {
+                // SHUT_WR leaves a listener alone; reading shut stops it.
+                At::Listening if how == shut::WR => return Ok(()),
+                At::Listening | At::Connecting => {
+                    c.tcp_disconnect(pool, r, fx);
+                    return Ok(());
+                }
+                At::Unconnected | At::Connected => {}
             }
             if how != shut::WR {
                 s.shut_rd = true;
@@ -895,7 +941,7 @@ impl Socket {
             let mut fin = false;
             if how != shut::RD && !s.shut_wr {
                 s.shut_wr = true;
-                if let Proto::Tcp(t) = &mut s.proto {
+                if let (At::Connected, Proto::Tcp(t)) = (&at, &mut s.proto) {
                     if let Some(cn) = t.conn_mut() {
                         cn.close_send();
                         fin = true;
@@ -907,7 +953,10 @@ impl Socket {
             if fin {
                 c.tcp_output(pool, r, false, fx);
             }
-            Ok(())
+            match at {
+                At::Unconnected => Err(Errno::ENOTCONN),
+                _ => Ok(()),
+            }
         })
     }
 
@@ -920,7 +969,7 @@ impl Socket {
             let (a, p) = match &s.proto {
                 Proto::Tcp(t) => match t.conn() {
                     Some(cn) => (cn.tuple.0, cn.tuple.1),
-                    None => t.bound.unwrap_or((any, 0)),
+                    None => t.bound.or(t.ghost).unwrap_or((any, 0)),
                 },
                 Proto::Udp(u) => u.bound.unwrap_or((any, 0)),
                 Proto::Ping(p) => (any, p.ident.unwrap_or(0)),
@@ -1097,39 +1146,58 @@ impl Socket {
         let inb = poll::IN | poll::RDNORM;
         let out = poll::OUT | poll::WRNORM;
         match &s.proto {
-            Proto::Tcp(t) => match &t.state {
-                // As on Linux: a socket that is not connected polls
-                // writable (a write fails at once) and hung up.
-                TcpState::Idle => r |= poll::HUP | out,
-                TcpState::Failed => r |= poll::HUP | out,
-                TcpState::Listening(l) => {
-                    if !l.ready.is_empty() {
-                        r |= inb;
+            // As Linux's tcp_poll, from its two shutdown bits: the read
+            // side is shut by SHUT_RD or the peer's FIN, the write side by
+            // SHUT_WR; a connection that ended (CLOSE, which TIME-WAIT is
+            // for a socket still held) has both.
+            Proto::Tcp(t) => {
+                let (closed, connecting, fin, readable, writable) = match &t.state {
+                    TcpState::Idle | TcpState::Failed => (true, false, false, false, true),
+                    TcpState::Listening(l) => {
+                        if !l.ready.is_empty() {
+                            r |= inb;
+                        }
+                        return r & (events | poll::ERR | poll::HUP | poll::NVAL);
                     }
+                    TcpState::Conn(cn) => {
+                        let sk = cn.sock();
+                        let st = sk.state();
+                        let closed = matches!(st, State::Closed | State::TimeWait);
+                        let connecting = matches!(st, State::SynSent | State::SynReceived);
+                        let fin = closed
+                            || matches!(st, State::CloseWait | State::LastAck | State::Closing);
+                        let writable = sk.send_queue() < sk.send_capacity();
+                        (closed, connecting, fin, sk.can_recv(), writable)
+                    }
+                };
+                let rd_shut = s.shut_rd || fin;
+                let wr_shut = s.shut_wr || closed;
+                if (rd_shut && wr_shut) || closed {
+                    r |= poll::HUP;
                 }
-                TcpState::Conn(cn) => {
-                    let sk = cn.sock();
-                    let st = sk.state();
-                    let connecting = matches!(st, State::SynSent | State::SynReceived);
-                    if !connecting && (sk.can_recv() || !sk.may_recv() || s.shut_rd) {
+                if rd_shut {
+                    r |= inb | poll::RDHUP;
+                }
+                if !connecting {
+                    if readable {
                         r |= inb;
                     }
-                    if sk.may_send() && !s.shut_wr && sk.send_queue() < sk.send_capacity() {
+                    if wr_shut || writable {
                         r |= out;
                     }
-                    if !connecting && !sk.may_recv() {
-                        r |= poll::RDHUP;
-                    }
-                    if st == State::Closed {
-                        r |= poll::HUP | out;
-                    } else if s.shut_wr && !sk.may_recv() {
-                        r |= poll::HUP;
-                    }
                 }
-            },
+            }
+            // Linux's datagram_poll: a read side shut down is readable
+            // and RDHUP, both sides HUP; always writable.
             Proto::Udp(u) => {
                 if !u.rxq.is_empty() || s.shut_rd {
                     r |= inb;
+                }
+                if s.shut_rd {
+                    r |= poll::RDHUP;
+                }
+                if s.shut_rd && s.shut_wr {
+                    r |= poll::HUP;
                 }
                 r |= out;
             }
@@ -1201,46 +1269,69 @@ fn tcp_send_step(
 }
 
 /// One step of a stream receive: `Some(n)` bytes (0: end of stream),
-/// `None` when nothing is there yet.
+/// `None` when nothing is there yet. In Linux's order (tcp_recvmsg):
+/// queued bytes first, then the end of the stream, a pending error, a
+/// read side shut down (bytes still arrive after `SHUT_RD` and are
+/// returned), and `ENOTCONN` for a socket with no connection. With
+/// `discard` (`MSG_TRUNC`) the bytes are taken but not copied.
 fn tcp_recv_step(
     c: &mut Core,
     pool: &crate::pool::FramePool,
     r: SockRef,
     buf: &mut [u8],
     peek: bool,
+    discard: bool,
     fx: &mut Effects,
 ) -> Result<Option<usize>, Errno> {
     let s = c.socks.get_mut(r).ok_or(Errno::EBADF)?;
-    if let Some(e) = s.error.take() {
-        return Err(e);
-    }
-    if s.shut_rd {
-        return Ok(Some(0));
-    }
     let Proto::Tcp(t) = &mut s.proto else {
         return Err(Errno::EINVAL);
     };
-    let Some(cn) = t.conn_mut() else {
+    if t.is_listening() {
         return Err(Errno::ENOTCONN);
+    }
+    let Some(cn) = t.conn_mut() else {
+        if let Some(e) = s.error.take() {
+            return Err(e);
+        }
+        return if s.shut_rd {
+            Ok(Some(0))
+        } else {
+            Err(Errno::ENOTCONN)
+        };
     };
     let sk = cn.sock_mut();
-    if matches!(sk.state(), State::SynSent | State::SynReceived) {
-        return Ok(None);
-    }
-    if sk.can_recv() {
-        let n = if peek {
-            sk.peek_slice(buf)
-        } else {
-            sk.recv_slice(buf)
-        }
-        .unwrap_or(0);
+    let connecting = matches!(sk.state(), State::SynSent | State::SynReceived);
+    if !connecting && sk.can_recv() {
+        let max = buf.len();
+        let n = match (peek, discard) {
+            (true, false) => sk.peek_slice(buf).unwrap_or(0),
+            (false, false) => sk.recv_slice(buf).unwrap_or(0),
+            (true, true) => sk.peek(max).map(|d| d.len()).unwrap_or(0),
+            (false, true) => sk
+                .recv(|d| {
+                    let n = d.len().min(max);
+                    (n, n)
+                })
+                .unwrap_or(0),
+        };
         if !peek && n > 0 {
             // The window opened: smoltcp may owe the peer an update.
             c.tcp_output(pool, r, false, fx);
         }
         return Ok(Some(n));
     }
-    if !sk.may_recv() {
+    let closed = sk.state() == State::Closed;
+    if !connecting && !sk.may_recv() && !closed {
+        // The peer's FIN.
+        return Ok(Some(0));
+    }
+    if let Some(e) = s.error.take() {
+        return Err(e);
+    }
+    if s.shut_rd || closed {
+        // A connection that ended (reset, timed out, closed both ways)
+        // reads as its end once the error has been reported.
         return Ok(Some(0));
     }
     Ok(None)

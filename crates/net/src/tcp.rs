@@ -47,6 +47,15 @@ pub(crate) struct TcpSock {
     pub bound: Option<(IpAddr, u16)>,
     /// Made by `accept` (shares its listener's port).
     pub accepted: bool,
+    /// The port was chosen by `bind` with a port number (Linux's
+    /// SOCK_BINDPORT_LOCK): a disconnect keeps it; an automatic one goes.
+    pub port_locked: bool,
+    /// The address was chosen by `bind` (SOCK_BINDADDR_LOCK): a
+    /// disconnect keeps it.
+    pub addr_locked: bool,
+    /// What `getsockname` shows of a socket that was disconnected and
+    /// lost its automatic port (Linux keeps the old number in the name).
+    pub ghost: Option<(IpAddr, u16)>,
     pub state: TcpState,
 }
 
@@ -121,6 +130,9 @@ impl TcpSock {
         TcpSock {
             bound: None,
             accepted: false,
+            port_locked: false,
+            addr_locked: false,
+            ghost: None,
             state: TcpState::Idle,
         }
     }
@@ -385,11 +397,17 @@ impl Core {
         let family = ls.family;
         let Proto::Tcp(TcpSock {
             state: TcpState::Listening(lst),
+            addr_locked,
             ..
         }) = &ls.proto
         else {
             return;
         };
+        // The child inherits the listener's address lock (sk_userlocks
+        // without the port lock: inet_csk_clone_lock) and shutdown flags
+        // (Linux clones the listening sock).
+        let (port_locked, addr_locked) = (false, *addr_locked);
+        let (shut_rd, shut_wr) = (ls.shut_rd, ls.shut_wr);
         if lst.ready.len() >= lst.backlog {
             self.stats.tcp_listen_drops += 1;
             return;
@@ -432,9 +450,16 @@ impl Core {
             Proto::Tcp(TcpSock {
                 bound: Some((dst, dport)),
                 accepted: true,
+                port_locked,
+                addr_locked,
+                ghost: None,
                 state: TcpState::Conn(Box::new(conn)),
             }),
         ));
+        if let Some(s) = self.socks.get_mut(r) {
+            s.shut_rd = shut_rd;
+            s.shut_wr = shut_wr;
+        }
         self.tcp_conns.insert(tuple, r);
         self.tcp_ports.entry(dport).or_default().push(r);
         if let Some(Proto::Tcp(TcpSock {
@@ -445,6 +470,16 @@ impl Core {
             lst.embryos.push_back(r);
         }
         self.tcp_deliver(pool, r, Some(pkt), true, fx);
+    }
+
+    fn is_embryo(&self, l: SockRef, r: SockRef) -> bool {
+        matches!(
+            self.socks.get(l).map(|s| &s.proto),
+            Some(Proto::Tcp(TcpSock {
+                state: TcpState::Listening(lst),
+                ..
+            })) if lst.embryos.contains(&r)
+        )
     }
 
     fn unlink_embryo(&mut self, l: SockRef, r: SockRef) {
@@ -473,6 +508,7 @@ impl Core {
         let Some(sock) = socks.get_mut(r) else {
             return;
         };
+        let shut_wr = sock.shut_wr;
         let Proto::Tcp(t) = &mut sock.proto else {
             return;
         };
@@ -491,6 +527,12 @@ impl Core {
             let mut dev = SmolDev::new(pkt, &mut out, pool, iface.caps());
             if pkt.is_some() {
                 iface.smol.poll_ingress_single(now, &mut dev, &mut c.set);
+                if prev == State::SynReceived && c.state() == State::Established && shut_wr {
+                    // Accepted from a listener whose write side was shut
+                    // before it listened: the child inherited that and
+                    // sends its FIN at once (Linux).
+                    c.close_send();
+                }
             }
             // A second round sends a FIN deferred until the queue drained.
             for round in 0..if defer { 0 } else { 2 } {
@@ -580,13 +622,17 @@ impl Core {
         }
         if let Some(l) = parent {
             match st {
-                State::Listen | State::Closed => {
+                State::Listen | State::Closed if self.is_embryo(l, r) => {
                     // The handshake failed (a RST in SYN-RECEIVED returns
                     // smoltcp to LISTEN): forget the embryo.
                     self.unlink_embryo(l, r);
                     self.free_sock(r, fx);
                     return;
                 }
+                // A completed connection reset before accept stays in the
+                // queue, as on Linux: accept returns it, and its first
+                // call reports the reset.
+                State::Listen | State::Closed => {}
                 State::SynReceived => {}
                 _ => {
                     if let Some(ls) = self.socks.get_mut(l) {
@@ -748,6 +794,7 @@ impl Core {
         if !addr.is_unspecified() && !self.is_local_ip(addr) {
             return Err(Errno::EADDRNOTAVAIL);
         }
+        let locked = port != 0;
         let port = if port == 0 {
             self.ephemeral_port(|c, p| c.tcp_ports.contains_key(&p) || c.tcp_tw.holds_port(p))?
         } else {
@@ -759,9 +806,92 @@ impl Core {
         };
         if let Some(Proto::Tcp(t)) = self.socks.get_mut(r).map(|s| &mut s.proto) {
             t.bound = Some((addr, port));
+            t.port_locked = locked;
+            t.addr_locked = !addr.is_unspecified();
+            t.ghost = None;
         }
         self.tcp_ports.entry(port).or_default().push(r);
         Ok(())
+    }
+
+    /// Returns TCP socket `r` to the unconnected state, as Linux's
+    /// tcp_disconnect (`shutdown` of a listener or of a connection being
+    /// made, `connect(AF_UNSPEC)`): a listener resets its pending
+    /// connections and stops listening; a connection is reset (RST when
+    /// it was synchronized) and the socket gets `ECONNRESET` to report; the
+    /// shutdown flags are cleared; an automatic port is released.
+    pub fn tcp_disconnect(&mut self, pool: &FramePool, r: SockRef, fx: &mut Effects) {
+        let Some(s) = self.socks.get_mut(r) else {
+            return;
+        };
+        s.shut_rd = false;
+        s.shut_wr = false;
+        let shared = s.shared.clone();
+        let Proto::Tcp(t) = &mut s.proto else {
+            return;
+        };
+        match &mut t.state {
+            TcpState::Listening(l) => {
+                let children: Vec<SockRef> = l.embryos.drain(..).chain(l.ready.drain(..)).collect();
+                if let Some(b) = t.bound {
+                    if self.tcp_listeners.get(&b) == Some(&r) {
+                        self.tcp_listeners.remove(&b);
+                    }
+                }
+                if let Some(Proto::Tcp(t)) = self.socks.get_mut(r).map(|s| &mut s.proto) {
+                    t.state = TcpState::Idle;
+                }
+                for c in children {
+                    self.tcp_abort(pool, c, fx);
+                }
+            }
+            TcpState::Conn(c) => {
+                let st = c.state();
+                let tuple = c.tuple;
+                let synchronized = !matches!(
+                    st,
+                    State::Closed | State::TimeWait | State::SynSent | State::Listen
+                );
+                if !matches!(st, State::Closed | State::TimeWait) {
+                    s.error = Some(Errno::ECONNRESET);
+                }
+                if synchronized {
+                    c.sock_mut().abort();
+                    c.fin_pending = false;
+                    self.stats.tcp_resets_sent += 1;
+                    self.tcp_output(pool, r, false, fx);
+                }
+                if self.tcp_conns.get(&tuple) == Some(&r) {
+                    self.tcp_conns.remove(&tuple);
+                }
+                self.set_timer(r, None, fx);
+                if let Some(Proto::Tcp(t)) = self.socks.get_mut(r).map(|s| &mut s.proto) {
+                    t.state = TcpState::Idle;
+                }
+            }
+            TcpState::Idle | TcpState::Failed => t.state = TcpState::Idle,
+        }
+        // An automatic port goes back (a bound one stays).
+        if let Some(Proto::Tcp(t)) = self.socks.get_mut(r).map(|s| &mut s.proto) {
+            t.accepted = false;
+            if !t.addr_locked {
+                if let Some((a, _)) = &mut t.bound {
+                    *a = unspecified_like(*a);
+                }
+            }
+            if !t.port_locked {
+                t.ghost = t.bound;
+                if let Some((_, port)) = t.bound.take() {
+                    if let Some(v) = self.tcp_ports.get_mut(&port) {
+                        v.retain(|x| *x != r);
+                        if v.is_empty() {
+                            self.tcp_ports.remove(&port);
+                        }
+                    }
+                }
+            }
+        }
+        fx.wake(&shared);
     }
 
     /// `listen`: binds to an ephemeral port if needed, and enters the
@@ -793,7 +923,12 @@ impl Core {
                     .socks
                     .get(r)
                     .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |s| s.any_addr());
-                self.tcp_bind(r, any, 0)?;
+                // A disconnected socket keeps an address it was bound to.
+                let addr = match self.socks.get(r).map(|s| &s.proto) {
+                    Some(Proto::Tcp(t)) if t.addr_locked => t.ghost.map_or(any, |g| g.0),
+                    _ => any,
+                };
+                self.tcp_bind(r, addr, 0)?;
                 match self.socks.get(r).map(|s| &s.proto) {
                     Some(Proto::Tcp(t)) => t.bound.ok_or(Errno::EINVAL)?,
                     _ => return Err(Errno::EINVAL),
@@ -865,7 +1000,8 @@ impl Core {
         }
         let rt = self.route_ip(dst, scope).ok_or(Errno::ENETUNREACH)?;
         let bound = t.bound;
-        let local_addr = match bound {
+        let kept = t.ghost.filter(|_| t.addr_locked).map(|g| g.0);
+        let local_addr = match bound.or(kept.map(|a| (a, 0))) {
             Some((a, _)) if !a.is_unspecified() => {
                 if a.is_ipv4() != dst.is_ipv4() {
                     return Err(Errno::ENETUNREACH);
@@ -888,7 +1024,8 @@ impl Core {
                         })
                     })?;
                 if let Some(Proto::Tcp(t)) = self.socks.get_mut(r).map(|s| &mut s.proto) {
-                    t.bound = Some((unspecified_like(dst), p));
+                    t.bound = Some((kept.unwrap_or(unspecified_like(dst)), p));
+                    t.ghost = None;
                 }
                 self.tcp_ports.entry(p).or_default().push(r);
                 p
@@ -926,6 +1063,10 @@ impl Core {
                 fin_pending: false,
                 last_sent: None,
             }));
+        }
+        if let Some(s) = self.socks.get_mut(r) {
+            // A new attempt starts with no error (Linux's tcp_connect_init).
+            s.error = None;
         }
         self.tcp_conns.insert(tuple, r);
         self.stats.tcp_active_opens += 1;

@@ -282,7 +282,6 @@ impl Core {
             return;
         };
         let rcvbuf = s.opts.rcvbuf;
-        let shut_rd = s.shut_rd;
         let wants = s.opts.wants;
         let Proto::Udp(us) = &mut s.proto else {
             return;
@@ -294,7 +293,8 @@ impl Core {
         }
         let cost = payload.len() + DATAGRAM_OVERHEAD;
         // One datagram always fits, however large; beyond that, SO_RCVBUF.
-        if shut_rd || (us.rx_bytes + cost > rcvbuf && !us.rxq.is_empty()) {
+        // A read side shut down still takes datagrams in, as on Linux.
+        if us.rx_bytes + cost > rcvbuf && !us.rxq.is_empty() {
             self.stats.udp_rcvbuf_errors += 1;
             return;
         }
@@ -336,6 +336,7 @@ impl Core {
         r: SockRef,
         buf: &mut [u8],
         peek: bool,
+        nonblock: bool,
     ) -> Result<Option<Received>, Errno> {
         let s = self.socks.get_mut(r).ok_or(Errno::EBADF)?;
         if let Some(e) = s.error.take() {
@@ -346,7 +347,9 @@ impl Core {
             return Err(Errno::EINVAL);
         };
         let Some(d) = u.rxq.front() else {
-            if shut_rd {
+            // Linux: a read side shut down ends only a receive that would
+            // wait; a non-blocking one says EAGAIN.
+            if shut_rd && !nonblock {
                 return Ok(Some((
                     0,
                     0,

@@ -1080,3 +1080,110 @@ fn connect_on_a_listener_is_eisconn() {
         assert_eq!(sys::connect(&p, l, v6), Err(Errno::EISCONN));
     });
 }
+
+/// `connect(AF_UNSPEC)` disconnects, as on Linux: an accepted socket is
+/// reset (its peer reads ECONNRESET), reports ECONNRESET once itself,
+/// and may connect again, from a new port, to the same listener.
+#[test]
+fn connect_unspec_disconnects_and_the_socket_connects_again() {
+    within(30, || {
+        let (_k, p) = net_kernel();
+        let lo = |port| sa(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port));
+        let l = tcp_socket(&p);
+        sys::bind(&p, l, lo(0)).unwrap();
+        sys::listen(&p, l, 5).unwrap();
+        let laddr = sys::getsockname(&p, l).unwrap();
+        let c = tcp_socket(&p);
+        sys::connect(&p, c, laddr).unwrap();
+        let (s, _) = sys::accept(&p, l).unwrap();
+        assert_eq!(sys::connect(&p, s, SockAddr::Unspec), Ok(()));
+        let mut b = [0u8; 4];
+        assert_eq!(sys::recv(&p, c, &mut b, 0), Err(Errno::ECONNRESET));
+        assert_eq!(sys::recv(&p, s, &mut b, 0), Err(Errno::ECONNRESET));
+        assert_eq!(sys::recv(&p, s, &mut b, 0), Err(Errno::ENOTCONN));
+        sys::connect(&p, s, laddr).unwrap();
+        let (s2, _) = sys::accept(&p, l).unwrap();
+        let name = sys::getsockname(&p, s).unwrap();
+        assert_ne!(name, laddr, "a new port, not the listener's");
+        sys::send(&p, s, b"ping", 0).unwrap();
+        assert_eq!(sys::recv(&p, s2, &mut b, 0), Ok(4));
+        assert_eq!(&b, b"ping");
+        // A listener disconnected stops listening: accept is EINVAL.
+        assert_eq!(sys::connect(&p, l, SockAddr::Unspec), Ok(()));
+        assert_eq!(sys::accept(&p, l).map(|_| ()), Err(Errno::EINVAL));
+    });
+}
+
+fn revents(p: &rump::Process, fd: i32) -> i16 {
+    let mut pf = [PollFd {
+        fd,
+        events: poll::IN | poll::OUT | poll::RDHUP,
+        revents: 0,
+    }];
+    sys::poll(p, &mut pf, 0).unwrap();
+    pf[0].revents
+}
+
+/// Shutdown, poll and receive as Linux has them (found by the
+/// differential test against the host): the read side shut keeps
+/// returning what arrives; poll shows each shut side; the peer's FIN
+/// shows as POLLRDHUP before its bytes are read; MSG_TRUNC takes bytes
+/// without copying them; an unconnected socket is shut down all the same
+/// (ENOTCONN said); a listener stops listening on SHUT_RD, not SHUT_WR.
+#[test]
+fn shutdown_poll_and_recv_follow_linux() {
+    within(30, || {
+        let (_k, p) = net_kernel();
+        let lo = |port| sa(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port));
+        let l = tcp_socket(&p);
+        sys::bind(&p, l, lo(0)).unwrap();
+        sys::listen(&p, l, 5).unwrap();
+        let laddr = sys::getsockname(&p, l).unwrap();
+        let c = tcp_socket(&p);
+        sys::connect(&p, c, laddr).unwrap();
+        let (s, _) = sys::accept(&p, l).unwrap();
+        assert_eq!(revents(&p, s), poll::OUT);
+        // SHUT_RD: readable and RDHUP at once, yet bytes still arrive.
+        sys::shutdown(&p, s, shut::RD).unwrap();
+        assert_eq!(revents(&p, s), poll::IN | poll::OUT | poll::RDHUP);
+        sys::send(&p, c, b"late", 0).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let mut b = [0u8; 8];
+        assert_eq!(sys::recv(&p, s, &mut b, 0), Ok(4));
+        assert_eq!(&b[..4], b"late");
+        assert_eq!(sys::recv(&p, s, &mut b, msg::DONTWAIT), Ok(0));
+        // MSG_TRUNC: taken, not copied.
+        sys::send(&p, s, b"abcdef", 0).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let mut z = [0u8; 4];
+        assert_eq!(sys::recv(&p, c, &mut z, msg::TRUNC), Ok(4));
+        assert_eq!(z, [0; 4], "MSG_TRUNC copies nothing");
+        assert_eq!(sys::recv(&p, c, &mut z, 0), Ok(2));
+        assert_eq!(&z[..2], b"ef");
+        // The peer's FIN with bytes unread: RDHUP already.
+        sys::send(&p, s, b"xy", 0).unwrap();
+        sys::shutdown(&p, s, shut::WR).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(revents(&p, c), poll::IN | poll::OUT | poll::RDHUP);
+        // Both sides of `s` shut: HUP.
+        assert_ne!(revents(&p, s) & poll::HUP, 0);
+        // An unconnected socket: ENOTCONN, but shut all the same.
+        let u = tcp_socket(&p);
+        assert_eq!(sys::shutdown(&p, u, shut::RDWR), Err(Errno::ENOTCONN));
+        assert_eq!(
+            revents(&p, u),
+            poll::IN | poll::OUT | poll::RDHUP | poll::HUP
+        );
+        assert_eq!(sys::recv(&p, u, &mut b, 0), Ok(0));
+        assert_eq!(sys::send(&p, u, b"x", 0), Err(Errno::EPIPE));
+        // A listener: SHUT_WR changes nothing, SHUT_RD stops it.
+        assert_eq!(sys::shutdown(&p, l, shut::WR), Ok(()));
+        let c2 = tcp_socket(&p);
+        sys::connect(&p, c2, laddr).unwrap();
+        assert!(sys::accept(&p, l).is_ok());
+        assert_eq!(sys::shutdown(&p, l, shut::RD), Ok(()));
+        assert_eq!(sys::accept(&p, l).map(|_| ()), Err(Errno::EINVAL));
+        let c3 = tcp_socket(&p);
+        assert_eq!(sys::connect(&p, c3, laddr), Err(Errno::ECONNREFUSED));
+    });
+}

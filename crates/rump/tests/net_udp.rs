@@ -588,3 +588,37 @@ fn getsockopt_of_a_foreign_level() {
         Err(Errno::ENOPROTOOPT)
     );
 }
+
+/// A UDP socket shut down for reading still takes datagrams in (Linux);
+/// with none queued a non-blocking receive says EAGAIN and a blocking one
+/// returns 0; poll shows POLLIN and POLLRDHUP.
+#[test]
+fn udp_shutdown_read_keeps_receiving() {
+    within(30, || {
+        let (_k, p) = net_kernel();
+        let lo = |port| sa(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port));
+        let a = sys::socket(&p, af::INET, sock::DGRAM, 0).unwrap();
+        let b = sys::socket(&p, af::INET, sock::DGRAM, 0).unwrap();
+        sys::bind(&p, a, lo(7001)).unwrap();
+        sys::bind(&p, b, lo(7002)).unwrap();
+        sys::connect(&p, a, lo(7002)).unwrap();
+        sys::shutdown(&p, a, shut::RD).unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(
+            sys::recv(&p, a, &mut buf, msg::DONTWAIT),
+            Err(Errno::EAGAIN)
+        );
+        assert_eq!(sys::recv(&p, a, &mut buf, 0), Ok(0));
+        let mut pf = [PollFd {
+            fd: a,
+            events: poll::IN | poll::OUT | poll::RDHUP,
+            revents: 0,
+        }];
+        sys::poll(&p, &mut pf, 0).unwrap();
+        assert_eq!(pf[0].revents, poll::IN | poll::OUT | poll::RDHUP);
+        sys::sendto(&p, b, b"hi", 0, Some(lo(7001))).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(sys::recv(&p, a, &mut buf, msg::DONTWAIT), Ok(2));
+        assert_eq!(&buf[..2], b"hi");
+    });
+}
