@@ -571,7 +571,13 @@ impl Socket {
         if !matches!(self.kind(), Kind::Tcp) {
             return Err(Errno::EOPNOTSUPP);
         }
-        let backlog = (backlog.max(1) as usize).min(kern::consts::SOMAXCONN);
+        // Linux casts the backlog to unsigned before capping it, so a
+        // negative one is the largest.
+        let backlog = if backlog < 0 {
+            kern::consts::SOMAXCONN
+        } else {
+            (backlog.max(1) as usize).min(kern::consts::SOMAXCONN)
+        };
         self.stack.with_core(|c, _| c.tcp_listen(self.id, backlog))
     }
 
@@ -682,22 +688,36 @@ impl Socket {
                 let timeout = self.stack.with_core(|c, fx| {
                     let s = c.socks.get_mut(r).ok_or(Errno::EBADF)?;
                     let timeout = s.opts.sndtimeo;
-                    if let Proto::Tcp(t) = &s.proto {
-                        if let TcpState::Failed = t.state {
-                            return Err(s.error.take().unwrap_or(Errno::ECONNABORTED));
+                    if let Proto::Tcp(t) = &mut s.proto {
+                        let pending = core::mem::take(&mut t.connect_pending);
+                        let failed = match t.conn() {
+                            Some(cn) => cn.state() == State::Closed,
+                            None => matches!(t.state, TcpState::Failed),
+                        };
+                        if failed {
+                            // Reporting how the attempt ended leaves the
+                            // socket unconnected (Linux's sock_error path
+                            // in __inet_stream_connect disconnects it).
+                            let e = s.error.take().unwrap_or(Errno::ECONNABORTED);
+                            c.tcp_disconnect(pool, r, fx);
+                            return Err(e);
                         }
                         if let Some(cn) = t.conn() {
-                            if cn.state() == State::Closed {
-                                return Err(s.error.take().unwrap_or(Errno::ECONNABORTED));
-                            }
                             if matches!(cn.state(), State::SynSent | State::SynReceived) {
+                                t.connect_pending = pending;
                                 return if nonblock {
                                     Err(Errno::EALREADY)
                                 } else {
-                                    Ok(timeout)
+                                    Ok(Some(timeout))
                                 };
                             }
-                            return Err(Errno::EISCONN);
+                            // The first connect to see a non-blocking
+                            // one's handshake done succeeds.
+                            return if pending {
+                                Ok(None)
+                            } else {
+                                Err(Errno::EISCONN)
+                            };
                         }
                         // Linux checks the state before the address: a
                         // listener is EISCONN whatever the destination.
@@ -707,8 +727,16 @@ impl Socket {
                     }
                     let target = self.target(c, addr)?;
                     c.tcp_connect(pool, r, target, fx)?;
-                    Ok(timeout)
+                    if nonblock {
+                        if let Some(Proto::Tcp(t)) = c.socks.get_mut(r).map(|s| &mut s.proto) {
+                            t.connect_pending = true;
+                        }
+                    }
+                    Ok(Some(timeout))
                 })?;
+                let Some(timeout) = timeout else {
+                    return Ok(());
+                };
                 if nonblock {
                     // As on Linux, even when the handshake already finished
                     // (it may have, in this very thread, on an in-process
@@ -716,8 +744,13 @@ impl Socket {
                     return Err(Errno::EINPROGRESS);
                 }
                 // SO_SNDTIMEO expiring leaves the attempt going (Linux).
-                self.block(p, false, timeout, Errno::EINPROGRESS, false, |c, _| {
-                    connect_outcome(c, r)
+                self.block(p, false, timeout, Errno::EINPROGRESS, false, |c, fx| {
+                    let out = connect_outcome(c, r);
+                    if matches!(out, Err(e) if e != Errno::EINPROGRESS) {
+                        // A failed attempt leaves the socket unconnected.
+                        c.tcp_disconnect(pool, r, fx);
+                    }
+                    out
                 })
             }
         }
@@ -934,6 +967,10 @@ impl Socket {
                     return Ok(());
                 }
                 At::Unconnected | At::Connected => {}
+            }
+            if let Proto::Tcp(t) = &mut s.proto {
+                // Linux's inet_shutdown settles SS_CONNECTING.
+                t.connect_pending = false;
             }
             if how != shut::WR {
                 s.shut_rd = true;

@@ -56,6 +56,14 @@ pub(crate) struct TcpSock {
     /// What `getsockname` shows of a socket that was disconnected and
     /// lost its automatic port (Linux keeps the old number in the name).
     pub ghost: Option<(IpAddr, u16)>,
+    /// A non-blocking connect said EINPROGRESS and no connect has seen
+    /// its outcome yet (Linux's SS_CONNECTING): the next connect after
+    /// the handshake returns 0, later ones EISCONN.
+    pub connect_pending: bool,
+    /// An accepted socket: its listener's address, which it counts as
+    /// bound to for bind conflicts (Linux puts the child in the
+    /// listener's bind bucket).
+    pub listen_addr: Option<IpAddr>,
     pub state: TcpState,
 }
 
@@ -133,6 +141,8 @@ impl TcpSock {
             port_locked: false,
             addr_locked: false,
             ghost: None,
+            connect_pending: false,
+            listen_addr: None,
             state: TcpState::Idle,
         }
     }
@@ -398,11 +408,13 @@ impl Core {
         let Proto::Tcp(TcpSock {
             state: TcpState::Listening(lst),
             addr_locked,
+            bound: lbound,
             ..
         }) = &ls.proto
         else {
             return;
         };
+        let listen_addr = lbound.map(|b| b.0);
         // The child inherits the listener's address lock (sk_userlocks
         // without the port lock: inet_csk_clone_lock) and shutdown flags
         // (Linux clones the listening sock).
@@ -453,6 +465,8 @@ impl Core {
                 port_locked,
                 addr_locked,
                 ghost: None,
+                connect_pending: false,
+                listen_addr,
                 state: TcpState::Conn(Box::new(conn)),
             }),
         ));
@@ -688,16 +702,9 @@ impl Core {
             let Some(sock) = self.socks.get_mut(r) else {
                 return;
             };
-            let failed_handshake = prev == State::SynSent;
             if let Proto::Tcp(t) = &mut sock.proto {
                 if let Some(c) = t.conn_mut() {
                     c.registered = false;
-                }
-                if failed_handshake && !orphan {
-                    // A connection that never was: like Linux's
-                    // tcp_disconnect after a failed connect, the socket is
-                    // unconnected again (recv: ENOTCONN, not end of file).
-                    t.state = TcpState::Failed;
                 }
             }
             if orphan {
@@ -713,9 +720,6 @@ impl Core {
             };
             if sock.error.is_none() {
                 sock.error = err;
-            }
-            if failed_handshake {
-                self.set_timer(r, None, fx);
             }
         }
     }
@@ -771,9 +775,18 @@ impl Core {
             let Proto::Tcp(t) = &s.proto else {
                 return false;
             };
-            let Some((oaddr, _)) = t.bound else {
+            let Some((mut oaddr, _)) = t.bound else {
                 return false;
             };
+            if let (true, Some(la)) = (t.accepted, t.listen_addr) {
+                // Linux's bhash2: a child sits in its listener's bucket,
+                // which a bind to a specific IPv4 address does not look
+                // at when the listener's address is IPv6.
+                if la.is_ipv6() && addr.is_ipv4() && !addr.is_unspecified() {
+                    return false;
+                }
+                oaddr = la;
+            }
             if !bind_overlap(oaddr, s.opts.v6only, addr, v6only) {
                 return false;
             }
@@ -874,13 +887,17 @@ impl Core {
         // An automatic port goes back (a bound one stays).
         if let Some(Proto::Tcp(t)) = self.socks.get_mut(r).map(|s| &mut s.proto) {
             t.accepted = false;
+            t.listen_addr = None;
+            t.connect_pending = false;
             if !t.addr_locked {
                 if let Some((a, _)) = &mut t.bound {
                     *a = unspecified_like(*a);
                 }
             }
             if !t.port_locked {
-                t.ghost = t.bound;
+                if t.bound.is_some() {
+                    t.ghost = t.bound;
+                }
                 if let Some((_, port)) = t.bound.take() {
                     if let Some(v) = self.tcp_ports.get_mut(&port) {
                         v.retain(|x| *x != r);

@@ -524,8 +524,6 @@ struct Run {
     sent: u64,
     /// A TCP connect started in this case (on a socket open or closed).
     tcp_connected: bool,
-    /// A listen with a negative backlog succeeded in this case.
-    negative_backlog: bool,
 }
 
 impl Run {
@@ -539,7 +537,6 @@ impl Run {
             unsettled: false,
             sent: 0,
             tcp_connected: false,
-            negative_backlog: false,
         }
     }
 
@@ -742,9 +739,6 @@ impl Run {
                 );
                 if r.0.is_ok() && r.1.is_ok() {
                     self.socks[i].released = false;
-                }
-                if backlog < 0 && r.0.is_ok() && r.1.is_ok() {
-                    self.negative_backlog = true;
                 }
                 r
             }
@@ -1013,8 +1007,6 @@ struct Ctx {
     any_dgram_connected: bool,
     /// A TCP connect started in this case.
     tcp_connected: bool,
-    /// A listen with a negative backlog succeeded in this case.
-    negative_backlog: bool,
     /// The socket's name on each side, as compared.
     names: (Option<Name>, Option<Name>),
     to: Option<SockAddr>,
@@ -1059,7 +1051,6 @@ impl Run {
             local: host_sys::getsockname(s.host).ok(),
             any_dgram_connected: self.socks.iter().any(|s| s.dgram_connected),
             tcp_connected: self.tcp_connected,
-            negative_backlog: self.negative_backlog,
             names: (
                 host_sys::getsockname(s.host).ok().map(|a| self.name(a)),
                 sys::getsockname(&self.p, s.rump).ok().map(|a| self.name(a)),
@@ -1259,16 +1250,6 @@ fn known_divergence(op: &Op, ctx: &Ctx, host: &Res, ours: &Res) -> Option<&'stat
             return Some("bug 19: UDP autobind on a failed call");
         }
     }
-    // Bug 20: after a non-blocking connect completed, Linux's next connect
-    // returns 0 (later ones EISCONN); ours says EISCONN at once.
-    if stream
-        && s.connect_tried
-        && matches!(op, Op::Connect { .. })
-        && ok(host)
-        && err(ours, E::EISCONN)
-    {
-        return Some("bug 20: connect after completion");
-    }
     // A destination named by a socket whose name differs between the
     // sides (the call was not made, see `Out::Dest`): bound on the host
     // only (bug 19), or with a different address (bug 22), or a socket
@@ -1405,16 +1386,6 @@ fn known_divergence(op: &Op, ctx: &Ctx, host: &Res, ours: &Res) -> Option<&'stat
         if (h ^ r) & !explained == 0 {
             return first;
         }
-    }
-    // Bug 29: a negative listen backlog is a huge one on Linux (it is
-    // cast to unsigned, then capped at somaxconn); ours makes it 1, so
-    // the second client waiting to be accepted is not taken in.
-    if stream
-        && ctx.negative_backlog
-        && (s.connect_tried
-            || matches!((op, host, ours), (Op::Accept { .. }, Ok(_), Err(e)) if *e == libc::EAGAIN))
-    {
-        return Some("bug 29: negative listen backlog");
     }
     None
 }

@@ -551,6 +551,9 @@ fn nonblocking_connect_reports_through_so_error() {
                 Ok(SockOpt::Error(0))
             );
             if want == 0 {
+                // As on Linux: the first connect to see the handshake done
+                // succeeds, later ones say EISCONN.
+                assert_eq!(sys::connect(&pa, fd, sa(addr(2, port))), Ok(()));
                 assert_eq!(
                     sys::connect(&pa, fd, sa(addr(2, port))),
                     Err(Errno::EISCONN)
@@ -1185,5 +1188,28 @@ fn shutdown_poll_and_recv_follow_linux() {
         assert_eq!(sys::accept(&p, l).map(|_| ()), Err(Errno::EINVAL));
         let c3 = tcp_socket(&p);
         assert_eq!(sys::connect(&p, c3, laddr), Err(Errno::ECONNREFUSED));
+    });
+}
+
+/// A negative listen backlog is the largest one (Linux casts it to
+/// unsigned and caps it at somaxconn): every client waiting is taken in.
+#[test]
+fn negative_backlog_is_the_largest() {
+    within(30, || {
+        let (_k, p) = net_kernel();
+        let l = tcp_socket(&p);
+        sys::bind(&p, l, sa(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))).unwrap();
+        sys::listen(&p, l, -1).unwrap();
+        let laddr = sys::getsockname(&p, l).unwrap();
+        let clients: Vec<i32> = (0..8)
+            .map(|_| {
+                let c = tcp_socket(&p);
+                sys::connect(&p, c, laddr).unwrap();
+                c
+            })
+            .collect();
+        for _ in &clients {
+            assert!(sys::accept4(&p, l, sock::NONBLOCK).is_ok());
+        }
     });
 }
