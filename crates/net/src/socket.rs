@@ -647,6 +647,10 @@ impl Socket {
         let r = self.id;
         match self.kind() {
             Kind::Udp | Kind::Ping => self.stack.with_core(|c, _| {
+                if !matches!(addr, SockAddr::Unspec) && matches!(self.kind(), Kind::Udp) {
+                    // Linux's inet_dgram_connect binds before it looks.
+                    c.udp_autobind(r)?;
+                }
                 let target = match addr {
                     SockAddr::Unspec => None,
                     a => Some(self.target(c, a)?),
@@ -789,8 +793,15 @@ impl Socket {
         let pool = self.pool();
         match self.kind() {
             Kind::Udp => self.stack.with_core(|c, fx| {
+                c.udp_autobind(r)?;
                 let ctl = crate::udp::SendCtl::from_cmsgs(control, self.family == af::INET6)?;
-                let to = to.map(|a| self.target(c, a)).transpose()?;
+                let to = match to {
+                    // Linux: AF_INET6 reads AF_UNSPEC as no address, AF_INET
+                    // as an IPv4 one with port 0.
+                    Some(SockAddr::Unspec) if self.family == af::INET6 => None,
+                    Some(SockAddr::Unspec) => return Err(Errno::EINVAL),
+                    to => to.map(|a| self.target(c, a)).transpose()?,
+                };
                 c.udp_send(pool, r, data, to, ctl, fx)
             }),
             Kind::Ping => self.stack.with_core(|c, fx| {

@@ -142,6 +142,20 @@ impl Core {
     }
 
     /// Sends one datagram from `r` to `to`.
+    /// Binds an unbound UDP socket to an ephemeral port, as Linux does
+    /// before it looks at anything a send asks (inet_send_prepare): even
+    /// a send that fails leaves the socket bound.
+    pub fn udp_autobind(&mut self, r: SockRef) -> Result<(), Errno> {
+        let s = self.socks.get(r).ok_or(Errno::EBADF)?;
+        let any = s.any_addr();
+        match &s.proto {
+            Proto::Udp(u) if u.bound.is_none() => {
+                self.udp_bind(r, any, 0).map_err(|_| Errno::EAGAIN)
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub fn udp_send(
         &mut self,
         pool: &FramePool,
@@ -151,13 +165,14 @@ impl Core {
         ctl: SendCtl,
         fx: &mut Effects,
     ) -> Result<usize, Errno> {
+        // In Linux's order (udp_sendmsg, then ip_append_data and the
+        // buffer allocation): the length, the destination, the route,
+        // the size IP can carry, and only then a pending error and a
+        // shut write side. The caller has bound the socket already.
+        if data.len() > 0xffff {
+            return Err(Errno::EMSGSIZE);
+        }
         let s = self.socks.get_mut(r).ok_or(Errno::EBADF)?;
-        if let Some(e) = s.error.take() {
-            return Err(e);
-        }
-        if s.shut_wr {
-            return Err(Errno::EPIPE);
-        }
         let (ttl, broadcast) = (ctl.ttl.unwrap_or(s.opts.ttl), s.opts.broadcast);
         let any = s.any_addr();
         let Proto::Udp(u) = &s.proto else {
@@ -201,6 +216,14 @@ impl Core {
         // 65,527 over IPv6).
         if !fits_ip(dst, hdr + len) {
             return Err(Errno::EMSGSIZE);
+        }
+        if let Some(s) = self.socks.get_mut(r) {
+            if let Some(e) = s.error.take() {
+                return Err(e);
+            }
+            if s.shut_wr {
+                return Err(Errno::EPIPE);
+            }
         }
         let mut f = pool.get(ETH_HDR + hdr + len);
         {

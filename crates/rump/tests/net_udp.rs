@@ -622,3 +622,45 @@ fn udp_shutdown_read_keeps_receiving() {
         assert_eq!(&buf[..2], b"hi");
     });
 }
+
+/// A UDP send in Linux's order: the socket is bound first, whatever
+/// happens next; then the destination (AF_UNSPEC: no address on
+/// AF_INET6, port 0 on AF_INET), the size, and only then a shut write
+/// side or a pending error.
+#[test]
+fn udp_send_checks_in_linux_order() {
+    within(30, || {
+        let (_k, p) = net_kernel();
+        let lo = |port| sa(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port));
+        let u4 = sys::socket(&p, af::INET, sock::DGRAM, 0).unwrap();
+        let u6 = sys::socket(&p, af::INET6, sock::DGRAM, 0).unwrap();
+        assert_eq!(
+            sys::sendto(&p, u4, b"x", 0, Some(SockAddr::Unspec)),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            sys::sendto(&p, u6, b"x", 0, Some(SockAddr::Unspec)),
+            Err(Errno::EDESTADDRREQ)
+        );
+        // Both failed sends bound their sockets.
+        for fd in [u4, u6] {
+            let name = rump::net::std_addr(sys::getsockname(&p, fd).unwrap()).unwrap();
+            assert_ne!(name.port(), 0);
+        }
+        // A connect that fails binds too (Linux binds before it looks).
+        let u = sys::socket(&p, af::INET6, sock::DGRAM, 0).unwrap();
+        sys::setsockopt(&p, u, SockOpt::V6Only(true)).unwrap();
+        assert!(sys::connect(&p, u, lo(9)).is_err());
+        let name = rump::net::std_addr(sys::getsockname(&p, u).unwrap()).unwrap();
+        assert_ne!(name.port(), 0);
+        // Shut for writing: a missing destination and an oversized
+        // datagram are reported before EPIPE.
+        let w = sys::socket(&p, af::INET, sock::DGRAM, 0).unwrap();
+        sys::connect(&p, w, lo(9)).unwrap();
+        sys::shutdown(&p, w, shut::WR).unwrap();
+        let big = vec![0u8; 70_000];
+        assert_eq!(sys::sendto(&p, w, &big, 0, None), Err(Errno::EMSGSIZE));
+        assert_eq!(sys::sendto(&p, w, b"x", 0, Some(lo(0))), Err(Errno::EINVAL));
+        assert_eq!(sys::sendto(&p, w, b"x", 0, None), Err(Errno::EPIPE));
+    });
+}
