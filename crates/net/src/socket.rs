@@ -513,11 +513,11 @@ impl Socket {
         if peer && t.0.is_unspecified() {
             let acts_v4 = c.socks.get(self.id).is_some_and(|s| match &s.proto {
                 Proto::Tcp(t) => t.bound.is_some_and(|(a, _)| a.is_ipv4()),
-                Proto::Udp(u) => {
-                    u.bound
-                        .is_some_and(|(a, _)| a.is_ipv4() && !a.is_unspecified())
-                        || u.peer.is_some_and(|(a, _, _)| a.is_ipv4())
-                }
+                Proto::Udp(u) => u
+                    .bound
+                    .map(|b| b.0)
+                    .or(u.kept_addr)
+                    .is_some_and(|a| a.is_ipv4()),
                 Proto::Ping(_) => false,
             });
             t.0 = match t.0 {
@@ -551,7 +551,7 @@ impl Socket {
                 Errno::ENETUNREACH => Errno::EINVAL,
                 e => e,
             })?;
-            match self.kind() {
+            let bound = match self.kind() {
                 Kind::Tcp => c.tcp_bind(r, ip, port),
                 Kind::Udp => c.udp_bind(r, ip, port),
                 Kind::Ping => {
@@ -560,7 +560,17 @@ impl Socket {
                     }
                     c.ping_bind(r, port)
                 }
+            };
+            // Linux (inet6_bind): an AF_INET6 socket bound to an IPv6
+            // address that is not IPv4-mapped cannot carry IPv4, and says
+            // so in IPV6_V6ONLY.
+            let tcp_udp = matches!(self.kind(), Kind::Tcp | Kind::Udp);
+            if bound.is_ok() && tcp_udp && matches!(ip, IpAddr::V6(a) if !a.is_unspecified()) {
+                if let Some(s) = c.socks.get_mut(r) {
+                    s.opts.v6only = true;
+                }
             }
+            bound
         })
     }
 
@@ -651,12 +661,20 @@ impl Socket {
                     // Linux's inet_dgram_connect binds before it looks.
                     c.udp_autobind(r)?;
                 }
+                // An AF_INET address cannot name a peer of an
+                // IPV6_V6ONLY socket (Linux's ip6_datagram_connect).
+                let v6only = c.socks.get(r).is_some_and(|s| s.opts.v6only);
+                if self.family == af::INET6 && v6only && matches!(addr, SockAddr::Inet { .. }) {
+                    return Err(Errno::EAFNOSUPPORT);
+                }
                 let target = match addr {
                     SockAddr::Unspec => None,
                     a => Some(self.target(c, a)?),
                 };
+                if matches!(self.kind(), Kind::Udp) {
+                    return c.udp_connect(r, target);
+                }
                 let bound = match c.socks.get(r).map(|s| &s.proto) {
-                    Some(Proto::Udp(u)) => u.bound.is_some(),
                     Some(Proto::Ping(p)) => p.ident.is_some(),
                     _ => return Err(Errno::EBADF),
                 };
@@ -664,17 +682,12 @@ impl Socket {
                     if c.route_ip(ip, scope).is_none() {
                         return Err(Errno::ENETUNREACH);
                     }
-                }
-                if !bound && target.is_some() {
-                    match self.kind() {
-                        Kind::Udp => c.udp_bind(r, self.any_addr(), 0)?,
-                        _ => c.ping_bind(r, 0)?,
+                    if !bound {
+                        c.ping_bind(r, 0)?;
                     }
                 }
-                match c.socks.get_mut(r).map(|s| &mut s.proto) {
-                    Some(Proto::Udp(u)) => u.peer = target,
-                    Some(Proto::Ping(p)) => p.peer = target.map(|t| (t.0, t.2)),
-                    _ => {}
+                if let Some(Proto::Ping(p)) = c.socks.get_mut(r).map(|s| &mut s.proto) {
+                    p.peer = target.map(|t| (t.0, t.2));
                 }
                 Ok(())
             }),
@@ -1019,7 +1032,7 @@ impl Socket {
                     Some(cn) => (cn.tuple.0, cn.tuple.1),
                     None => t.bound.or(t.ghost).unwrap_or((any, 0)),
                 },
-                Proto::Udp(u) => u.bound.unwrap_or((any, 0)),
+                Proto::Udp(u) => u.bound.unwrap_or((u.kept_addr.unwrap_or(any), 0)),
                 Proto::Ping(p) => (any, p.ident.unwrap_or(0)),
             };
             Ok(SockAddr::from_ip(self.family, a, p))
@@ -1038,7 +1051,12 @@ impl Socket {
                     }
                     _ => return Err(Errno::ENOTCONN),
                 },
-                Proto::Udp(u) => u.peer.map(|p| (p.0, p.1)).ok_or(Errno::ENOTCONN)?,
+                // An association with port 0 has no peer to name (Linux).
+                Proto::Udp(u) => u
+                    .peer
+                    .filter(|p| p.1 != 0)
+                    .map(|p| (p.0, p.1))
+                    .ok_or(Errno::ENOTCONN)?,
                 Proto::Ping(p) => (p.peer.ok_or(Errno::ENOTCONN)?.0, 0),
             };
             Ok(SockAddr::from_ip(self.family, a, p))

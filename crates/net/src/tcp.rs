@@ -522,7 +522,7 @@ impl Core {
         let Some(sock) = socks.get_mut(r) else {
             return;
         };
-        let shut_wr = sock.shut_wr;
+        let (shut_wr, orphan) = (sock.shut_wr, sock.orphan);
         let Proto::Tcp(t) = &mut sock.proto else {
             return;
         };
@@ -532,6 +532,7 @@ impl Core {
         let Some(iface) = ifs.get_mut(c.ifindex).and_then(|i| i.as_mut()) else {
             return;
         };
+        let mut lost = false;
         let csum_ok = !iface.offload;
         let prev = c.state();
         let mut out = Vec::new();
@@ -546,6 +547,13 @@ impl Core {
                     // before it listened: the child inherited that and
                     // sends its FIN at once (Linux).
                     c.close_send();
+                }
+                if orphan && c.sock().recv_queue() > 0 {
+                    // Data for a socket nobody holds is lost: say so with
+                    // a reset (RFC 1122 §4.2.2.13, as Linux does).
+                    c.sock_mut().abort();
+                    c.fin_pending = false;
+                    lost = true;
                 }
             }
             // A second round sends a FIN deferred until the queue drained.
@@ -570,6 +578,9 @@ impl Core {
         }
         if let Some(seen) = out.last().and_then(|f| sent_numbers(&f[ETH_HDR..])) {
             c.last_sent = Some(seen);
+        }
+        if lost {
+            self.stats.tcp_resets_sent += 1;
         }
         let scope = c.ifindex as u32;
         for mut f in out {
@@ -711,6 +722,28 @@ impl Core {
                 self.free_sock(r, fx);
                 return;
             }
+            // A connection that ended gives back a port bind did not ask
+            // for (Linux's tcp_set_state(TCP_CLOSE)), and an accepted
+            // one its share of the listener's port; the name keeps both.
+            let release = match &sock.proto {
+                Proto::Tcp(t) => (t.accepted || !t.port_locked).then_some(t.bound).flatten(),
+                _ => None,
+            };
+            if let Some((_, port)) = release {
+                if let Proto::Tcp(t) = &mut sock.proto {
+                    t.ghost = t.bound.take();
+                    t.listen_addr = None;
+                }
+                if let Some(v) = self.tcp_ports.get_mut(&port) {
+                    v.retain(|x| *x != r);
+                    if v.is_empty() {
+                        self.tcp_ports.remove(&port);
+                    }
+                }
+            }
+            let Some(sock) = self.socks.get_mut(r) else {
+                return;
+            };
             let err = match prev {
                 State::SynSent if ingress => Some(Errno::ECONNREFUSED),
                 State::SynSent => Some(Errno::ETIMEDOUT),
@@ -762,6 +795,7 @@ impl Core {
             return false;
         };
         let (reuse, v6only) = (mine.opts.reuse_addr, mine.opts.v6only);
+        let family_v4 = mine.any_addr().is_ipv4();
         let Some(v) = self.tcp_ports.get(&port) else {
             return false;
         };
@@ -787,11 +821,39 @@ impl Core {
                 }
                 oaddr = la;
             }
-            if !bind_overlap(oaddr, s.opts.v6only, addr, v6only) {
+            // An IPv6 address a connect chose keeps a placeholder IPv4
+            // address that the IPv4 wildcard meets (Linux's
+            // LOOPBACK4_IPV6 in inet_rcv_saddr).
+            let narrowed = !t.addr_locked
+                && !t.accepted
+                && oaddr.is_ipv6()
+                && !oaddr.is_unspecified()
+                && !s.opts.v6only;
+            let placeholder = narrowed && family_v4 && addr.is_unspecified();
+            if !bind_overlap(oaddr, s.opts.v6only, addr, v6only) && !placeholder {
                 return false;
             }
             let tolerant = s.opts.reuse_addr || t.accepted || s.orphan;
             !(reuse && tolerant && !t.is_listening())
+        })
+    }
+
+    /// Whether a TIME-WAIT record holds `port` on an address that
+    /// binding `addr` from `me` would overlap. An IPv6 connection's
+    /// record also meets the IPv4 wildcard (Linux's LOOPBACK4_IPV6
+    /// placeholder address).
+    fn tcp_tw_conflict(&self, addr: IpAddr, port: u16, me: SockRef) -> bool {
+        if !self.tcp_tw.holds_port(port) {
+            return false;
+        }
+        let Some(mine) = self.socks.get(me) else {
+            return true;
+        };
+        let (v6only, family_v4) = (mine.opts.v6only, mine.any_addr().is_ipv4());
+        self.tcp_tw.map.keys().any(|t| {
+            t.1 == port
+                && (bind_overlap(t.0, false, addr, v6only)
+                    || (t.0.is_ipv6() && family_v4 && addr.is_unspecified()))
         })
     }
 
@@ -812,15 +874,20 @@ impl Core {
             self.ephemeral_port(|c, p| c.tcp_ports.contains_key(&p) || c.tcp_tw.holds_port(p))?
         } else {
             let reuse = self.socks.get(r).is_some_and(|s| s.opts.reuse_addr);
-            if self.tcp_bind_conflict(addr, port, r) || (!reuse && self.tcp_tw.holds_port(port)) {
+            if self.tcp_bind_conflict(addr, port, r)
+                || (!reuse && self.tcp_tw_conflict(addr, port, r))
+            {
                 return Err(Errno::EADDRINUSE);
             }
             port
         };
+        let any = self.socks.get(r).map(|s| s.any_addr());
         if let Some(Proto::Tcp(t)) = self.socks.get_mut(r).map(|s| &mut s.proto) {
             t.bound = Some((addr, port));
             t.port_locked = locked;
-            t.addr_locked = !addr.is_unspecified();
+            // As Linux's SOCK_BINDADDR_LOCK: any address but the family's
+            // wildcard (`::ffff:0.0.0.0` on AF_INET6 counts).
+            t.addr_locked = Some(addr) != any;
             t.ghost = None;
         }
         self.tcp_ports.entry(port).or_default().push(r);
@@ -885,13 +952,14 @@ impl Core {
             TcpState::Idle | TcpState::Failed => t.state = TcpState::Idle,
         }
         // An automatic port goes back (a bound one stays).
+        let any = self.socks.get(r).map(|s| s.any_addr());
         if let Some(Proto::Tcp(t)) = self.socks.get_mut(r).map(|s| &mut s.proto) {
             t.accepted = false;
             t.listen_addr = None;
             t.connect_pending = false;
             if !t.addr_locked {
-                if let Some((a, _)) = &mut t.bound {
-                    *a = unspecified_like(*a);
+                if let (Some((a, _)), Some(any)) = (&mut t.bound, any) {
+                    *a = any;
                 }
             }
             if !t.port_locked {
@@ -1005,12 +1073,8 @@ impl Core {
             TcpState::Failed => return Err(Errno::ECONNABORTED),
         }
         let bcast = matches!(dst, IpAddr::V4(a) if a.is_broadcast());
-        if port == 0 || dst.is_unspecified() || bcast || dst.is_multicast() {
-            return Err(if port == 0 {
-                Errno::ECONNREFUSED
-            } else {
-                Errno::ENETUNREACH
-            });
+        if dst.is_unspecified() || bcast || dst.is_multicast() {
+            return Err(Errno::ENETUNREACH);
         }
         if matches!(dst, IpAddr::V6(a) if a.is_unicast_link_local()) && scope == 0 {
             return Err(Errno::EINVAL);
@@ -1018,7 +1082,14 @@ impl Core {
         let rt = self.route_ip(dst, scope).ok_or(Errno::ENETUNREACH)?;
         let bound = t.bound;
         let kept = t.ghost.filter(|_| t.addr_locked).map(|g| g.0);
-        let local_addr = match bound.or(kept.map(|a| (a, 0))) {
+        let own = bound.or(kept.map(|a| (a, 0)));
+        // An AF_INET6 socket bound to an IPv4-mapped address (`::ffff:0.0.0.0`
+        // too) has an IPv4 source, which an IPv6 route cannot take
+        // (Linux's ip6_dst_lookup_tail).
+        if own.is_some_and(|(a, _)| a.is_ipv4()) && dst.is_ipv6() {
+            return Err(Errno::EAFNOSUPPORT);
+        }
+        let local_addr = match own {
             Some((a, _)) if !a.is_unspecified() => {
                 if a.is_ipv4() != dst.is_ipv4() {
                     return Err(Errno::ENETUNREACH);
@@ -1051,6 +1122,32 @@ impl Core {
         let tuple = (local_addr, local_port, dst, port);
         if self.tcp_conns.contains_key(&tuple) || self.tcp_tw.map.contains_key(&tuple) {
             return Err(Errno::EADDRNOTAVAIL);
+        }
+        // A wildcard binding narrows to the connection's source address
+        // (Linux's inet_bhash2_update_saddr), so a later bind of the same
+        // port to another address does not conflict with it; a
+        // disconnect widens it again.
+        if let Some(Proto::Tcp(t)) = self.socks.get_mut(r).map(|s| &mut s.proto) {
+            if let Some((a, _)) = &mut t.bound {
+                if a.is_unspecified() {
+                    *a = local_addr;
+                }
+            }
+        }
+        if port == 0 {
+            // Linux sends the SYN to port 0 as to any other; no host can
+            // listen there, so the answer is a reset. smoltcp will not
+            // address port 0: the attempt fails as a refused one does,
+            // reported by SO_ERROR, poll and the next connect.
+            if let Some(s) = self.socks.get_mut(r) {
+                s.error = Some(Errno::ECONNREFUSED);
+                if let Proto::Tcp(t) = &mut s.proto {
+                    t.state = TcpState::Failed;
+                }
+                fx.wake(&s.shared);
+            }
+            self.stats.tcp_active_opens += 1;
+            return Ok(());
         }
         let params = self.params;
         let iface = self.iface_mut(rt.ifindex).ok_or(Errno::ENETUNREACH)?;

@@ -80,7 +80,21 @@ impl SendCtl {
 
 pub(crate) struct UdpSock {
     pub bound: Option<(IpAddr, u16)>,
-    /// The connected peer, with the zone of a link-local one.
+    /// `bind` asked for this port (Linux's SOCK_BINDPORT_LOCK): dissolving
+    /// an association keeps it. An automatic port goes.
+    pub port_locked: bool,
+    /// `bind` asked for this address (SOCK_BINDADDR_LOCK); otherwise a
+    /// connect narrows the address to the route's source and dissolving
+    /// widens it again.
+    pub addr_locked: bool,
+    /// The address of a socket whose automatic port a dissolve released
+    /// while `bind` had chosen its address: the name shows it, and the
+    /// next automatic bind takes it (Linux keeps the address).
+    pub kept_addr: Option<IpAddr>,
+    /// The connected peer, with the zone of a link-local one. Port 0
+    /// associates with the address only (Linux): datagrams from any of
+    /// its ports arrive, sends go to port 0, and `getpeername` says
+    /// `ENOTCONN`.
     pub peer: Option<(IpAddr, u16, u32)>,
     pub rxq: VecDeque<Datagram>,
     pub rx_bytes: usize,
@@ -90,10 +104,20 @@ impl UdpSock {
     pub fn new() -> Self {
         UdpSock {
             bound: None,
+            port_locked: false,
+            addr_locked: false,
+            kept_addr: None,
             peer: None,
             rxq: VecDeque::new(),
             rx_bytes: 0,
         }
+    }
+
+    /// Whether a datagram from `src:sport` is for this socket as far as
+    /// its association goes.
+    fn takes_from(&self, src: IpAddr, sport: u16) -> bool {
+        self.peer
+            .is_none_or(|(a, p, _)| a == src && (p == 0 || p == sport))
     }
 }
 
@@ -109,6 +133,7 @@ pub(crate) fn fits_ip(dst: IpAddr, total: usize) -> bool {
 impl Core {
     /// Binds UDP socket `r` (port 0: an ephemeral port).
     pub fn udp_bind(&mut self, r: SockRef, addr: IpAddr, port: u16) -> Result<(), Errno> {
+        let port_asked = port;
         let s = self.socks.get(r).ok_or(Errno::EBADF)?;
         let v6only = s.opts.v6only;
         let Proto::Udp(u) = &s.proto else {
@@ -121,9 +146,21 @@ impl Core {
         if !addr.is_unspecified() && !self.is_local_ip(addr) && !bcast {
             return Err(Errno::EADDRNOTAVAIL);
         }
+        let family_v4 = s.any_addr().is_ipv4();
         let conflict = |c: &Core, a: IpAddr, p: u16| {
             c.udp_binds.iter().any(|(&(b, bp), &o)| {
-                bp == p && bind_overlap(b, c.socks.get(o).is_some_and(|s| s.opts.v6only), a, v6only)
+                let Some(os) = c.socks.get(o).filter(|_| bp == p) else {
+                    return false;
+                };
+                // An IPv6 address a connect chose keeps a placeholder IPv4
+                // address that the IPv4 wildcard meets (Linux's
+                // LOOPBACK4_IPV6 in inet_rcv_saddr).
+                let narrowed = matches!(&os.proto, Proto::Udp(u) if !u.addr_locked)
+                    && b.is_ipv6()
+                    && !b.is_unspecified()
+                    && !os.opts.v6only;
+                bind_overlap(b, os.opts.v6only, a, v6only)
+                    || (narrowed && family_v4 && a.is_unspecified())
             })
         };
         let port = if port == 0 {
@@ -135,8 +172,95 @@ impl Core {
             port
         };
         self.udp_binds.insert((addr, port), r);
+        let any = self.socks.get(r).map(|s| s.any_addr());
         if let Some(Proto::Udp(u)) = self.socks.get_mut(r).map(|s| &mut s.proto) {
             u.bound = Some((addr, port));
+            // An automatic bind asks for neither (wildcard, port 0); any
+            // address but the family's wildcard is a choice (Linux's
+            // SOCK_BINDADDR_LOCK, which `::ffff:0.0.0.0` sets).
+            u.port_locked = port_asked != 0;
+            u.addr_locked = Some(addr) != any;
+            u.kept_addr = None;
+        }
+        Ok(())
+    }
+
+    /// Moves the binding of `r` to `addr` (same port), as Linux's
+    /// udp_lib_rehash: no conflict check, the port is the socket's
+    /// already. Kept where it is if another socket holds the new key.
+    fn udp_rebind(&mut self, r: SockRef, addr: IpAddr) {
+        let Some(Proto::Udp(u)) = self.socks.get(r).map(|s| &s.proto) else {
+            return;
+        };
+        let Some(old) = u.bound else {
+            return;
+        };
+        let new = (addr, old.1);
+        if old == new || self.udp_binds.get(&new).is_some_and(|&o| o != r) {
+            return;
+        }
+        if self.udp_binds.get(&old) == Some(&r) {
+            self.udp_binds.remove(&old);
+        }
+        self.udp_binds.insert(new, r);
+        if let Some(Proto::Udp(u)) = self.socks.get_mut(r).map(|s| &mut s.proto) {
+            u.bound = Some(new);
+        }
+    }
+
+    /// `connect` of UDP socket `r` (bound already, as Linux's
+    /// inet_dgram_connect binds first): `Some` associates it with a peer,
+    /// giving a wildcard binding the route's source address (getsockname
+    /// then shows the address the socket sends from); `None`
+    /// (`AF_UNSPEC`) dissolves the association and undoes what connect
+    /// and an automatic bind did: an address `bind` did not ask for goes
+    /// back to the wildcard, a port it did not ask for is released.
+    pub fn udp_connect(
+        &mut self,
+        r: SockRef,
+        target: Option<(IpAddr, u16, u32)>,
+    ) -> Result<(), Errno> {
+        let s = self.socks.get(r).ok_or(Errno::EBADF)?;
+        let broadcast_ok = s.opts.broadcast;
+        let any = s.any_addr();
+        let Proto::Udp(u) = &s.proto else {
+            return Err(Errno::EINVAL);
+        };
+        let (bound, addr_locked, port_locked) = (u.bound, u.addr_locked, u.port_locked);
+        let Some((ip, port, scope)) = target else {
+            if let Some(Proto::Udp(u)) = self.socks.get_mut(r).map(|s| &mut s.proto) {
+                u.peer = None;
+            }
+            if !port_locked {
+                if let Some(b) = bound {
+                    if self.udp_binds.get(&b) == Some(&r) {
+                        self.udp_binds.remove(&b);
+                    }
+                }
+                if let Some(Proto::Udp(u)) = self.socks.get_mut(r).map(|s| &mut s.proto) {
+                    u.kept_addr = bound.map(|b| b.0).filter(|_| addr_locked);
+                    u.bound = None;
+                }
+            } else if !addr_locked {
+                self.udp_rebind(r, any);
+            }
+            return Ok(());
+        };
+        let rt = self.route_ip(ip, scope).ok_or(Errno::ENETUNREACH)?;
+        if matches!(ip, IpAddr::V4(a) if a.is_broadcast()) && !broadcast_ok {
+            return Err(Errno::EACCES);
+        }
+        let baddr = bound.map(|b| b.0);
+        // An IPv4-mapped source cannot take an IPv6 route (Linux's
+        // ip6_dst_lookup_tail).
+        if baddr.is_some_and(|a| a.is_ipv4()) && ip.is_ipv6() {
+            return Err(Errno::EAFNOSUPPORT);
+        }
+        if let Some(Proto::Udp(u)) = self.socks.get_mut(r).map(|s| &mut s.proto) {
+            u.peer = Some((ip, port, scope));
+        }
+        if baddr.is_some_and(|a| a.is_unspecified()) {
+            self.udp_rebind(r, rt.src);
         }
         Ok(())
     }
@@ -150,7 +274,8 @@ impl Core {
         let any = s.any_addr();
         match &s.proto {
             Proto::Udp(u) if u.bound.is_none() => {
-                self.udp_bind(r, any, 0).map_err(|_| Errno::EAGAIN)
+                let addr = u.kept_addr.unwrap_or(any);
+                self.udp_bind(r, addr, 0).map_err(|_| Errno::EAGAIN)
             }
             _ => Ok(()),
         }
@@ -182,7 +307,12 @@ impl Core {
         if ctl.ifindex != 0 {
             scope = ctl.ifindex;
         }
-        if dport == 0 {
+        // Port 0 is refused as a destination given here; an association
+        // with port 0 sends there (Linux's udp_sendmsg), except from an
+        // AF_INET6 socket to an IPv4-mapped peer, which Linux's
+        // udpv6_sendmsg hands to IPv4 as a destination given.
+        let mapped = any.is_ipv6() && dst.is_ipv4();
+        if dport == 0 && (to.is_some() || mapped) {
             return Err(Errno::EINVAL);
         }
         let bcast = matches!(dst, IpAddr::V4(a) if a.is_broadcast());
@@ -190,19 +320,30 @@ impl Core {
             return Err(Errno::EACCES);
         }
         if u.bound.is_none() {
-            self.udp_bind(r, any, 0)?;
+            let addr = u.kept_addr.unwrap_or(any);
+            self.udp_bind(r, addr, 0)?;
         }
-        let (baddr, sport) = match self.socks.get(r).map(|s| &s.proto) {
-            Some(Proto::Udp(u)) => u.bound.ok_or(Errno::EINVAL)?,
+        let ((baddr, sport), addr_locked) = match self.socks.get(r).map(|s| &s.proto) {
+            Some(Proto::Udp(u)) => (u.bound.ok_or(Errno::EINVAL)?, u.addr_locked),
             _ => return Err(Errno::EINVAL),
         };
         let rt = self.route_ip(dst, scope).ok_or(Errno::ENETUNREACH)?;
+        // An IPv4-mapped source cannot take an IPv6 route (Linux's
+        // ip6_dst_lookup_tail).
+        if baddr.is_ipv4() && dst.is_ipv6() {
+            return Err(Errno::EAFNOSUPPORT);
+        }
         let src = if let Some(src) = ctl.src {
             if src.is_ipv4() != dst.is_ipv4() || !self.is_local_ip(src) {
                 return Err(Errno::EINVAL);
             }
             src
-        } else if baddr.is_unspecified() || matches!(baddr, IpAddr::V4(a) if a.is_broadcast()) {
+        } else if baddr.is_unspecified()
+            || matches!(baddr, IpAddr::V4(a) if a.is_broadcast())
+            || (baddr.is_ipv6() && dst.is_ipv4() && !addr_locked)
+        {
+            // An IPv6 address a connect chose leaves IPv4 its own source
+            // (Linux narrows only the IPv6 side of the binding).
             rt.src
         } else if baddr.is_ipv4() != dst.is_ipv4() {
             return Err(Errno::ENETUNREACH);
@@ -288,7 +429,7 @@ impl Core {
             return;
         }
         let (sport, dport) = (u.src_port(), u.dst_port());
-        let Some(r) = self.lookup_bound(&self.udp_binds, dst, dport) else {
+        let Some(r) = self.udp_lookup(dst, dport, src, sport) else {
             self.stats.udp_no_port += 1;
             if !is_bcast {
                 match src {
@@ -309,11 +450,6 @@ impl Core {
         let Proto::Udp(us) = &mut s.proto else {
             return;
         };
-        if let Some(peer) = us.peer {
-            if (peer.0, peer.1) != (src, sport) {
-                return;
-            }
-        }
         let cost = payload.len() + DATAGRAM_OVERHEAD;
         // One datagram always fits, however large; beyond that, SO_RCVBUF.
         // A read side shut down still takes datagrams in, as on Linux.
@@ -350,6 +486,31 @@ impl Core {
         if let Some(s) = self.socks.get(r) {
             fx.wake(&s.shared);
         }
+    }
+
+    /// The socket a datagram to `dst:dport` from `src:sport` is for: the
+    /// most specific binding whose association (if any) is with the
+    /// sender. A socket connected to another peer does not take it, and
+    /// when no other does the sender hears of an unreachable port, as
+    /// from Linux.
+    fn udp_lookup(&self, dst: IpAddr, dport: u16, src: IpAddr, sport: u16) -> Option<SockRef> {
+        let v6any = IpAddr::V6(core::net::Ipv6Addr::UNSPECIFIED);
+        let keys = [
+            Some(dst),
+            Some(crate::tcp::unspecified_like(dst)),
+            dst.is_ipv4().then_some(v6any),
+        ];
+        keys.into_iter().flatten().find_map(|a| {
+            let &r = self.udp_binds.get(&(a, dport))?;
+            let s = self.socks.get(r)?;
+            if a == v6any && dst.is_ipv4() && s.opts.v6only {
+                return None;
+            }
+            match &s.proto {
+                Proto::Udp(u) if u.takes_from(src, sport) => Some(r),
+                _ => None,
+            }
+        })
     }
 
     /// Takes (or peeks at) the next datagram of `r`: bytes copied, the
@@ -408,7 +569,7 @@ impl Core {
             return;
         };
         if let Proto::Udp(u) = &s.proto {
-            if u.peer.is_some_and(|p| (p.0, p.1) == (dst, dport)) {
+            if u.peer.is_some() && u.takes_from(dst, dport) {
                 s.error = Some(err);
                 fx.wake(&s.shared);
             }

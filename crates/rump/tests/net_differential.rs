@@ -71,6 +71,11 @@
 //!   address" but then sends an IPv6 datagram to the mapped address
 //!   (under IPv6's size limit), which nobody receives; ours sends to the
 //!   peer over IPv4, as a `send` does on both.
+//! - An `AF_INET6` TCP socket that started a connect to an IPv4-mapped
+//!   address and, after that attempt ended, connects to an IPv6 address:
+//!   Linux keeps the socket's IPv4-mapped operations, so its SYN goes
+//!   nowhere and the socket waits in SYN-SENT; ours connects. Recognised
+//!   by [`known_divergence`] as "deliberate".
 //! - An `AF_INET6` UDP socket connected to an IPv4-mapped address and then
 //!   dissolved (`AF_UNSPEC`) stays deaf to IPv6 datagrams on Linux,
 //!   though its name says `::`; ours takes them again. Recognised by
@@ -100,6 +105,8 @@ use rump::{Errno, Kernel, Process};
 
 /// `tcpi_state` of a closed TCP socket (Linux's `TCP_CLOSE`).
 const TCP_CLOSE: u8 = 7;
+/// `tcpi_state` of a TCP socket sending its SYN (`TCP_SYN_SENT`).
+const TCP_SYN_SENT: u8 = 2;
 /// Fixed ports per case (port 0 comes on top).
 const FIXED_PORTS: u16 = 4;
 /// How long both sides get for packets in flight to arrive.
@@ -339,11 +346,7 @@ struct Handle {
     had_connection: bool,
     /// A send or connect failed here on both sides.
     send_failed: bool,
-    /// A datagram socket connected (to an address, not `AF_UNSPEC`) on
-    /// both sides; once connected to port 0; once dissolved with
-    /// `AF_UNSPEC`.
-    dgram_connected: bool,
-    peer_port0: bool,
+    /// A datagram socket once dissolved with `AF_UNSPEC` on both sides.
     disconnected: bool,
     /// `IPV6_V6ONLY` was set on both sides.
     v6only: bool,
@@ -351,6 +354,10 @@ struct Handle {
     /// address; once connected to a wildcard address.
     connected_v4: bool,
     connected_wildcard: bool,
+    /// A stream socket of `AF_INET6` that started a connect to an
+    /// IPv4-mapped address and later one to an IPv6 address (see the
+    /// deliberate differences at the top).
+    mapped_then_v6: bool,
     /// A shutdown succeeded on both sides; one that included reading.
     shut: bool,
     shut_rd: bool,
@@ -527,8 +534,6 @@ struct Run {
     unsettled: bool,
     /// Datagrams and segments sent so far (seeds their contents).
     sent: u64,
-    /// A TCP connect started in this case (on a socket open or closed).
-    tcp_connected: bool,
 }
 
 impl Run {
@@ -541,7 +546,6 @@ impl Run {
             socks: Vec::new(),
             unsettled: false,
             sent: 0,
-            tcp_connected: false,
         }
     }
 
@@ -669,12 +673,11 @@ impl Run {
                         connect_tried: false,
                         had_connection: false,
                         send_failed: false,
-                        dgram_connected: false,
-                        peer_port0: false,
                         disconnected: false,
                         v6only: false,
                         connected_v4: false,
                         connected_wildcard: false,
+                        mapped_then_v6: false,
                         shut: false,
                         shut_rd: false,
                         released: false,
@@ -775,20 +778,25 @@ impl Run {
                     self.socks[i].released = false;
                 }
                 if r == (Err(libc::EINPROGRESS), Err(libc::EINPROGRESS)) {
+                    let h = &mut self.socks[i];
+                    if s.domain == af::INET6 {
+                        match ht {
+                            SockAddr::Inet6 { addr, .. }
+                                if Ipv6Addr::from(addr).to_ipv4_mapped().is_none() =>
+                            {
+                                h.mapped_then_v6 |= h.connected_v4;
+                            }
+                            _ => h.connected_v4 = true,
+                        }
+                    }
                     self.socks[i].connect_tried = true;
                     self.socks[i].had_connection = true;
-                    self.tcp_connected = true;
                 }
                 if r.0.is_err() && r.1.is_err() {
                     self.socks[i].send_failed = true;
                 }
                 if r.0.is_ok() && r.1.is_ok() && s.ty == sock::DGRAM {
                     let h = &mut self.socks[i];
-                    let port0 = matches!(
-                        ht,
-                        SockAddr::Inet { port: 0, .. } | SockAddr::Inet6 { port: 0, .. }
-                    );
-                    h.dgram_connected = ht != SockAddr::Unspec;
                     h.connected_wildcard |= match ht {
                         SockAddr::Inet { addr, .. } => addr == [0; 4],
                         SockAddr::Inet6 { addr, .. } => {
@@ -804,7 +812,6 @@ impl Run {
                         }
                         SockAddr::Unspec => false,
                     };
-                    h.peer_port0 |= port0;
                     h.disconnected |= ht == SockAddr::Unspec;
                 }
                 r
@@ -825,12 +832,11 @@ impl Run {
                         connect_tried: false,
                         had_connection: true,
                         send_failed: false,
-                        dgram_connected: false,
-                        peer_port0: false,
                         disconnected: false,
                         v6only: false,
                         connected_v4: false,
                         connected_wildcard: false,
+                        mapped_then_v6: false,
                         shut: false,
                         shut_rd: false,
                         released: false,
@@ -1014,14 +1020,10 @@ fn skipped() -> (Res, Res) {
 struct Ctx {
     sock: Option<Handle>,
     local: Option<SockAddr>,
-    /// A TCP socket in the CLOSE state on the host (`TCP_INFO`).
+    /// A TCP socket in the CLOSE state on the host (`TCP_INFO`); in
+    /// SYN-SENT.
     host_closed: bool,
-    /// Some UDP socket of the case is connected.
-    any_dgram_connected: bool,
-    /// A TCP connect started in this case.
-    tcp_connected: bool,
-    /// The socket's name on each side, as compared.
-    names: (Option<Name>, Option<Name>),
+    host_syn_sent: bool,
     to: Option<SockAddr>,
     /// The destination on our side, and the socket it names, if any.
     to_rump: Option<SockAddr>,
@@ -1062,14 +1064,10 @@ impl Run {
         Ctx {
             sock: Some(s),
             local: host_sys::getsockname(s.host).ok(),
-            any_dgram_connected: self.socks.iter().any(|s| s.dgram_connected),
-            tcp_connected: self.tcp_connected,
-            names: (
-                host_sys::getsockname(s.host).ok().map(|a| self.name(a)),
-                sys::getsockname(&self.p, s.rump).ok().map(|a| self.name(a)),
-            ),
             host_closed: host_sys::getsockopt(s.host, libc::IPPROTO_TCP, libc::TCP_INFO)
                 .is_ok_and(|v| v.first() == Some(&TCP_CLOSE)),
+            host_syn_sent: host_sys::getsockopt(s.host, libc::IPPROTO_TCP, libc::TCP_INFO)
+                .is_ok_and(|v| v.first() == Some(&TCP_SYN_SENT)),
             to: to.map(|t| t.0),
             to_rump: to.map(|t| t.1),
             dest_sock,
@@ -1086,9 +1084,7 @@ fn known_divergence(op: &Op, ctx: &Ctx, host: &Res, ours: &Res) -> Option<&'stat
     let stream = s.ty == sock::STREAM;
     let v6 = s.domain == af::INET6;
     let err = |r: &Res, e: Errno| *r == Err(e.0);
-    let ok = |r: &Res| r.is_ok();
     let ip = |a: Option<SockAddr>| a.and_then(|a| rump::net::std_addr(a).ok());
-    let to = ip(ctx.to);
     let local = ip(ctx.local);
     // The IPv6 address a socket address names, IPv4 ones as IPv4-mapped.
     let v6_of = |a: std::net::SocketAddr| match a.ip() {
@@ -1112,14 +1108,22 @@ fn known_divergence(op: &Op, ctx: &Ctx, host: &Res, ours: &Res) -> Option<&'stat
             }) => addr.to_ipv4_mapped().is_none(),
             _ => false,
         };
+        // Once ours took an IPv6 datagram that Linux did not, the queues
+        // differ: any receive may tell.
         let deaf = match (op, host, ours) {
-            (Op::Recv { .. }, h, r) => err(h, E::EAGAIN) && ipv6_from(r),
+            (Op::Recv { .. }, h, r) => (err(h, E::EAGAIN) && ipv6_from(r)) || h.is_ok(),
             (Op::Poll { .. }, Ok(Out::Events(h)), Ok(Out::Events(r))) => *r == h | poll::IN,
             _ => false,
         };
         if deaf {
             return Some("deliberate: dissolved UDP association keeps IPv4-only");
         }
+    }
+    // Deliberate: Linux's connect to an IPv6 address from a socket
+    // that once connected to an IPv4-mapped one sends its SYN with the
+    // mapped operations and waits in SYN-SENT; ours connects.
+    if stream && s.mapped_then_v6 && ctx.host_syn_sent {
+        return Some("deliberate: IPv6 connect after an IPv4-mapped one");
     }
     // Bug 1, mostly fixed: a wildcard destination (0.0.0.0, ::) means the
     // loopback address on Linux and BSD, and now for us too; left: a
@@ -1160,196 +1164,12 @@ fn known_divergence(op: &Op, ctx: &Ctx, host: &Res, ours: &Res) -> Option<&'stat
     if stream && s.had_connection && ctx.host_closed {
         return Some("bug 3: socket after its connection ended");
     }
-    // Bug 4: a non-blocking TCP connect to port 0 fails at once for us;
-    // Linux sends the SYN (EINPROGRESS) and reports the refusal later.
-    if stream
-        && matches!(op, Op::Connect { .. })
-        && to.is_some_and(|a| a.port() == 0)
-        && err(host, E::EINPROGRESS)
-        && err(ours, E::ECONNREFUSED)
-    {
-        return Some("bug 4: TCP connect to port 0");
-    }
-    // Bug 5: Linux reads a UDP connect to port 0 as an association with
-    // the address only: sends go to port 0 (we say EINVAL, which Linux
-    // says only for an explicit destination), datagrams from any port of
-    // that address arrive, getpeername says ENOTCONN.
-    if !stream
-        && s.peer_port0
-        && matches!(
-            op,
-            Op::Send { to: None, .. } | Op::PeerName { .. } | Op::Poll { .. } | Op::Recv { .. }
-        )
-    {
-        return Some("bug 5: UDP peer port 0");
-    }
-    // Bug 6: on Linux, binding an AF_INET6 socket to an IPv6 address that
-    // is not IPv4-mapped makes it IPV6_V6ONLY (it cannot carry IPv4).
-    if v6 && local.is_some_and(|a| !unspecified(a) && !is_mapped(a)) {
-        match op {
-            Op::GetOpt { opt, .. }
-                if GET_OPTS[*opt] == (ipproto::IPV6, ipv6::V6ONLY)
-                    && *host == Ok(Out::Opt(1i32.to_ne_bytes().to_vec())) =>
-            {
-                return Some("bug 6: bound to an IPv6 address")
-            }
-            Op::Connect { .. } | Op::Send { .. }
-                if to.is_some_and(is_mapped)
-                    && (err(host, E::EAFNOSUPPORT) || err(host, E::ENETUNREACH)) =>
-            {
-                return Some("bug 6: bound to an IPv6 address")
-            }
-            _ => {}
-        }
-    }
-    // And connect(AF_INET) on an IPV6_V6ONLY UDP socket is EAFNOSUPPORT
-    // on Linux (sendto ENETUNREACH, as ours); ours says ENETUNREACH.
-    if v6
-        && !stream
-        && s.v6only
-        && matches!(op, Op::Connect { .. })
-        && matches!(ctx.to, Some(SockAddr::Inet { .. }))
-        && err(host, E::EAFNOSUPPORT)
-        && err(ours, E::ENETUNREACH)
-    {
-        return Some("bug 6: bound to an IPv6 address");
-    }
-    // Bug 7: an AF_INET6 socket bound to an IPv4-mapped address cannot
-    // reach an IPv6 address: Linux says EAFNOSUPPORT, we ENETUNREACH (TCP,
-    // UDP sendto) or connect (UDP).
-    if v6
-        && local.is_some_and(|a| !unspecified(a) && is_mapped(a))
-        && matches!(op, Op::Connect { .. } | Op::Send { .. })
-        && to.is_some_and(|a| !is_mapped(a))
-        && err(host, E::EAFNOSUPPORT)
-    {
-        return Some("bug 7: bound to an IPv4-mapped address");
-    }
     // A destination named by a socket whose name differs between the
-    // sides (the call was not made, see `Out::Dest`): bound on the host
-    // only (bug 19), or with a different address (bug 22), or a socket
-    // whose connection ended (bug 3).
-    if let (Some(d), Ok(Out::Dest(h)), Ok(Out::Dest(r))) = (ctx.dest_sock, host, ours) {
-        if d.ty == sock::DGRAM
-            && d.disconnected
-            && name_port(h) == Some(Port::Zero)
-            && name_port(r) != Some(Port::Zero)
-        {
-            return Some("bug 23: UDP disconnect unbinds");
-        }
-        if d.ty == sock::DGRAM && d.dgram_connected && name_port(h) == name_port(r) {
-            return Some("bug 22: UDP connect sets the local address");
-        }
+    // sides (the call was not made, see `Out::Dest`): a socket whose
+    // connection ended (bug 3).
+    if let (Some(d), Ok(Out::Dest(_)), Ok(Out::Dest(_))) = (ctx.dest_sock, host, ours) {
         if d.ty == sock::STREAM && d.had_connection {
             return Some("bug 3: socket after its connection ended");
-        }
-    }
-    // A UDP socket whose name already differs between the sides, by bugs
-    // 19, 22 or 23: what it sends and receives differs too.
-    if let (false, (Some(h), Some(r))) = (stream, ctx.names) {
-        if h != r {
-            let addr_of = |n: Name| match n {
-                Name::V4(a, _) => Some(a.to_ipv6_mapped()),
-                Name::V6 { addr, .. } => Some(addr),
-                Name::Unspec => None,
-            };
-            if addr_of(h) != addr_of(r) && s.dgram_connected {
-                return Some("bug 22: UDP connect sets the local address");
-            }
-            if name_port(&h) == Some(Port::Zero) && s.disconnected {
-                return Some("bug 23: UDP disconnect unbinds");
-            }
-        }
-    }
-    // Bug 22: connecting a UDP socket gives it the route's source address
-    // on Linux and BSD (getsockname shows it: the "which address would I
-    // use" idiom); ours keeps the wildcard address.
-    if !stream && s.dgram_connected {
-        if let (Op::SockName { .. }, Ok(Out::Name(h)), Ok(Out::Name(r))) = (op, host, ours) {
-            let addr_unspecified = |n: &Name| match n {
-                Name::V4(a, _) => a.is_unspecified(),
-                Name::V6 { addr, .. } => {
-                    addr.is_unspecified() || *addr == Ipv4Addr::UNSPECIFIED.to_ipv6_mapped()
-                }
-                Name::Unspec => false,
-            };
-            if !addr_unspecified(h) && addr_unspecified(r) && name_port(h) == name_port(r) {
-                return Some("bug 22: UDP connect sets the local address");
-            }
-        }
-    }
-    // Bug 23: dissolving a UDP association (connect AF_UNSPEC) on Linux
-    // also undoes an automatic bind (port and address), so the socket may
-    // bind again; ours stays bound.
-    if !stream && s.disconnected {
-        let unbound_on_host = match (op, host, ours) {
-            (Op::Bind { .. } | Op::SetOpt { .. }, h, r) => ok(h) && err(r, E::EINVAL),
-            (Op::SockName { .. }, Ok(Out::Name(h)), Ok(Out::Name(r))) => {
-                name_port(h) == Some(Port::Zero) && name_port(r) != Some(Port::Zero)
-            }
-            _ => false,
-        };
-        if unbound_on_host {
-            return Some("bug 23: UDP disconnect unbinds");
-        }
-    }
-    // A UDP bind that conflicts for us only with a socket whose address
-    // Linux narrowed when it connected (bug 22).
-    if !stream
-        && ctx.any_dgram_connected
-        && matches!(op, Op::Bind { .. })
-        && ok(host)
-        && err(ours, E::EADDRINUSE)
-    {
-        return Some("bug 22: UDP connect sets the local address");
-    }
-    // Bug 26: a datagram to a port whose only socket is connected to
-    // another peer: Linux answers ICMP port unreachable (a connected
-    // sender sees ECONNREFUSED, POLLERR); ours drops it silently.
-    if !stream && (s.dgram_connected || s.disconnected) {
-        let refused = match (op, host, ours) {
-            (Op::Poll { .. }, Ok(Out::Events(h)), Ok(Out::Events(r))) => *h == r | poll::ERR,
-            (Op::GetOpt { .. }, Ok(Out::Opt(h)), Ok(Out::Opt(r))) => {
-                h[..] == libc::ECONNREFUSED.to_ne_bytes() && r[..] == [0; 4]
-            }
-            (Op::Recv { .. } | Op::Send { .. }, h, r) => {
-                err(h, E::ECONNREFUSED) && !err(r, E::ECONNREFUSED)
-            }
-            _ => false,
-        };
-        if refused {
-            return Some("bug 26: no ICMP error for a connected UDP socket's port");
-        }
-    }
-    // Bug 28: a TCP connect from a socket bound to a wildcard address
-    // narrows its binding to the connection's local address on Linux (the
-    // bind conflict check uses it); ours still counts the wildcard, so a
-    // bind to the same port and another address fails (EADDRINUSE).
-    if stream
-        && ctx.tcp_connected
-        && matches!(op, Op::Bind { .. })
-        && ok(host)
-        && err(ours, E::EADDRINUSE)
-    {
-        return Some("bug 28: TCP connect narrows the binding");
-    }
-    // Poll results that several of bugs 24, 26 and 27 explain only
-    // together.
-    if let (Op::Poll { .. }, Ok(Out::Events(h)), Ok(Out::Events(r))) = (op, host, ours) {
-        let mut explained = 0;
-        let mut first = None;
-        let mut explain = |bits: i16, bug| {
-            explained |= bits;
-            first.get_or_insert(bug);
-        };
-        if !stream && (s.dgram_connected || s.disconnected) {
-            explain(
-                poll::ERR,
-                "bug 26: no ICMP error for a connected UDP socket's port",
-            );
-        }
-        if (h ^ r) & !explained == 0 {
-            return first;
         }
     }
     None
@@ -2078,6 +1898,16 @@ fn known_divergences_reproduce() {
                 udp6.clone(),
                 send(1, 3, Some(to(Lo6, 1))),
                 recv(0, 10, 0),
+            ],
+        ),
+        (
+            "deliberate:",
+            vec![
+                tcp6.clone(),
+                connect(0, to(Mapped, 1)),
+                connect(0, to(Mapped, 1)),
+                connect(0, to(Lo6, 1)),
+                connect(0, to(Lo6, 1)),
             ],
         ),
     ];

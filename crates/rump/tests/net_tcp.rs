@@ -1213,3 +1213,105 @@ fn negative_backlog_is_the_largest() {
         }
     });
 }
+
+#[test]
+fn connect_to_port_zero_is_refused_later() {
+    within(30, || {
+        let (_k, p) = net_kernel();
+        let lo0 = sa(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
+        // Non-blocking: the attempt starts, its refusal comes through
+        // SO_ERROR and the next connect (as Linux's reset from port 0).
+        let c = sys::socket(&p, af::INET, sock::STREAM | sock::NONBLOCK, 0).unwrap();
+        assert_eq!(sys::connect(&p, c, lo0), Err(Errno::EINPROGRESS));
+        let mut fds = [PollFd {
+            fd: c,
+            events: poll::OUT,
+            revents: 0,
+        }];
+        sys::poll(&p, &mut fds, 1000).unwrap();
+        assert_ne!(fds[0].revents & poll::ERR, 0);
+        assert_eq!(
+            sys::getsockopt(&p, c, so::SOL_SOCKET, so::ERROR).unwrap(),
+            SockOpt::Error(Errno::ECONNREFUSED.0)
+        );
+        // Blocking: refused.
+        let b = tcp_socket(&p);
+        assert_eq!(sys::connect(&p, b, lo0), Err(Errno::ECONNREFUSED));
+    });
+}
+
+#[test]
+fn ipv6_bindings_follow_linux() {
+    within(30, || {
+        let (_k, p) = net_kernel();
+        let v6 = |s: &str| sa(s.parse::<std::net::SocketAddr>().unwrap());
+        let l = tcp_socket(&p);
+        sys::bind(&p, l, sa(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))).unwrap();
+        sys::listen(&p, l, 5).unwrap();
+        let lport = rump::net::std_addr(sys::getsockname(&p, l).unwrap())
+            .unwrap()
+            .port();
+        let l6 = sys::socket(&p, af::INET6, sock::STREAM, 0).unwrap();
+        sys::bind(&p, l6, v6("[::1]:0")).unwrap();
+        // Bound to an IPv6 address: IPv6-only, so an IPv4-mapped peer is
+        // unreachable.
+        assert_eq!(
+            sys::getsockopt(&p, l6, ipproto::IPV6, ipv6::V6ONLY).unwrap(),
+            SockOpt::V6Only(true)
+        );
+        let mapped = v6(&format!("[::ffff:127.0.0.1]:{lport}"));
+        assert_eq!(sys::connect(&p, l6, mapped), Err(Errno::ENETUNREACH));
+        sys::listen(&p, l6, 5).unwrap();
+        let l6port = rump::net::std_addr(sys::getsockname(&p, l6).unwrap())
+            .unwrap()
+            .port();
+        // Bound to an IPv4-mapped address: no IPv6 peer.
+        let m = sys::socket(&p, af::INET6, sock::STREAM, 0).unwrap();
+        sys::bind(&p, m, v6("[::ffff:127.0.0.1]:0")).unwrap();
+        assert_eq!(
+            sys::connect(&p, m, v6(&format!("[::1]:{l6port}"))),
+            Err(Errno::EAFNOSUPPORT)
+        );
+        // A wildcard binding narrows to the connection's address: the
+        // port is free for IPv4's 127.0.0.1 but not its wildcard (Linux
+        // keeps an IPv4 placeholder for the IPv6 socket).
+        let w = sys::socket(&p, af::INET6, sock::STREAM, 0).unwrap();
+        sys::bind(&p, w, v6("[::]:4100")).unwrap();
+        sys::connect(&p, w, v6(&format!("[::1]:{l6port}"))).unwrap();
+        let x = tcp_socket(&p);
+        assert_eq!(
+            sys::bind(&p, x, sa(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 4100))),
+            Err(Errno::EADDRINUSE)
+        );
+        sys::bind(&p, x, sa(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 4100))).unwrap();
+    });
+}
+
+#[test]
+fn an_accepted_connection_that_ended_frees_the_listeners_port() {
+    within(30, || {
+        let (_k, p) = net_kernel();
+        let any = sa(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 4200));
+        let l = tcp_socket(&p);
+        sys::bind(&p, l, any).unwrap();
+        sys::listen(&p, l, 5).unwrap();
+        let c = tcp_socket(&p);
+        sys::connect(&p, c, sa(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 4200))).unwrap();
+        let (a, _) = sys::accept4(&p, l, 0).unwrap();
+        sys::close(&p, l).unwrap();
+        // While the accepted connection lives it holds the port.
+        let n = tcp_socket(&p);
+        assert_eq!(sys::bind(&p, n, any), Err(Errno::EADDRINUSE));
+        // The client goes; data to it is answered with a reset, which
+        // ends the accepted connection.
+        sys::close(&p, c).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        sys::send(&p, a, b"x", msg::NOSIGNAL).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while sys::bind(&p, n, any) == Err(Errno::EADDRINUSE) {
+            assert!(Instant::now() < deadline, "the port stayed taken");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(sys::getsockname(&p, a).is_ok());
+    });
+}

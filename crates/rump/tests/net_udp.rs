@@ -664,3 +664,105 @@ fn udp_send_checks_in_linux_order() {
         assert_eq!(sys::sendto(&p, w, b"x", 0, None), Err(Errno::EPIPE));
     });
 }
+
+#[test]
+fn udp_connect_narrows_the_name_and_dissolve_undoes_it() {
+    within(30, || {
+        let (_k, p) = net_kernel();
+        let name = |fd| rump::net::std_addr(sys::getsockname(&p, fd).unwrap()).unwrap();
+        let lo = |port| sa(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port));
+        // An automatic bind: connect shows the source address; dissolving
+        // gives back both the address and the port.
+        let u = sys::socket(&p, af::INET, sock::DGRAM, 0).unwrap();
+        sys::connect(&p, u, lo(9)).unwrap();
+        let n = name(u);
+        assert_eq!(n.ip(), std::net::IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_ne!(n.port(), 0);
+        sys::connect(&p, u, SockAddr::Unspec).unwrap();
+        assert_eq!(name(u), "0.0.0.0:0".parse().unwrap());
+        // Unbound again: bind works.
+        sys::bind(&p, u, sa(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 4000))).unwrap();
+        // An explicit port stays, the address a connect chose goes.
+        sys::connect(&p, u, lo(9)).unwrap();
+        assert_eq!(name(u), "127.0.0.1:4000".parse().unwrap());
+        sys::connect(&p, u, SockAddr::Unspec).unwrap();
+        assert_eq!(name(u), "0.0.0.0:4000".parse().unwrap());
+        // An explicit address stays while an automatic port goes.
+        let v = sys::socket(&p, af::INET6, sock::DGRAM, 0).unwrap();
+        let lo6 = |port| {
+            sa(std::net::SocketAddrV6::new(
+                std::net::Ipv6Addr::LOCALHOST,
+                port,
+                0,
+                0,
+            ))
+        };
+        sys::bind(&p, v, lo6(0)).unwrap();
+        // Bound to an IPv6 address, the socket is IPv6-only (Linux).
+        assert_eq!(
+            sys::getsockopt(&p, v, ipproto::IPV6, ipv6::V6ONLY).unwrap(),
+            SockOpt::V6Only(true)
+        );
+        sys::connect(&p, v, lo6(9)).unwrap();
+        sys::connect(&p, v, SockAddr::Unspec).unwrap();
+        assert_eq!(name(v), "[::1]:0".parse().unwrap());
+        // While connected, a narrowed IPv4 binding leaves the port free
+        // for other addresses of the family only where Linux does: the
+        // IPv4 wildcard still meets an IPv6 socket that a connect
+        // narrowed to ::1.
+        let w = sys::socket(&p, af::INET6, sock::DGRAM, 0).unwrap();
+        sys::bind(
+            &p,
+            w,
+            sa("[::]:4001".parse::<std::net::SocketAddr>().unwrap()),
+        )
+        .unwrap();
+        sys::connect(&p, w, lo6(9)).unwrap();
+        assert_eq!(name(w), "[::1]:4001".parse().unwrap());
+        let x = sys::socket(&p, af::INET, sock::DGRAM, 0).unwrap();
+        assert_eq!(
+            sys::bind(&p, x, sa(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 4001))),
+            Err(Errno::EADDRINUSE)
+        );
+        sys::bind(&p, x, lo(4001)).unwrap();
+    });
+}
+
+#[test]
+fn udp_association_with_port_zero_and_unreachable_ports() {
+    within(30, || {
+        let (_k, p) = net_kernel();
+        let lo = |port| sa(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port));
+        let mut buf = [0u8; 16];
+        // Connected to port 0: no peer name, datagrams from any port of
+        // the address arrive.
+        let a = sys::socket(&p, af::INET, sock::DGRAM, 0).unwrap();
+        sys::bind(&p, a, lo(5000)).unwrap();
+        sys::connect(&p, a, lo(0)).unwrap();
+        assert_eq!(sys::getpeername(&p, a), Err(Errno::ENOTCONN));
+        for port in [5001, 5002] {
+            let b = sys::socket(&p, af::INET, sock::DGRAM, 0).unwrap();
+            sys::bind(&p, b, lo(port)).unwrap();
+            sys::sendto(&p, b, b"hi", 0, Some(lo(5000))).unwrap();
+            let got = sys::recvfrom(&p, a, &mut buf, 0).unwrap();
+            assert_eq!(got.len, 2);
+            assert_eq!(got.from, Some(lo(port)));
+        }
+        // A port whose only socket is connected elsewhere is unreachable
+        // for anyone else: a connected sender hears ECONNREFUSED.
+        let c = sys::socket(&p, af::INET, sock::DGRAM, 0).unwrap();
+        sys::bind(&p, c, lo(5003)).unwrap();
+        sys::connect(&p, c, lo(5004)).unwrap();
+        let d = sys::socket(&p, af::INET, sock::DGRAM, 0).unwrap();
+        sys::connect(&p, d, lo(5003)).unwrap();
+        sys::send(&p, d, b"x", 0).unwrap();
+        assert_eq!(
+            sys::recvfrom(&p, d, &mut buf, msg::DONTWAIT).map(|r| r.len),
+            Err(Errno::ECONNREFUSED)
+        );
+        assert_eq!(
+            sys::recvfrom(&p, c, &mut buf, msg::DONTWAIT).map(|r| r.len),
+            Err(Errno::EAGAIN)
+        );
+    });
+}
