@@ -512,7 +512,10 @@ impl Socket {
         // 127.0.0.1 (Linux's tcp_v6_connect and udpv6_sendmsg).
         if peer && t.0.is_unspecified() {
             let acts_v4 = c.socks.get(self.id).is_some_and(|s| match &s.proto {
-                Proto::Tcp(t) => t.bound.is_some_and(|(a, _)| a.is_ipv4()),
+                Proto::Tcp(t) => t
+                    .bound
+                    .or(t.ghost.filter(|_| t.addr_locked))
+                    .is_some_and(|(a, _)| a.is_ipv4()),
                 Proto::Udp(u) => u
                     .bound
                     .map(|b| b.0)
@@ -711,6 +714,12 @@ impl Socket {
                             Some(cn) => cn.state() == State::Closed,
                             None => matches!(t.state, TcpState::Failed),
                         };
+                        if failed && !pending {
+                            // Connected once (accepted, or a connect said
+                            // so): Linux's SS_CONNECTED, whatever became
+                            // of the connection.
+                            return Err(Errno::EISCONN);
+                        }
                         if failed {
                             // Reporting how the attempt ended leaves the
                             // socket unconnected (Linux's sock_error path
@@ -1029,6 +1038,10 @@ impl Socket {
             let any = s.any_addr();
             let (a, p) = match &s.proto {
                 Proto::Tcp(t) => match t.conn() {
+                    // An ended connection bound again shows its new name.
+                    Some(cn) if cn.state() == State::Closed && t.bound.is_some() => {
+                        t.bound.unwrap_or((any, 0))
+                    }
                     Some(cn) => (cn.tuple.0, cn.tuple.1),
                     None => t.bound.or(t.ghost).unwrap_or((any, 0)),
                 },
@@ -1218,7 +1231,9 @@ impl Socket {
             // for a socket still held) has both.
             Proto::Tcp(t) => {
                 let (closed, connecting, fin, readable, writable) = match &t.state {
-                    TcpState::Idle | TcpState::Failed => (true, false, false, false, true),
+                    TcpState::Idle => (true, false, false, false, true),
+                    // Ended both ways (Linux's tcp_done).
+                    TcpState::Failed => (true, false, true, false, true),
                     TcpState::Listening(l) => {
                         if !l.ready.is_empty() {
                             r |= inb;
@@ -1356,11 +1371,14 @@ fn tcp_recv_step(
     if t.is_listening() {
         return Err(Errno::ENOTCONN);
     }
+    let failed = matches!(t.state, TcpState::Failed);
     let Some(cn) = t.conn_mut() else {
         if let Some(e) = s.error.take() {
             return Err(e);
         }
-        return if s.shut_rd {
+        // A failed attempt ended the connection both ways, as Linux's
+        // tcp_done: its end, until a disconnect.
+        return if s.shut_rd || failed {
             Ok(Some(0))
         } else {
             Err(Errno::ENOTCONN)
@@ -1388,7 +1406,7 @@ fn tcp_recv_step(
         return Ok(Some(n));
     }
     let closed = sk.state() == State::Closed;
-    if !connecting && !sk.may_recv() && !closed {
+    if !connecting && !sk.may_recv() && (!closed || t.peer_fin) {
         // The peer's FIN.
         return Ok(Some(0));
     }

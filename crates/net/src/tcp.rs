@@ -64,6 +64,9 @@ pub(crate) struct TcpSock {
     /// bound to for bind conflicts (Linux puts the child in the
     /// listener's bind bucket).
     pub listen_addr: Option<IpAddr>,
+    /// The peer's FIN arrived on this connection (Linux's SOCK_DONE): a
+    /// read of the ended connection is its end, before any error.
+    pub peer_fin: bool,
     pub state: TcpState,
 }
 
@@ -143,6 +146,7 @@ impl TcpSock {
             ghost: None,
             connect_pending: false,
             listen_addr: None,
+            peer_fin: false,
             state: TcpState::Idle,
         }
     }
@@ -467,6 +471,7 @@ impl Core {
                 ghost: None,
                 connect_pending: false,
                 listen_addr,
+                peer_fin: false,
                 state: TcpState::Conn(Box::new(conn)),
             }),
         ));
@@ -522,7 +527,7 @@ impl Core {
         let Some(sock) = socks.get_mut(r) else {
             return;
         };
-        let (shut_wr, orphan) = (sock.shut_wr, sock.orphan);
+        let (shut_wr, shut_rd, orphan) = (sock.shut_wr, sock.shut_rd, sock.orphan);
         let Proto::Tcp(t) = &mut sock.proto else {
             return;
         };
@@ -541,7 +546,23 @@ impl Core {
         {
             let mut dev = SmolDev::new(pkt, &mut out, pool, iface.caps());
             if pkt.is_some() {
-                iface.smol.poll_ingress_single(now, &mut dev, &mut c.set);
+                // New data after both sides of ours were shut is lost,
+                // which a reset says (RFC 1122 §4.2.2.13); Linux's
+                // tcp_rcv_state_process resets in FIN-WAIT and drops the
+                // segment, so data queued before stays readable and the
+                // reset is reported after it.
+                let fin_wait = matches!(prev, State::FinWait1 | State::FinWait2);
+                let data = pkt
+                    .and_then(segment_of)
+                    .and_then(|b| TcpPacket::new_checked(b).ok())
+                    .is_some_and(|t| !t.payload().is_empty() && !t.rst());
+                if shut_rd && fin_wait && data {
+                    c.sock_mut().abort();
+                    c.fin_pending = false;
+                    lost = true;
+                } else {
+                    iface.smol.poll_ingress_single(now, &mut dev, &mut c.set);
+                }
                 if prev == State::SynReceived && c.state() == State::Established && shut_wr {
                     // Accepted from a listener whose write side was shut
                     // before it listened: the child inherited that and
@@ -636,6 +657,12 @@ impl Core {
         let st = c.state();
         let parent = c.parent;
         let tuple = c.tuple;
+        if matches!(
+            st,
+            State::CloseWait | State::LastAck | State::Closing | State::TimeWait
+        ) {
+            t.peer_fin = true;
+        }
         if st != prev && prev == State::SynSent && st != State::Closed {
             // Connected: from the connect timeout to the idle timeout.
             let opts = sock.opts;
@@ -722,25 +749,7 @@ impl Core {
                 self.free_sock(r, fx);
                 return;
             }
-            // A connection that ended gives back a port bind did not ask
-            // for (Linux's tcp_set_state(TCP_CLOSE)), and an accepted
-            // one its share of the listener's port; the name keeps both.
-            let release = match &sock.proto {
-                Proto::Tcp(t) => (t.accepted || !t.port_locked).then_some(t.bound).flatten(),
-                _ => None,
-            };
-            if let Some((_, port)) = release {
-                if let Proto::Tcp(t) = &mut sock.proto {
-                    t.ghost = t.bound.take();
-                    t.listen_addr = None;
-                }
-                if let Some(v) = self.tcp_ports.get_mut(&port) {
-                    v.retain(|x| *x != r);
-                    if v.is_empty() {
-                        self.tcp_ports.remove(&port);
-                    }
-                }
-            }
+            self.tcp_ended_port(r);
             let Some(sock) = self.socks.get_mut(r) else {
                 return;
             };
@@ -748,11 +757,37 @@ impl Core {
                 State::SynSent if ingress => Some(Errno::ECONNREFUSED),
                 State::SynSent => Some(Errno::ETIMEDOUT),
                 State::LastAck | State::TimeWait | State::Closing => None,
+                // Reset after the peer's FIN (Linux's tcp_reset).
+                State::CloseWait if ingress => Some(Errno::EPIPE),
                 _ if ingress => Some(Errno::ECONNRESET),
                 _ => Some(Errno::ETIMEDOUT),
             };
             if sock.error.is_none() {
                 sock.error = err;
+            }
+        }
+    }
+
+    /// A connection of `r` that ended gives back a port bind did not ask
+    /// for (Linux's tcp_set_state(TCP_CLOSE)), and an accepted one its
+    /// share of the listener's port; the name keeps both, and the socket
+    /// may be bound again.
+    fn tcp_ended_port(&mut self, r: SockRef) {
+        let Some(Proto::Tcp(t)) = self.socks.get_mut(r).map(|s| &mut s.proto) else {
+            return;
+        };
+        if !(t.accepted || !t.port_locked) {
+            return;
+        }
+        let Some((_, port)) = t.bound else {
+            return;
+        };
+        t.ghost = t.bound.take();
+        t.listen_addr = None;
+        if let Some(v) = self.tcp_ports.get_mut(&port) {
+            v.retain(|x| *x != r);
+            if v.is_empty() {
+                self.tcp_ports.remove(&port);
             }
         }
     }
@@ -783,6 +818,8 @@ impl Core {
         self.set_timer(r, None, fx);
         if orphan {
             self.free_sock(r, fx);
+        } else {
+            self.tcp_ended_port(r);
         }
     }
 
@@ -790,7 +827,10 @@ impl Core {
     /// already bound (Linux's rules: overlapping addresses conflict unless
     /// the new socket sets `SO_REUSEADDR` and the old one is not listening
     /// and either set it too, was accepted, or is closing).
-    pub fn tcp_bind_conflict(&self, addr: IpAddr, port: u16, me: SockRef) -> bool {
+    /// `listening`: the check `listen` makes again, where accepted and
+    /// closing sockets count with their own SO_REUSEADDR (an accepted one
+    /// inherited its listener's), not as tolerant.
+    pub fn tcp_bind_conflict(&self, addr: IpAddr, port: u16, me: SockRef, listening: bool) -> bool {
         let Some(mine) = self.socks.get(me) else {
             return false;
         };
@@ -833,7 +873,7 @@ impl Core {
             if !bind_overlap(oaddr, s.opts.v6only, addr, v6only) && !placeholder {
                 return false;
             }
-            let tolerant = s.opts.reuse_addr || t.accepted || s.orphan;
+            let tolerant = s.opts.reuse_addr || (!listening && (t.accepted || s.orphan));
             !(reuse && tolerant && !t.is_listening())
         })
     }
@@ -863,7 +903,14 @@ impl Core {
         let Proto::Tcp(t) = &s.proto else {
             return Err(Errno::EINVAL);
         };
-        if t.bound.is_some() || !matches!(t.state, TcpState::Idle) {
+        // An ended connection whose port went back may bind again (Linux
+        // checks only for TCP_CLOSE and no port).
+        let ended = match &t.state {
+            TcpState::Idle | TcpState::Failed => true,
+            TcpState::Conn(c) => c.state() == State::Closed,
+            TcpState::Listening(_) => false,
+        };
+        if t.bound.is_some() || !ended {
             return Err(Errno::EINVAL);
         }
         if !addr.is_unspecified() && !self.is_local_ip(addr) {
@@ -874,7 +921,7 @@ impl Core {
             self.ephemeral_port(|c, p| c.tcp_ports.contains_key(&p) || c.tcp_tw.holds_port(p))?
         } else {
             let reuse = self.socks.get(r).is_some_and(|s| s.opts.reuse_addr);
-            if self.tcp_bind_conflict(addr, port, r)
+            if self.tcp_bind_conflict(addr, port, r, false)
                 || (!reuse && self.tcp_tw_conflict(addr, port, r))
             {
                 return Err(Errno::EADDRINUSE);
@@ -958,8 +1005,10 @@ impl Core {
             t.listen_addr = None;
             t.connect_pending = false;
             if !t.addr_locked {
-                if let (Some((a, _)), Some(any)) = (&mut t.bound, any) {
-                    *a = any;
+                if let Some(any) = any {
+                    for (a, _) in t.bound.iter_mut().chain(t.ghost.iter_mut()) {
+                        *a = any;
+                    }
                 }
             }
             if !t.port_locked {
@@ -1020,7 +1069,14 @@ impl Core {
                 }
             }
         };
-        if self.tcp_listeners.contains_key(&(addr, port)) {
+        // Listening checks the port again (Linux's inet_csk_listen_start):
+        // a socket that shares it without both asking for SO_REUSEADDR
+        // (an accepted connection of an earlier listen, say) conflicts.
+        let reuse = self.socks.get(r).is_some_and(|s| s.opts.reuse_addr);
+        if self.tcp_listeners.contains_key(&(addr, port))
+            || self.tcp_bind_conflict(addr, port, r, true)
+            || (!reuse && self.tcp_tw_conflict(addr, port, r))
+        {
             return Err(Errno::EADDRINUSE);
         }
         // Another listener on an overlapping address also conflicts.
@@ -1146,6 +1202,7 @@ impl Core {
                 }
                 fx.wake(&s.shared);
             }
+            self.tcp_ended_port(r);
             self.stats.tcp_active_opens += 1;
             return Ok(());
         }

@@ -358,6 +358,8 @@ struct Handle {
     /// IPv4-mapped address and later one to an IPv6 address (see the
     /// deliberate differences at the top).
     mapped_then_v6: bool,
+    /// A stream socket that started a connect to its own port.
+    self_connect: bool,
     /// A shutdown succeeded on both sides; one that included reading.
     shut: bool,
     shut_rd: bool,
@@ -678,6 +680,7 @@ impl Run {
                         connected_v4: false,
                         connected_wildcard: false,
                         mapped_then_v6: false,
+                        self_connect: false,
                         shut: false,
                         shut_rd: false,
                         released: false,
@@ -758,16 +761,25 @@ impl Run {
                 if self.name(ht) != self.name(rt) {
                     return (Ok(Out::Dest(self.name(ht))), Ok(Out::Dest(self.name(rt))));
                 }
+                // A connect to the socket's own port (bound to a wildcard
+                // or loopback address): a self-connect (bug 30).
+                let port_of = |a: SockAddr| rump::net::std_addr(a).ok().map(|a| a.port());
+                let own = host_sys::getsockname(s.host).ok().and_then(port_of);
+                let to_self =
+                    s.ty == sock::STREAM && own.is_some_and(|o| o != 0 && Some(o) == port_of(ht));
                 let r = (
                     host_sys::connect(s.host, ht).map(unit),
                     sys::connect(p, s.rump, rt).map(unit).map_err(|e| e.0),
                 );
+                if to_self && r.0 == Err(libc::EINPROGRESS) {
+                    self.socks[i].self_connect = true;
+                }
                 if s.ty == sock::STREAM
                     && matches!(rt, SockAddr::Unspec)
                     && r == (Ok(Out::Unit), Ok(Out::Unit))
                 {
                     // Disconnected: Linux's bookkeeping afterwards is
-                    // that of a connection that ended (bug 3).
+                    // that of a connection that ended (leftover states).
                     self.socks[i].had_connection = true;
                     self.socks[i].released = true;
                 }
@@ -837,6 +849,7 @@ impl Run {
                         connected_v4: false,
                         connected_wildcard: false,
                         mapped_then_v6: false,
+                        self_connect: false,
                         shut: false,
                         shut_rd: false,
                         released: false,
@@ -925,7 +938,7 @@ impl Run {
                     self.socks[i].shut_rd |= how != shut::WR;
                     if s.ty == sock::STREAM && how != shut::WR {
                         // A listener or a connection being made is
-                        // disconnected (see bug 3).
+                        // disconnected (leftover states).
                         self.socks[i].had_connection = true;
                         self.socks[i].released = true;
                     }
@@ -1119,6 +1132,12 @@ fn known_divergence(op: &Op, ctx: &Ctx, host: &Res, ours: &Res) -> Option<&'stat
             return Some("deliberate: dissolved UDP association keeps IPv4-only");
         }
     }
+    // Bug 30: a TCP connect to the socket's own address and port meets
+    // itself (a simultaneous open, RFC 9293 §3.5) and connects on Linux;
+    // smoltcp does not do simultaneous opens, so ours is refused.
+    if stream && s.self_connect {
+        return Some("bug 30: self-connect");
+    }
     // Deliberate: Linux's connect to an IPv6 address from a socket
     // that once connected to an IPv4-mapped one sends its SYN with the
     // mapped operations and waits in SYN-SENT; ours connects.
@@ -1150,26 +1169,36 @@ fn known_divergence(op: &Op, ctx: &Ctx, host: &Res, ours: &Res) -> Option<&'stat
     {
         return Some("bug 1: wildcard destination");
     }
-    // Bug 3: when a TCP connection ends for good (refused, reset, or
-    // closed both ways), Linux reports its error once and returns the
-    // socket to the unconnected state: it may bind (an automatic port is
-    // released), listen or connect again, recv says ENOTCONN, its name
-    // shows the wildcard address. Ours keeps the dead connection (EINVAL,
-    // ECONNABORTED, EISCONN, 0 from recv) and reports errors differently.
-    // A socket disconnected (connect AF_UNSPEC, shutdown of a listener or
-    // of a connection being made) counts too: ours is unconnected again
-    // as Linux's is, but Linux's bookkeeping then has quirks we do not
-    // copy (connect after a listener's disconnect, listen after a failed
-    // connect: EINVAL).
+    // Deliberate: Linux keeps two states for a TCP socket (the socket's
+    // SS_* and the connection's), and once a connection ended (refused,
+    // reset, closed both ways) or was taken apart (connect AF_UNSPEC,
+    // shutdown while connecting) their leftovers decide what the socket
+    // may still do. Ours follows what a program relies on, and what is
+    // compared: the error is reported once, reads then see the end,
+    // writes EPIPE, poll HUP, connect EISCONN once connected, the
+    // automatic port goes back. What we do not copy: a socket shut down
+    // while connecting is "disconnecting" for good (listen and connect
+    // say EINVAL), listen after an attempt ended says EINVAL, and the
+    // name, the peer name and whether bind or an option is allowed follow
+    // those leftovers. Only those calls are excused here.
     if stream && s.had_connection && ctx.host_closed {
-        return Some("bug 3: socket after its connection ended");
+        let leftover = match (op, host, ours) {
+            (Op::Listen { .. } | Op::Connect { .. }, h, _) => err(h, E::EINVAL),
+            (Op::Bind { .. } | Op::SetOpt { .. }, h, r) => err(h, E::EINVAL) || err(r, E::EINVAL),
+            (Op::SockName { .. } | Op::PeerName { .. }, _, _) => true,
+            (Op::Send { .. }, h, _) => err(h, E::EPIPE),
+            _ => false,
+        };
+        if leftover {
+            return Some("deliberate: Linux's leftover states of an ended connection");
+        }
     }
     // A destination named by a socket whose name differs between the
     // sides (the call was not made, see `Out::Dest`): a socket whose
-    // connection ended (bug 3).
+    // connection ended (see the leftover states above).
     if let (Some(d), Ok(Out::Dest(_)), Ok(Out::Dest(_))) = (ctx.dest_sock, host, ours) {
         if d.ty == sock::STREAM && d.had_connection {
-            return Some("bug 3: socket after its connection ended");
+            return Some("deliberate: Linux's leftover states of an ended connection");
         }
     }
     None
@@ -1701,7 +1730,7 @@ fn known_divergences_reproduce() {
         ),
         ("bug 2:", vec![tcp6.clone(), bind(0, Lo4, 1)]),
         (
-            "bug 3:",
+            "deliberate:",
             vec![
                 tcp4.clone(),
                 connect(0, to(Lo4, 1)),
