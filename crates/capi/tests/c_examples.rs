@@ -36,6 +36,7 @@ fn prefix() -> Option<&'static Path> {
             let prefix = Path::new(env!("CARGO_TARGET_TMPDIR")).join("capi-prefix");
             let _ = std::fs::remove_dir_all(&prefix);
             let st = Command::new(repo().join("scripts/install-capi"))
+                .arg("--test-features")
                 .arg(&prefix)
                 .status()
                 .expect("run scripts/install-capi");

@@ -34,6 +34,7 @@ fn pytest_suite_passes() {
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let prefix = tmp.join("py-prefix");
     let st = Command::new(repo().join("scripts/install-capi"))
+        .arg("--test-features")
         .arg(&prefix)
         .status()
         .unwrap();

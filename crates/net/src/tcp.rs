@@ -776,7 +776,7 @@ impl Core {
         let Some(Proto::Tcp(t)) = self.socks.get_mut(r).map(|s| &mut s.proto) else {
             return;
         };
-        if !(t.accepted || !t.port_locked) {
+        if !t.accepted && t.port_locked {
             return;
         }
         let Some((_, port)) = t.bound else {
