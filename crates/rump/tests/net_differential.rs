@@ -76,18 +76,30 @@
 //!   Linux keeps the socket's IPv4-mapped operations, so its SYN goes
 //!   nowhere and the socket waits in SYN-SENT; ours connects. Recognised
 //!   by [`known_divergence`] as "deliberate".
+//! - A TCP socket shut for writing before it connected (`ENOTCONN`, but
+//!   both kernels remember the shutdown) that then connects to itself:
+//!   Linux applies the early shutdown when a connection is established
+//!   through SYN-RECEIVED (its passive path, which a simultaneous open
+//!   takes), so the self-connection sends itself a FIN, closes, and the
+//!   next connect says `ECONNABORTED`. An ordinary active open on Linux
+//!   and every connect of ours keep the early shutdown local (sends say
+//!   `EPIPE`) and the connection open. Recognised by [`known_divergence`]
+//!   as "deliberate".
 //! - An `AF_INET6` UDP socket connected to an IPv4-mapped address and then
 //!   dissolved (`AF_UNSPEC`) stays deaf to IPv6 datagrams on Linux,
 //!   though its name says `::`; ours takes them again. Recognised by
 //!   [`known_divergence`] as "deliberate".
 //!
-//! Divergences that are bugs in `crates/net`, reported and awaiting a
-//! fix, are recognised by [`known_divergence`], each by its own predicate
-//! on the call, the state of the socket it acts on and the two results;
-//! [`known_divergences_reproduce`] keeps the shortest sequence showing
-//! each. After a known divergence the case goes on if both sides still
-//! share a state (see [`keeps_state`]), else it ends there. When a fix
-//! lands, delete its predicate: its sequence must then agree.
+//! Every bug this test found in `crates/net` (the sequences labelled
+//! "bug N" in [`known_divergences_reproduce`]) is fixed, and those
+//! sequences now agree. A divergence reported and awaiting a fix would
+//! be recognised by [`known_divergence`], by its own predicate on the
+//! call, the state of the socket it acts on and the two results, with its
+//! shortest sequence in [`known_divergences_reproduce`]; the deliberate
+//! ones are recognised the same way. After a known divergence the case
+//! goes on if both sides still share a state (see [`keeps_state`]), else
+//! it ends there. When a fix lands, delete its predicate: its sequence
+//! must then agree.
 
 mod net_util;
 
@@ -358,8 +370,12 @@ struct Handle {
     /// IPv4-mapped address and later one to an IPv6 address (see the
     /// deliberate differences at the top).
     mapped_then_v6: bool,
-    /// A stream socket that started a connect to its own port.
-    self_connect: bool,
+    /// A stream socket shut for writing before it was connected
+    /// (`ENOTCONN` on both sides, the shutdown is remembered).
+    shut_wr_early: bool,
+    /// A stream socket shut for writing early that started a connect to
+    /// its own port (see the deliberate differences at the top).
+    early_shut_self_connect: bool,
     /// A shutdown succeeded on both sides; one that included reading.
     shut: bool,
     shut_rd: bool,
@@ -680,7 +696,8 @@ impl Run {
                         connected_v4: false,
                         connected_wildcard: false,
                         mapped_then_v6: false,
-                        self_connect: false,
+                        shut_wr_early: false,
+                        early_shut_self_connect: false,
                         shut: false,
                         shut_rd: false,
                         released: false,
@@ -762,7 +779,7 @@ impl Run {
                     return (Ok(Out::Dest(self.name(ht))), Ok(Out::Dest(self.name(rt))));
                 }
                 // A connect to the socket's own port (bound to a wildcard
-                // or loopback address): a self-connect (bug 30).
+                // or loopback address): a self-connect.
                 let port_of = |a: SockAddr| rump::net::std_addr(a).ok().map(|a| a.port());
                 let own = host_sys::getsockname(s.host).ok().and_then(port_of);
                 let to_self =
@@ -771,8 +788,8 @@ impl Run {
                     host_sys::connect(s.host, ht).map(unit),
                     sys::connect(p, s.rump, rt).map(unit).map_err(|e| e.0),
                 );
-                if to_self && r.0 == Err(libc::EINPROGRESS) {
-                    self.socks[i].self_connect = true;
+                if to_self && s.shut_wr_early && r.0 == Err(libc::EINPROGRESS) {
+                    self.socks[i].early_shut_self_connect = true;
                 }
                 if s.ty == sock::STREAM
                     && matches!(rt, SockAddr::Unspec)
@@ -849,7 +866,8 @@ impl Run {
                         connected_v4: false,
                         connected_wildcard: false,
                         mapped_then_v6: false,
-                        self_connect: false,
+                        shut_wr_early: false,
+                        early_shut_self_connect: false,
                         shut: false,
                         shut_rd: false,
                         released: false,
@@ -933,6 +951,12 @@ impl Run {
                     host_sys::shutdown(s.host, how).map(unit),
                     sys::shutdown(p, s.rump, how).map(unit).map_err(|e| e.0),
                 );
+                if s.ty == sock::STREAM
+                    && how != shut::RD
+                    && r == (Err(libc::ENOTCONN), Err(libc::ENOTCONN))
+                {
+                    self.socks[i].shut_wr_early = true;
+                }
                 if r == (Ok(Out::Unit), Ok(Out::Unit)) {
                     self.socks[i].shut = true;
                     self.socks[i].shut_rd |= how != shut::WR;
@@ -1027,19 +1051,16 @@ fn skipped() -> (Res, Res) {
 }
 
 /// What a call acts on, seen (on the host) before it runs: its socket,
-/// that socket's names, and the destination of a
-/// connect or send.
+/// that socket's TCP state, and the destination of a connect or send.
 #[derive(Clone, Copy, Debug, Default)]
 struct Ctx {
     sock: Option<Handle>,
-    local: Option<SockAddr>,
     /// A TCP socket in the CLOSE state on the host (`TCP_INFO`); in
     /// SYN-SENT.
     host_closed: bool,
     host_syn_sent: bool,
     to: Option<SockAddr>,
-    /// The destination on our side, and the socket it names, if any.
-    to_rump: Option<SockAddr>,
+    /// The socket the destination names, if any.
     dest_sock: Option<Handle>,
 }
 
@@ -1076,13 +1097,11 @@ impl Run {
         };
         Ctx {
             sock: Some(s),
-            local: host_sys::getsockname(s.host).ok(),
             host_closed: host_sys::getsockopt(s.host, libc::IPPROTO_TCP, libc::TCP_INFO)
                 .is_ok_and(|v| v.first() == Some(&TCP_CLOSE)),
             host_syn_sent: host_sys::getsockopt(s.host, libc::IPPROTO_TCP, libc::TCP_INFO)
                 .is_ok_and(|v| v.first() == Some(&TCP_SYN_SENT)),
             to: to.map(|t| t.0),
-            to_rump: to.map(|t| t.1),
             dest_sock,
         }
     }
@@ -1097,17 +1116,6 @@ fn known_divergence(op: &Op, ctx: &Ctx, host: &Res, ours: &Res) -> Option<&'stat
     let stream = s.ty == sock::STREAM;
     let v6 = s.domain == af::INET6;
     let err = |r: &Res, e: Errno| *r == Err(e.0);
-    let ip = |a: Option<SockAddr>| a.and_then(|a| rump::net::std_addr(a).ok());
-    let local = ip(ctx.local);
-    // The IPv6 address a socket address names, IPv4 ones as IPv4-mapped.
-    let v6_of = |a: std::net::SocketAddr| match a.ip() {
-        std::net::IpAddr::V4(a) => a.to_ipv6_mapped(),
-        std::net::IpAddr::V6(a) => a,
-    };
-    let is_mapped = |a: std::net::SocketAddr| v6_of(a).to_ipv4_mapped().is_some();
-    let unspecified = |a: std::net::SocketAddr| {
-        v6_of(a).is_unspecified() || v6_of(a) == Ipv4Addr::UNSPECIFIED.to_ipv6_mapped()
-    };
 
     // Deliberate: an AF_INET6 UDP socket that was connected to an IPv4
     // (or IPv4-mapped) address and then dissolved stays deaf to IPv6
@@ -1132,42 +1140,16 @@ fn known_divergence(op: &Op, ctx: &Ctx, host: &Res, ours: &Res) -> Option<&'stat
             return Some("deliberate: dissolved UDP association keeps IPv4-only");
         }
     }
-    // Bug 30: a TCP connect to the socket's own address and port meets
-    // itself (a simultaneous open, RFC 9293 §3.5) and connects on Linux;
-    // smoltcp does not do simultaneous opens, so ours is refused.
-    if stream && s.self_connect {
-        return Some("bug 30: self-connect");
+    // Deliberate: a TCP socket shut for writing before it connected
+    // and then connected to itself (see the top).
+    if stream && s.early_shut_self_connect {
+        return Some("deliberate: self-connect after an early SHUT_WR");
     }
     // Deliberate: Linux's connect to an IPv6 address from a socket
     // that once connected to an IPv4-mapped one sends its SYN with the
     // mapped operations and waits in SYN-SENT; ours connects.
     if stream && s.mapped_then_v6 && ctx.host_syn_sent {
         return Some("deliberate: IPv6 connect after an IPv4-mapped one");
-    }
-    // Bug 1, mostly fixed: a wildcard destination (0.0.0.0, ::) means the
-    // loopback address on Linux and BSD, and now for us too; left: a
-    // socket bound to an IPv4-mapped address sending to `::` (Linux sends,
-    // we say ENETUNREACH). Bug 2 (EINVAL for an AF_INET address on an
-    // AF_INET6 socket's bind and TCP connect) is fixed.
-    if matches!(op, Op::Connect { .. } | Op::Send { .. })
-        && ip(ctx.to_rump).is_some_and(unspecified)
-        && err(ours, E::ENETUNREACH)
-    {
-        return Some("bug 1: wildcard destination");
-    }
-    // The same for a UDP socket connected to `::` from an IPv4-mapped
-    // address: Linux's peer is `::ffff:127.0.0.1`, ours `::1`, so what it
-    // sends and receives differs later.
-    if v6
-        && !stream
-        && s.connected_wildcard
-        && local.is_some_and(is_mapped)
-        && matches!(
-            op,
-            Op::PeerName { .. } | Op::Send { to: None, .. } | Op::Recv { .. } | Op::Poll { .. }
-        )
-    {
-        return Some("bug 1: wildcard destination");
     }
     // Deliberate: Linux keeps two states for a TCP socket (the socket's
     // SS_* and the connection's), and once a connection ended (refused,
@@ -1729,6 +1711,16 @@ fn known_divergences_reproduce() {
             ],
         ),
         ("bug 2:", vec![tcp6.clone(), bind(0, Lo4, 1)]),
+        (
+            "deliberate:",
+            vec![
+                tcp6.clone(),
+                bind(0, Any6, 1),
+                Shutdown { h: 0, how: 1 },
+                connect(0, Dest::SockLo(0)),
+                connect(0, Dest::SockLo(0)),
+            ],
+        ),
         (
             "deliberate:",
             vec![

@@ -1315,3 +1315,25 @@ fn an_accepted_connection_that_ended_frees_the_listeners_port() {
         assert!(sys::getsockname(&p, a).is_ok());
     });
 }
+
+/// A connect to the socket's own address and port meets its own SYN (a
+/// simultaneous open, RFC 9293 §3.5): it connects, as on Linux, and what
+/// it sends it reads back, its FIN included.
+#[test]
+fn a_socket_connected_to_itself_talks_to_itself() {
+    within(30, || {
+        let (_k, p) = net_kernel();
+        let s = tcp_socket(&p);
+        let me = sa(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 6100));
+        sys::bind(&p, s, me).unwrap();
+        sys::connect(&p, s, me).unwrap();
+        assert_eq!(sys::getpeername(&p, s).unwrap(), me);
+        assert_eq!(sys::write(&p, s, b"hello").unwrap(), 5);
+        let mut buf = [0u8; 16];
+        assert_eq!(sys::read(&p, s, &mut buf).unwrap(), 5);
+        assert_eq!(&buf[..5], b"hello");
+        sys::shutdown(&p, s, shut::WR).unwrap();
+        assert_eq!(sys::read(&p, s, &mut buf).unwrap(), 0);
+        sys::close(&p, s).unwrap();
+    });
+}
