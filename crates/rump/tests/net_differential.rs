@@ -780,15 +780,20 @@ impl Run {
                 }
                 // A connect to the socket's own port (bound to a wildcard
                 // or loopback address): a self-connect.
+                // Only one kind of it is told apart (see the top): one
+                // shut for writing before.
                 let port_of = |a: SockAddr| rump::net::std_addr(a).ok().map(|a| a.port());
-                let own = host_sys::getsockname(s.host).ok().and_then(port_of);
-                let to_self =
-                    s.ty == sock::STREAM && own.is_some_and(|o| o != 0 && Some(o) == port_of(ht));
+                let to_self = s.ty == sock::STREAM
+                    && s.shut_wr_early
+                    && host_sys::getsockname(s.host)
+                        .ok()
+                        .and_then(port_of)
+                        .is_some_and(|o| o != 0 && Some(o) == port_of(ht));
                 let r = (
                     host_sys::connect(s.host, ht).map(unit),
                     sys::connect(p, s.rump, rt).map(unit).map_err(|e| e.0),
                 );
-                if to_self && s.shut_wr_early && r.0 == Err(libc::EINPROGRESS) {
+                if to_self && r.0 == Err(libc::EINPROGRESS) {
                     self.socks[i].early_shut_self_connect = true;
                 }
                 if s.ty == sock::STREAM

@@ -208,10 +208,9 @@ pub(crate) fn console(bytes: &[u8]) {
 fn exit(code: i32, reason: ExitReason) -> ! {
     let _ = hypercall(&Call::Exit { code, reason });
     loop {
-        // SAFETY: the runner stops the guest at the exit hypercall; if it
-        // ever resumed, an undefined instruction with no handler (the guest
-        // has none) stops the vCPU. (`hlt` is privileged: the guest runs at
-        // privilege level 3.)
+        // The runner stops the guest at the exit hypercall. (`hlt` is
+        // privileged: the guest runs at privilege level 3.)
+        // SAFETY: `ud2` touches no memory; with no handler it stops the vCPU.
         unsafe { asm!("ud2", options(nomem, nostack)) };
     }
 }
