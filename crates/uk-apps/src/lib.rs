@@ -23,6 +23,9 @@ use hyper::{Errno, Hyper};
 use kern::consts::o;
 use kern::{Component, Cred, Kernel, KernelConfig, Proc};
 
+pub mod http;
+pub mod netapp;
+
 pub use hyper;
 pub use kern;
 pub use sys;
@@ -66,16 +69,40 @@ pub fn mark_app_main() {
 /// Boots a kernel with a tmpfs root, plus the block layer and ext2 when
 /// `ext2` is set, and returns it with a root process.
 pub fn boot(h: Arc<dyn Hyper>, ext2: bool) -> Result<(Kernel, Arc<Proc>), Errno> {
+    boot_parts(h, ext2, false)
+}
+
+/// As [`boot`], with the network stack too when `net` is set.
+pub fn boot_parts(
+    h: Arc<dyn Hyper>,
+    ext2: bool,
+    with_net: bool,
+) -> Result<(Kernel, Arc<Proc>), Errno> {
     let mut components: Vec<Arc<dyn Component>> = vec![Arc::new(fs_tmpfs::TmpfsComponent)];
     if ext2 {
         components.push(Arc::new(dev_blk::BlkComponent));
         components.push(Arc::new(fs_ext2::Ext2Component));
     }
+    let mut params = Vec::new();
+    if with_net {
+        components.push(Arc::new(net::NetComponent::default()));
+        // Socket buffers are allocated whole when a connection opens: the
+        // kernel's 1 MiB default each way is too much for a guest of a few
+        // MiB serving dozens of connections. The same size in a process,
+        // so both platforms behave alike.
+        for (name, param) in [
+            ("net.inet.tcp.sendspace", "tcp_sndbuf"),
+            ("net.inet.tcp.recvspace", "tcp_rcvbuf"),
+        ] {
+            let v = h.param(param).unwrap_or_else(|| String::from("262144"));
+            params.push((String::from(name), v));
+        }
+    }
     let k = Kernel::boot(
         h,
         KernelConfig {
             components,
-            params: Vec::new(),
+            params,
             root_fs: Some("tmpfs".into()),
         },
     )?;

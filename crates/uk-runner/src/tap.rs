@@ -1,6 +1,8 @@
 //! Tap devices: an existing interface opened through `/dev/net/tun`
 //! (`IFF_TAP | IFF_NO_PI`, non-blocking), one Ethernet frame per read and
 //! write (tuntap(4) in the Linux kernel's Documentation/networking/tuntap).
+//! `netns:NAME:TAP` names a tap inside the network namespace `NAME` (as
+//! made by `ip netns add`), the same spelling as the process platform's.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -25,7 +27,40 @@ struct IfReq {
 }
 
 impl Tap {
-    pub fn open(name: &str) -> io::Result<Tap> {
+    /// Opens `spec`: `tap0`, or `netns:NAME:tap0`.
+    pub fn open(spec: &str) -> io::Result<Tap> {
+        let Some(rest) = spec.strip_prefix("netns:") else {
+            return Tap::attach(spec);
+        };
+        let Some((ns, name)) = rest.split_once(':') else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "expected netns:NAMESPACE:TAP",
+            ));
+        };
+        if ns.is_empty() || ns.contains('/') || ns.starts_with('.') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "bad namespace name",
+            ));
+        }
+        let (path, name) = (format!("/run/netns/{ns}"), name.to_string());
+        // setns changes the calling thread's namespace only: a short-lived
+        // thread enters it and opens the device; the descriptor stays
+        // bound to the tap in that namespace.
+        std::thread::spawn(move || -> io::Result<Tap> {
+            let nsf = File::open(&path)?;
+            // SAFETY: setns on this thread with an open namespace file.
+            if unsafe { libc::setns(nsf.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Tap::attach(&name)
+        })
+        .join()
+        .map_err(|_| io::Error::other("the tap-opening thread panicked"))?
+    }
+
+    fn attach(name: &str) -> io::Result<Tap> {
         if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains('\0') {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,

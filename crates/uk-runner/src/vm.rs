@@ -133,7 +133,11 @@ impl Machine {
             }
         }
         for (i, n) in cfg.nets.iter().enumerate() {
-            let name = Name::new(n).ok_or_else(|| Error::Config(format!("--net {n}: bad name")))?;
+            // The guest knows a tap by its own name (`netns:NS:tap0` is
+            // `tap0` to it) or as `netN`.
+            let tap = n.rsplit(':').next().unwrap_or(n);
+            let name =
+                Name::new(tap).ok_or_else(|| Error::Config(format!("--net {n}: bad name")))?;
             if !repr.add_net(NetInfo {
                 name,
                 mac: [

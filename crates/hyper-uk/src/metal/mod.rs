@@ -218,7 +218,7 @@ fn exit(code: i32, reason: ExitReason) -> ! {
 /// Prints a message and a register dump, then stops the guest as a panic.
 fn fatal(msg: &str) -> ! {
     let mut m = MsgBuf::new();
-    let _ = write!(m, "uk: panic: {msg}\n");
+    let _ = writeln!(m, "uk: panic: {msg}");
     register_dump(&mut m);
     console(m.as_str().as_bytes());
     exit(101, ExitReason::Panic)
