@@ -575,6 +575,42 @@ fn echo_unikernel_answers_ping_tcp_and_udp_over_a_tap() {
     // SIGTERM stops the guest at once and the runner reports it.
     let st = srv.terminate();
     assert_eq!(st.code(), Some(128 + libc::SIGTERM));
+    // Malformed frame batches on a real link get errors; the runner stays
+    // well.
+    let tmp = tempfile::tempdir().unwrap();
+    let img = tmp.path().join("disk.img");
+    std::fs::write(&img, vec![0u8; 64 << 10]).unwrap();
+    let disk = format!("/dev/disk0={},ro", img.display());
+    let out = run(&[
+        dir.join("uk-garbage").to_str().unwrap(),
+        "--disk",
+        &disk,
+        "--mem",
+        "16M",
+        "--param",
+        "mem=16777216",
+        "--net",
+        &ns.tap(),
+        "--param",
+        "net=1",
+    ]);
+    let stdout = s(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    for name in [
+        "batch-link-not-given",
+        "batch-record-past-end",
+        "batch-empty-record",
+        "batch-reserved-word",
+        "batch-too-many",
+        "batch-recv-into-page-tables",
+        "batch-recv-outside-memory",
+        "batch-recv-wraps",
+    ] {
+        assert!(
+            stdout.contains(&format!("garbage: {name}: ok")),
+            "{name}: {stdout}"
+        );
+    }
 }
 
 /// A tree for the HTTP server: small files, a 64 MiB one, a name that

@@ -5,6 +5,7 @@
 //! words. [`Call::parse`] turns number and block into a typed call, checking
 //! every argument; [`Call::emit`] is the guest's side.
 
+use crate::batch::{MAX_BATCH_FRAMES, MAX_FRAME_LEN};
 use crate::{
     get_u64, put_u64, Error, ParseError, MAX_CONSOLE_LEN, MAX_DISKS, MAX_IO_LEN, MAX_NETS,
 };
@@ -40,13 +41,17 @@ pub enum Hypercall {
     Exit,
     /// Record a boot phase (with `--boot-trace`, the runner prints it).
     BootMark,
+    /// Send a batch of frames (ABI 3).
+    NetSendBatch,
+    /// Receive the frames waiting, into a batch, without waiting (ABI 3).
+    NetRecvBatch,
     /// A number this ABI does not define.
     Unknown(u16),
 }
 
 impl Hypercall {
     /// Every defined hypercall, in number order.
-    pub const ALL: [Hypercall; 10] = [
+    pub const ALL: [Hypercall; 12] = [
         Hypercall::ConsoleWrite,
         Hypercall::Clock,
         Hypercall::Poll,
@@ -57,6 +62,8 @@ impl Hypercall {
         Hypercall::NetRecv,
         Hypercall::Exit,
         Hypercall::BootMark,
+        Hypercall::NetSendBatch,
+        Hypercall::NetRecvBatch,
     ];
 
     /// The number.
@@ -72,6 +79,8 @@ impl Hypercall {
             Hypercall::NetRecv => 7,
             Hypercall::Exit => 8,
             Hypercall::BootMark => 9,
+            Hypercall::NetSendBatch => 10,
+            Hypercall::NetRecvBatch => 11,
             Hypercall::Unknown(n) => n,
         }
     }
@@ -89,6 +98,8 @@ impl Hypercall {
             7 => Hypercall::NetRecv,
             8 => Hypercall::Exit,
             9 => Hypercall::BootMark,
+            10 => Hypercall::NetSendBatch,
+            11 => Hypercall::NetRecvBatch,
             n => Hypercall::Unknown(n),
         }
     }
@@ -245,6 +256,26 @@ pub enum Call {
     Exit { code: i32, reason: ExitReason },
     /// Boot phase `stage` reached when the guest's TSC read `tsc`.
     BootMark { stage: BootStage, tsc: u64 },
+    /// Send the `count` frames of the batch of `len` bytes at `gpa` (see
+    /// [`crate::batch`]) on link `net`. The result is the number sent; a
+    /// malformed record fails the call with `EINVAL` after the frames
+    /// before it went out.
+    NetSendBatch {
+        net: u32,
+        gpa: u64,
+        len: u64,
+        count: u64,
+    },
+    /// Receive the frames waiting on link `net` into a batch in the `len`
+    /// bytes at `gpa`, each of at most `max_frame` bytes (a frame is read
+    /// only while a record that long still fits). The result is the number
+    /// of records written, 0 if none was waiting.
+    NetRecvBatch {
+        net: u32,
+        gpa: u64,
+        len: u64,
+        max_frame: u64,
+    },
 }
 
 impl Call {
@@ -337,6 +368,32 @@ impl Call {
                 stage: BootStage::from_code(b.arg(0)).ok_or(Error::Invalid)?,
                 tsc: b.arg(1),
             },
+            Hypercall::NetSendBatch => {
+                let (n, gpa, len, count) = (net(b.arg(0))?, b.arg(1), b.arg(2), b.arg(3));
+                range(gpa, len, MAX_IO_LEN)?;
+                if count > MAX_BATCH_FRAMES {
+                    return Err(Error::Invalid);
+                }
+                Call::NetSendBatch {
+                    net: n,
+                    gpa,
+                    len,
+                    count,
+                }
+            }
+            Hypercall::NetRecvBatch => {
+                let (n, gpa, len, max_frame) = (net(b.arg(0))?, b.arg(1), b.arg(2), b.arg(3));
+                range(gpa, len, MAX_IO_LEN)?;
+                if max_frame == 0 || max_frame > MAX_FRAME_LEN as u64 {
+                    return Err(Error::Invalid);
+                }
+                Call::NetRecvBatch {
+                    net: n,
+                    gpa,
+                    len,
+                    max_frame,
+                }
+            }
             Hypercall::Unknown(_) => return Err(Error::NoSys),
         })
     }
@@ -354,6 +411,8 @@ impl Call {
             Call::NetRecv { .. } => Hypercall::NetRecv,
             Call::Exit { .. } => Hypercall::Exit,
             Call::BootMark { .. } => Hypercall::BootMark,
+            Call::NetSendBatch { .. } => Hypercall::NetSendBatch,
+            Call::NetRecvBatch { .. } => Hypercall::NetRecvBatch,
         }
     }
 
@@ -399,6 +458,18 @@ impl Call {
                 0,
             ],
             Call::BootMark { stage, tsc } => [stage.code(), tsc, 0, 0, 0],
+            Call::NetSendBatch {
+                net,
+                gpa,
+                len,
+                count,
+            } => [net as u64, gpa, len, count, 0],
+            Call::NetRecvBatch {
+                net,
+                gpa,
+                len,
+                max_frame,
+            } => [net as u64, gpa, len, max_frame, 0],
         };
         b.set_ret(0);
         for (i, a) in args.iter().enumerate() {
@@ -459,6 +530,18 @@ mod tests {
             stage: BootStage::KernelUp,
             tsc: 12345,
         });
+        round_trip(Call::NetSendBatch {
+            net: 1,
+            gpa: 0x30_0000,
+            len: 65536,
+            count: 40,
+        });
+        round_trip(Call::NetRecvBatch {
+            net: 0,
+            gpa: 0x30_0000,
+            len: 1 << 18,
+            max_frame: 1518,
+        });
     }
 
     #[test]
@@ -506,6 +589,25 @@ mod tests {
         // Poll on links that cannot exist.
         b.set_arg(1, 1 << MAX_NETS);
         assert_eq!(Call::parse(Hypercall::Poll, &b), Err(Error::BadHandle));
+        // Batches: too many frames, a frame limit of 0 or over the maximum.
+        b.set_arg(0, 0);
+        b.set_arg(1, 0);
+        b.set_arg(2, 4096);
+        b.set_arg(3, MAX_BATCH_FRAMES + 1);
+        assert_eq!(
+            Call::parse(Hypercall::NetSendBatch, &b),
+            Err(Error::Invalid)
+        );
+        b.set_arg(3, 0);
+        assert_eq!(
+            Call::parse(Hypercall::NetRecvBatch, &b),
+            Err(Error::Invalid)
+        );
+        b.set_arg(3, MAX_FRAME_LEN as u64 + 1);
+        assert_eq!(
+            Call::parse(Hypercall::NetRecvBatch, &b),
+            Err(Error::Invalid)
+        );
         // Console writes are bounded.
         b.set_arg(0, 0);
         b.set_arg(1, MAX_CONSOLE_LEN + 1);

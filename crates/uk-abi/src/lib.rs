@@ -23,6 +23,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod batch;
 mod boot;
 mod call;
 
@@ -34,7 +35,7 @@ pub use call::{Block, BootStage, Call, ExitReason, Hypercall, BLOCK_LEN};
 
 /// The version of this ABI, written into the boot block; a guest refuses a
 /// boot block of another version (and stops with a message).
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// Hypercall `n` is an `out` of a 32-bit guest-physical address to port
 /// `PORT_BASE + n`.

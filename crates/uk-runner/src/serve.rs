@@ -12,7 +12,8 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use uk_abi::{
-    Block, BootStage, Call, Error as AbiError, ExitReason, Hypercall, BLOCK_LEN, IMAGE_MIN_GPA,
+    batch, Block, BootStage, Call, Error as AbiError, ExitReason, Hypercall, BLOCK_LEN,
+    IMAGE_MIN_GPA,
 };
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
@@ -212,6 +213,38 @@ impl Devices {
                 }
                 r(with_slice(mem, gpa, len, |p| t.recv(p, len as usize)))
             }
+            Call::NetSendBatch {
+                net,
+                gpa,
+                len,
+                count,
+            } => {
+                let Some(t) = self.nets.get(net as usize) else {
+                    return r(Err(AbiError::BadHandle));
+                };
+                if !self.readable(gpa, len) {
+                    return r(Err(AbiError::Fault));
+                }
+                r(with_slice(mem, gpa, len, |p| {
+                    send_batch(t, p, len as usize, count)
+                }))
+            }
+            Call::NetRecvBatch {
+                net,
+                gpa,
+                len,
+                max_frame,
+            } => {
+                let Some(t) = self.nets.get(net as usize) else {
+                    return r(Err(AbiError::BadHandle));
+                };
+                if !self.writable(gpa, len) {
+                    return r(Err(AbiError::Fault));
+                }
+                r(with_slice(mem, gpa, len, |p| {
+                    recv_batch(t, p, len as usize, max_frame as usize)
+                }))
+            }
             Call::Exit { code, reason } => (
                 0,
                 Flow::Stop(match reason {
@@ -349,6 +382,61 @@ impl Devices {
         }
         Ok(ready)
     }
+}
+
+/// Sends the `count` frames of the batch in the `len` bytes at `p`.
+fn send_batch(t: &Tap, p: *mut u8, len: usize, count: u64) -> Result<u64, AbiError> {
+    let mut at = 0usize;
+    for sent in 0..count {
+        let mut header = [0u8; batch::RECORD_HEADER];
+        if at + batch::RECORD_HEADER > len {
+            return if sent == 0 {
+                Err(AbiError::Invalid)
+            } else {
+                Ok(sent)
+            };
+        }
+        // SAFETY: `p` points at `len` bytes of guest memory (the caller
+        // checked the range); `at + RECORD_HEADER <= len`. The guest is
+        // stopped while we serve it, so nothing writes them meanwhile.
+        unsafe { std::ptr::copy_nonoverlapping(p.add(at), header.as_mut_ptr(), header.len()) };
+        let (off, flen, next) = match batch::parse_header(header, at, len) {
+            Ok(v) => v,
+            Err(e) => return if sent == 0 { Err(e) } else { Ok(sent) },
+        };
+        // SAFETY: `parse_header` checked `off + flen <= len`.
+        match t.send(unsafe { p.add(off) }, flen) {
+            // A frame the tap refuses (longer than its MTU) is dropped, as
+            // on a wire; the rest of the batch still goes.
+            Ok(_) | Err(AbiError::Invalid) => {}
+            Err(e) => return if sent == 0 { Err(e) } else { Ok(sent) },
+        }
+        at = next;
+    }
+    Ok(count)
+}
+
+/// Reads the frames waiting on `t` into a batch in the `len` bytes at `p`.
+fn recv_batch(t: &Tap, p: *mut u8, len: usize, max_frame: usize) -> Result<u64, AbiError> {
+    let mut at = 0usize;
+    let mut n = 0u64;
+    while n < batch::MAX_BATCH_FRAMES && at + batch::record_len(max_frame) <= len {
+        // SAFETY: `at + RECORD_HEADER + max_frame <= len`, inside the
+        // guest memory the caller checked.
+        let got = match t.recv(unsafe { p.add(at + batch::RECORD_HEADER) }, max_frame) {
+            Ok(0) => break,
+            Ok(k) => k as usize,
+            Err(AbiError::Again) => break,
+            Err(e) => return if n == 0 { Err(e) } else { Ok(n) },
+        };
+        let mut header = [0u8; batch::RECORD_HEADER];
+        batch::put_header(&mut header, 0, got);
+        // SAFETY: the header's 8 bytes at `at` lie inside the range too.
+        unsafe { std::ptr::copy_nonoverlapping(header.as_ptr(), p.add(at), header.len()) };
+        at += batch::record_len(got);
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// Runs `f` on the host pointer of `len` bytes of guest memory at `gpa`.

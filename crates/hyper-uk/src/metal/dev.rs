@@ -4,14 +4,19 @@
 //! hypercall handle is its index in the boot block. Block I/O goes straight
 //! between the disk and the caller's buffer (guest memory is identity
 //! mapped, so a buffer's address is its guest-physical address). Frames
-//! are received without waiting; a thread with nothing to read blocks in
-//! the scheduler until the runner's `POLL` says the link has a frame.
+//! move in batches (`uk_abi::batch`): a receive takes every frame waiting
+//! with one hypercall, and sent frames queue until the sender waits or the
+//! batch fills. A thread with nothing to read blocks in the scheduler
+//! until the runner's `POLL` says the link has a frame.
 
 use alloc::boxed::Box;
+use alloc::sync::{Arc, Weak};
+use alloc::vec;
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use hyper::{BlockIo, BlockOpenFlags, Errno, FrameIo, MonoNs};
-use uk_abi::{BootInfoRepr, Call, Error as AbiError, MAX_IO_LEN};
+use uk_abi::{batch, BootInfoRepr, Call, Error as AbiError, MAX_IO_LEN};
 
 use super::{hyper_errno, hypercall, now_ns, sched};
 
@@ -132,7 +137,7 @@ impl BlockIo for Disk {
 }
 
 pub fn open_tap(boot: &BootInfoRepr<'static>, name: &str) -> Result<Box<dyn FrameIo>, Errno> {
-    let index = boot
+    let (index, mtu) = boot
         .nets()
         .enumerate()
         .find(|(i, n)| {
@@ -142,59 +147,177 @@ pub fn open_tap(boot: &BootInfoRepr<'static>, name: &str) -> Result<Box<dyn Fram
                     .and_then(|s| s.parse::<usize>().ok())
                     == Some(*i)
         })
-        .map(|(i, _)| i as u32)
+        .map(|(i, n)| (i as u32, n.mtu))
         .ok_or(Errno::ENODEV)?;
-    Ok(Box::new(Tap {
+    let inner = Arc::new(TapInner {
         index,
+        // An Ethernet header and a VLAN tag on top of the MTU.
+        max_frame: (mtu as usize + 18).min(batch::MAX_FRAME_LEN),
         closed: AtomicBool::new(false),
-    }))
+        rx: spin::Mutex::new(Rx {
+            buf: vec![0u8; RX_BATCH],
+            count: 0,
+            taken: 0,
+            at: 0,
+        }),
+        tx: spin::Mutex::new(Tx {
+            buf: vec![0u8; TX_BATCH],
+            used: 0,
+            count: 0,
+        }),
+    });
+    TAPS.lock().push(Arc::downgrade(&inner));
+    Ok(Box::new(Tap(inner)))
 }
 
-struct Tap {
-    index: u32,
-    closed: AtomicBool,
+/// Bytes of the receive batch of a link: a burst of about 170 full-size
+/// frames comes in with one hypercall.
+const RX_BATCH: usize = 256 << 10;
+/// Bytes of the send batch: frames queue here until the sending thread
+/// waits (the scheduler then sends them with one hypercall) or it fills.
+const TX_BATCH: usize = 64 << 10;
+
+// Open links, for the scheduler's flush before it switches threads or
+// idles: platform state of the one vCPU, not kernel state.
+static TAPS: spin::Mutex<Vec<Weak<TapInner>>> = spin::Mutex::new(Vec::new());
+
+/// Sends every queued frame of every link (the scheduler calls this
+/// before it switches threads or idles, so a frame waits at most until
+/// its sender waits).
+pub fn flush_all() {
+    let taps: Vec<Arc<TapInner>> = {
+        let mut g = TAPS.lock();
+        g.retain(|w| w.strong_count() > 0);
+        g.iter().filter_map(|w| w.upgrade()).collect()
+    };
+    for t in taps {
+        let mut tx = t.tx.lock();
+        let _ = t.flush(&mut tx);
+    }
 }
+
+struct Rx {
+    buf: Vec<u8>,
+    /// Records in the batch, and how many were handed out.
+    count: usize,
+    taken: usize,
+    /// Offset of the next record.
+    at: usize,
+}
+
+struct Tx {
+    buf: Vec<u8>,
+    used: usize,
+    count: usize,
+}
+
+struct TapInner {
+    index: u32,
+    max_frame: usize,
+    closed: AtomicBool,
+    rx: spin::Mutex<Rx>,
+    tx: spin::Mutex<Tx>,
+}
+
+impl TapInner {
+    fn flush(&self, tx: &mut Tx) -> Result<(), Errno> {
+        if tx.count == 0 {
+            return Ok(());
+        }
+        let r = hypercall(&Call::NetSendBatch {
+            net: self.index,
+            gpa: tx.buf.as_ptr() as u64,
+            len: tx.used as u64,
+            count: tx.count as u64,
+        })
+        .0;
+        tx.used = 0;
+        tx.count = 0;
+        r.map(|_| ()).map_err(hyper_errno)
+    }
+}
+
+struct Tap(Arc<TapInner>);
 
 impl FrameIo for Tap {
     fn send(&self, frame: &[u8]) -> Result<(), Errno> {
-        if self.closed.load(Ordering::Acquire) {
+        let t = &self.0;
+        if t.closed.load(Ordering::Acquire) {
             return Err(Errno::ESHUTDOWN);
         }
-        hypercall(&Call::NetSend {
-            net: self.index,
-            gpa: frame.as_ptr() as u64,
-            len: frame.len() as u64,
-        })
-        .0
-        .map(|_| ())
-        .map_err(hyper_errno)
+        if frame.len() > batch::MAX_FRAME_LEN {
+            // Longer than any link takes: dropped, as on a wire.
+            return Ok(());
+        }
+        let mut tx = t.tx.lock();
+        loop {
+            let used = tx.used;
+            if let Some(end) = batch::append(&mut tx.buf, used, frame) {
+                tx.used = end;
+                tx.count += 1;
+                return Ok(());
+            }
+            t.flush(&mut tx)?;
+        }
     }
 
     fn recv(&self, buf: &mut [u8], deadline: Option<MonoNs>) -> Result<usize, Errno> {
+        let t = &self.0;
         loop {
-            if self.closed.load(Ordering::Acquire) {
+            if t.closed.load(Ordering::Acquire) {
                 return Err(Errno::ESHUTDOWN);
             }
-            match hypercall(&Call::NetRecv {
-                net: self.index,
-                gpa: buf.as_mut_ptr() as u64,
-                len: buf.len() as u64,
-            })
-            .0
             {
-                Ok(n) => return Ok(n as usize),
-                Err(AbiError::Again) => {}
-                Err(e) => return Err(hyper_errno(e)),
+                let mut rx = t.rx.lock();
+                if rx.taken < rx.count {
+                    let mut header = [0u8; batch::RECORD_HEADER];
+                    let at = rx.at;
+                    header.copy_from_slice(&rx.buf[at..at + batch::RECORD_HEADER]);
+                    let Ok((off, flen, next)) = batch::parse_header(header, at, rx.buf.len())
+                    else {
+                        // The runner wrote a bad batch: drop the rest.
+                        rx.count = 0;
+                        continue;
+                    };
+                    rx.at = next;
+                    rx.taken += 1;
+                    let n = flen.min(buf.len());
+                    buf[..n].copy_from_slice(&rx.buf[off..off + n]);
+                    return Ok(n);
+                }
+                let len = rx.buf.len() as u64;
+                match hypercall(&Call::NetRecvBatch {
+                    net: t.index,
+                    gpa: rx.buf.as_mut_ptr() as u64,
+                    len,
+                    max_frame: t.max_frame as u64,
+                })
+                .0
+                {
+                    Ok(0) | Err(AbiError::Again) => {}
+                    Ok(n) => {
+                        rx.count = n as usize;
+                        rx.taken = 0;
+                        rx.at = 0;
+                        continue;
+                    }
+                    Err(e) => return Err(hyper_errno(e)),
+                }
             }
             if deadline.is_some_and(|d| now_ns() >= d) {
                 return Err(Errno::ETIMEDOUT);
             }
-            sched::block(deadline, Some(self.index), false);
+            sched::block(deadline, Some(t.index), false);
         }
     }
 
     fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        sched::wake_net(self.index);
+        let t = &self.0;
+        {
+            let mut tx = t.tx.lock();
+            let _ = t.flush(&mut tx);
+        }
+        t.closed.store(true, Ordering::Release);
+        sched::wake_net(t.index);
     }
 }

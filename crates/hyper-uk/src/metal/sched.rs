@@ -204,6 +204,8 @@ fn wake(s: &mut Sched, id: u64) {
 /// the current thread's state (and queued it, if runnable).
 fn schedule() {
     loop {
+        // Frames queued by the thread that now waits go out first.
+        super::dev::flush_all();
         let mut g = SCHED.lock();
         let Some(s) = g.as_mut() else { return };
         let now = now_ns();

@@ -1,7 +1,8 @@
 //! A hostile guest for the runner's tests: issues hypercalls with wrong
 //! numbers, handles it was not given, ranges past its disk or outside its
 //! memory, and lengths that overflow, and prints `garbage: NAME: ok` for
-//! each error the runner answers with the right code. The `final`
+//! each error the runner answers with the right code (with `net=1` and a
+//! `--net`, malformed frame batches too). The `final`
 //! parameter picks how it ends: `block-outside` (a parameter block outside
 //! guest memory), `port` (a write to a port that is no hypercall), `null`
 //! (a null-pointer write), `panic`, `spin` (loops until stopped), or by
@@ -125,6 +126,74 @@ fn app(h: Arc<dyn Hyper>) -> i32 {
         .0,
         Error::BadHandle,
     );
+    check(
+        "batch-link-not-given",
+        hyper_uk::hypercall(&Call::NetRecvBatch {
+            net: 2,
+            gpa,
+            len: 4096,
+            max_frame: 1518,
+        })
+        .0,
+        Error::BadHandle,
+    );
+    // With a link (`--net`, parameter `net=1`): malformed batches.
+    if h.param("net").as_deref() == Some("1") {
+        // A record whose length runs past the batch.
+        buf[..8].copy_from_slice(&[0xff, 0x0f, 0, 0, 0, 0, 0, 0]);
+        let send = |len: u64, count: u64| Call::NetSendBatch {
+            net: 0,
+            gpa,
+            len,
+            count,
+        };
+        check(
+            "batch-record-past-end",
+            hyper_uk::hypercall(&send(64, 1)).0,
+            Error::Invalid,
+        );
+        // A zero-length record; a nonzero reserved word.
+        buf[..8].copy_from_slice(&[0; 8]);
+        check(
+            "batch-empty-record",
+            hyper_uk::hypercall(&send(64, 1)).0,
+            Error::Invalid,
+        );
+        buf[..8].copy_from_slice(&[60, 0, 0, 0, 1, 0, 0, 0]);
+        check(
+            "batch-reserved-word",
+            hyper_uk::hypercall(&send(128, 1)).0,
+            Error::Invalid,
+        );
+        // More records than the batch holds.
+        check(
+            "batch-too-many",
+            hyper_uk::hypercall(&send(64, 1 << 20)).0,
+            Error::Invalid,
+        );
+        // A receive into the page tables, or a range that wraps.
+        let recv = |gpa: u64, len: u64| Call::NetRecvBatch {
+            net: 0,
+            gpa,
+            len,
+            max_frame: 1518,
+        };
+        check(
+            "batch-recv-into-page-tables",
+            hyper_uk::hypercall(&recv(0x2000, 8192)).0,
+            Error::Fault,
+        );
+        check(
+            "batch-recv-outside-memory",
+            hyper_uk::hypercall(&recv(mem, 8192)).0,
+            Error::Fault,
+        );
+        check(
+            "batch-recv-wraps",
+            hyper_uk::hypercall(&recv(u64::MAX - 100, 4096)).0,
+            Error::Fault,
+        );
+    }
     drop(buf);
     match h.param("final").as_deref() {
         Some("block-outside") => hyper_uk::raw_hypercall(uk_abi::PORT_BASE, 0xfff0_0000),
