@@ -175,7 +175,7 @@ pub fn open_tap(boot: &BootInfoRepr<'static>, name: &str) -> Result<Box<dyn Fram
 const RX_BATCH: usize = 256 << 10;
 /// Bytes of the send batch: frames queue here until the sending thread
 /// waits (the scheduler then sends them with one hypercall) or it fills.
-const TX_BATCH: usize = 64 << 10;
+const TX_BATCH: usize = 256 << 10;
 
 // Open links, for the scheduler's flush before it switches threads or
 // idles: platform state of the one vCPU, not kernel state.
@@ -284,6 +284,18 @@ impl FrameIo for Tap {
                     let n = flen.min(buf.len());
                     buf[..n].copy_from_slice(&rx.buf[off..off + n]);
                     return Ok(n);
+                }
+                if rx.count > 0 {
+                    // A batch just ran out: rather than ask the runner at
+                    // once (most often for nothing), wait; the scheduler's
+                    // next POLL says when frames are there.
+                    rx.count = 0;
+                    drop(rx);
+                    if deadline.is_some_and(|d| now_ns() >= d) {
+                        return Err(Errno::ETIMEDOUT);
+                    }
+                    sched::block(deadline, Some(t.index), false);
+                    continue;
                 }
                 let len = rx.buf.len() as u64;
                 match hypercall(&Call::NetRecvBatch {
