@@ -7,7 +7,8 @@
 //! that shares, copies or starts without the parent's descriptors.
 
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use portable_atomic::AtomicU64;
 
 use hyper::MonoNs;
 

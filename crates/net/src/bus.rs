@@ -17,7 +17,8 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{Ordering};
+use portable_atomic::AtomicU64;
 
 use kern::sync::{SpinMutex, SpinRwLock};
 use kern::Errno;

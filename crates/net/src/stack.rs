@@ -31,7 +31,8 @@ use alloc::collections::BTreeSet;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr};
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
+use portable_atomic::AtomicU64;
 
 use crate::hash::HashMap;
 use hyper::{Hyper, MonoNs, Parker, ThreadHandle};
