@@ -147,7 +147,7 @@ fn sum(data: &[u8]) -> u32 {
 }
 
 #[test]
-fn ext2_app_reads_and_writes_an_mke2fs_image() {
+fn ext2_app_reads_and_writes_mke2fs_and_newfs_images() {
     let dir = require!();
     if !have("mke2fs") || !have("e2fsck") {
         eprintln!("skipped: mke2fs/e2fsck missing (e2fsprogs)");
@@ -197,6 +197,30 @@ fn ext2_app_reads_and_writes_an_mke2fs_image() {
         "{}",
         s(&cat.stderr)
     );
+    // The same on an image made by our own newfs.
+    let img = tmp.path().join("newfs.img");
+    let st = rump()
+        .args(["newfs", "-s", "8M"])
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{}", s(&st.stderr));
+    let disk = format!("/dev/disk0={}", img.display());
+    let out = run(&[app.to_str().unwrap(), "--disk", &disk, "--param", "write=1"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(s(&out.stdout).contains("ext2: wrote /mnt/from-guest.txt"));
+    let fsck = Command::new("e2fsck")
+        .arg("-fn")
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert!(fsck.status.success(), "e2fsck: {}", s(&fsck.stdout));
+    let cat = rump()
+        .arg("cat")
+        .arg(format!("{}:/from-guest.txt", img.display()))
+        .output()
+        .unwrap();
+    assert_eq!(s(&cat.stdout), "written by the unikernel\n");
 }
 
 #[test]

@@ -44,7 +44,7 @@ use alloc::collections::BTreeMap;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::any::Any;
-use core::sync::atomic::{Ordering};
+use core::sync::atomic::Ordering;
 use portable_atomic::AtomicU64;
 
 use hyper::{Errno, Hyper, Timespec};

@@ -17,7 +17,7 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
-use core::sync::atomic::{Ordering};
+use core::sync::atomic::Ordering;
 use portable_atomic::AtomicU64;
 
 use kern::sync::{SpinMutex, SpinRwLock};

@@ -28,7 +28,7 @@ use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::hash::{Hash, Hasher};
-use core::sync::atomic::{Ordering};
+use core::sync::atomic::Ordering;
 use portable_atomic::AtomicU64;
 
 use hashbrown::{Equivalent, HashMap};
