@@ -112,6 +112,82 @@ impl<'a> Iterator for Frames<'a> {
     }
 }
 
+/// Bytes of an [`IoDesc`] in guest memory.
+pub const IO_DESC_LEN: usize = 64;
+
+/// What one [`crate::Call::NetIo`] does on one link: send a batch, then
+/// receive the frames waiting into another, waiting up to `timeout_ns`
+/// for one when none is there yet. It lives in guest memory (eight
+/// little-endian `u64` words in this order), since it needs more words
+/// than a parameter block has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct IoDesc {
+    pub timeout_ns: u64,
+    pub net: u32,
+    /// The batch to send (`tx_count` 0: nothing).
+    pub tx_gpa: u64,
+    pub tx_len: u64,
+    pub tx_count: u64,
+    /// Where to receive (`rx_len` 0: do not receive).
+    pub rx_gpa: u64,
+    pub rx_len: u64,
+    pub max_frame: u64,
+}
+
+impl IoDesc {
+    /// Parses and checks a descriptor (handles against the ABI's limits,
+    /// lengths, address ranges for overflow; the runner checks the ranges
+    /// against guest memory).
+    pub fn parse(raw: &[u8; IO_DESC_LEN]) -> Result<IoDesc, Error> {
+        let w = |i: usize| crate::get_u64(raw, 8 * i);
+        let d = IoDesc {
+            timeout_ns: w(0),
+            net: u32::try_from(w(1)).map_err(|_| Error::BadHandle)?,
+            tx_gpa: w(2),
+            tx_len: w(3),
+            tx_count: w(4),
+            rx_gpa: w(5),
+            rx_len: w(6),
+            max_frame: w(7),
+        };
+        if d.net as usize >= crate::MAX_NETS {
+            return Err(Error::BadHandle);
+        }
+        for (gpa, len) in [(d.tx_gpa, d.tx_len), (d.rx_gpa, d.rx_len)] {
+            if len > crate::MAX_IO_LEN {
+                return Err(Error::Invalid);
+            }
+            gpa.checked_add(len).ok_or(Error::Fault)?;
+        }
+        if d.tx_count > MAX_BATCH_FRAMES {
+            return Err(Error::Invalid);
+        }
+        if d.rx_len > 0 && (d.max_frame == 0 || d.max_frame > MAX_FRAME_LEN as u64) {
+            return Err(Error::Invalid);
+        }
+        Ok(d)
+    }
+
+    /// The descriptor's bytes (the guest's side).
+    pub fn emit(&self) -> [u8; IO_DESC_LEN] {
+        let mut raw = [0u8; IO_DESC_LEN];
+        let words = [
+            self.timeout_ns,
+            self.net as u64,
+            self.tx_gpa,
+            self.tx_len,
+            self.tx_count,
+            self.rx_gpa,
+            self.rx_len,
+            self.max_frame,
+        ];
+        for (i, v) in words.iter().enumerate() {
+            crate::put_u64(&mut raw, 8 * i, *v);
+        }
+        raw
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -161,6 +237,34 @@ mod tests {
         // A last record without its padding is accepted.
         put_u32(&mut buf, 0, 3);
         assert_eq!(frames(&buf[..11], 1).next().unwrap().unwrap(), &[0, 0, 0]);
+    }
+
+    #[test]
+    fn io_descriptors_round_trip_and_bad_ones_are_refused() {
+        let d = IoDesc {
+            timeout_ns: 5,
+            net: 1,
+            tx_gpa: 0x20_0000,
+            tx_len: 4096,
+            tx_count: 3,
+            rx_gpa: 0x30_0000,
+            rx_len: 1 << 18,
+            max_frame: 1518,
+        };
+        assert_eq!(IoDesc::parse(&d.emit()), Ok(d));
+        let bad = |f: fn(&mut IoDesc), e: Error| {
+            let mut x = d;
+            f(&mut x);
+            assert_eq!(IoDesc::parse(&x.emit()), Err(e));
+        };
+        bad(|x| x.net = crate::MAX_NETS as u32, Error::BadHandle);
+        bad(|x| x.tx_len = crate::MAX_IO_LEN + 1, Error::Invalid);
+        bad(|x| x.rx_gpa = u64::MAX - 10, Error::Fault);
+        bad(|x| x.tx_count = MAX_BATCH_FRAMES + 1, Error::Invalid);
+        bad(|x| x.max_frame = 0, Error::Invalid);
+        let mut raw = d.emit();
+        raw[8..16].copy_from_slice(&(1u64 << 40).to_le_bytes());
+        assert_eq!(IoDesc::parse(&raw), Err(Error::BadHandle));
     }
 
     proptest::proptest! {

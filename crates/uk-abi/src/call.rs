@@ -45,13 +45,15 @@ pub enum Hypercall {
     NetSendBatch,
     /// Receive the frames waiting, into a batch, without waiting (ABI 3).
     NetRecvBatch,
+    /// Send a batch, then receive one, waiting for a frame (ABI 3).
+    NetIo,
     /// A number this ABI does not define.
     Unknown(u16),
 }
 
 impl Hypercall {
     /// Every defined hypercall, in number order.
-    pub const ALL: [Hypercall; 12] = [
+    pub const ALL: [Hypercall; 13] = [
         Hypercall::ConsoleWrite,
         Hypercall::Clock,
         Hypercall::Poll,
@@ -64,6 +66,7 @@ impl Hypercall {
         Hypercall::BootMark,
         Hypercall::NetSendBatch,
         Hypercall::NetRecvBatch,
+        Hypercall::NetIo,
     ];
 
     /// The number.
@@ -81,6 +84,7 @@ impl Hypercall {
             Hypercall::BootMark => 9,
             Hypercall::NetSendBatch => 10,
             Hypercall::NetRecvBatch => 11,
+            Hypercall::NetIo => 12,
             Hypercall::Unknown(n) => n,
         }
     }
@@ -100,6 +104,7 @@ impl Hypercall {
             9 => Hypercall::BootMark,
             10 => Hypercall::NetSendBatch,
             11 => Hypercall::NetRecvBatch,
+            12 => Hypercall::NetIo,
             n => Hypercall::Unknown(n),
         }
     }
@@ -276,6 +281,11 @@ pub enum Call {
         len: u64,
         max_frame: u64,
     },
+    /// Do what the [`crate::batch::IoDesc`] of
+    /// [`crate::batch::IO_DESC_LEN`] bytes at `desc` says: send its batch,
+    /// then receive into its other one, waiting up to its timeout for a
+    /// frame. The result is the number of records received.
+    NetIo { desc: u64 },
 }
 
 impl Call {
@@ -394,6 +404,11 @@ impl Call {
                     max_frame,
                 }
             }
+            Hypercall::NetIo => {
+                let desc = b.arg(0);
+                range(desc, crate::batch::IO_DESC_LEN as u64, MAX_IO_LEN)?;
+                Call::NetIo { desc }
+            }
             Hypercall::Unknown(_) => return Err(Error::NoSys),
         })
     }
@@ -413,6 +428,7 @@ impl Call {
             Call::BootMark { .. } => Hypercall::BootMark,
             Call::NetSendBatch { .. } => Hypercall::NetSendBatch,
             Call::NetRecvBatch { .. } => Hypercall::NetRecvBatch,
+            Call::NetIo { .. } => Hypercall::NetIo,
         }
     }
 
@@ -470,6 +486,7 @@ impl Call {
                 len,
                 max_frame,
             } => [net as u64, gpa, len, max_frame, 0],
+            Call::NetIo { desc } => [desc, 0, 0, 0, 0],
         };
         b.set_ret(0);
         for (i, a) in args.iter().enumerate() {
@@ -536,6 +553,7 @@ mod tests {
             len: 65536,
             count: 40,
         });
+        round_trip(Call::NetIo { desc: 0x40_0000 });
         round_trip(Call::NetRecvBatch {
             net: 0,
             gpa: 0x30_0000,

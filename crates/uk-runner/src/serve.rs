@@ -245,6 +245,7 @@ impl Devices {
                     recv_batch(t, p, len as usize, max_frame as usize)
                 }))
             }
+            Call::NetIo { desc } => r(self.net_io(mem, desc)),
             Call::Exit { code, reason } => (
                 0,
                 Flow::Stop(match reason {
@@ -333,6 +334,46 @@ impl Devices {
             }
             Ok(len)
         })
+    }
+
+    /// Serves a [`Call::NetIo`]: send, receive, and if nothing came, wait
+    /// for a frame and receive again.
+    fn net_io(&self, mem: &GuestMemoryMmap, desc: u64) -> Result<u64, AbiError> {
+        let mut raw = [0u8; batch::IO_DESC_LEN];
+        if !self.readable(desc, raw.len() as u64)
+            || mem.read_slice(&mut raw, GuestAddress(desc)).is_err()
+        {
+            return Err(AbiError::Fault);
+        }
+        let d = batch::IoDesc::parse(&raw)?;
+        let t = self.nets.get(d.net as usize).ok_or(AbiError::BadHandle)?;
+        if d.tx_count > 0 {
+            if !self.readable(d.tx_gpa, d.tx_len) {
+                return Err(AbiError::Fault);
+            }
+            with_slice(mem, d.tx_gpa, d.tx_len, |p| {
+                send_batch(t, p, d.tx_len as usize, d.tx_count)
+            })?;
+        }
+        if d.rx_len == 0 {
+            return Ok(0);
+        }
+        if !self.writable(d.rx_gpa, d.rx_len) {
+            return Err(AbiError::Fault);
+        }
+        let recv = || {
+            with_slice(mem, d.rx_gpa, d.rx_len, |p| {
+                recv_batch(t, p, d.rx_len as usize, d.max_frame as usize)
+            })
+        };
+        let n = recv()?;
+        if n > 0 || d.timeout_ns == 0 {
+            return Ok(n);
+        }
+        if self.poll(d.timeout_ns, 1 << d.net)? == 0 {
+            return Ok(0);
+        }
+        recv()
     }
 
     fn poll(&self, timeout_ns: u64, net_mask: u64) -> Result<u64, AbiError> {

@@ -196,6 +196,52 @@ pub fn flush_all() {
     }
 }
 
+/// Sends the queued frames of the one link and receives into its empty
+/// receive batch with one hypercall (`NetIo`), waiting up to `timeout_ns`
+/// for a frame. Applies when exactly one link is open and its threads are
+/// the ones waiting for frames (`nets`); returns the links with frames
+/// then, or `None` where it does not apply (the caller flushes and polls).
+pub fn net_io(timeout_ns: u64, nets: u64) -> Option<u64> {
+    let t = {
+        let mut g = TAPS.lock();
+        g.retain(|w| w.strong_count() > 0);
+        if g.len() != 1 {
+            return None;
+        }
+        g[0].upgrade()?
+    };
+    if nets != 1 << t.index || t.closed.load(Ordering::Acquire) {
+        return None;
+    }
+    let mut rx = t.rx.lock();
+    if rx.taken < rx.count {
+        return None;
+    }
+    let mut tx = t.tx.lock();
+    let desc = batch::IoDesc {
+        timeout_ns,
+        net: t.index,
+        tx_gpa: tx.buf.as_ptr() as u64,
+        tx_len: tx.used as u64,
+        tx_count: tx.count as u64,
+        rx_gpa: rx.buf.as_mut_ptr() as u64,
+        rx_len: rx.buf.len() as u64,
+        max_frame: t.max_frame as u64,
+    };
+    let raw = desc.emit();
+    let r = hypercall(&Call::NetIo {
+        desc: raw.as_ptr() as u64,
+    })
+    .0;
+    tx.used = 0;
+    tx.count = 0;
+    let n = r.unwrap_or(0) as usize;
+    rx.count = n;
+    rx.taken = 0;
+    rx.at = 0;
+    Some(if n > 0 { 1 << t.index } else { 0 })
+}
+
 struct Rx {
     buf: Vec<u8>,
     /// Records in the batch, and how many were handed out.

@@ -204,8 +204,6 @@ fn wake(s: &mut Sched, id: u64) {
 /// the current thread's state (and queued it, if runnable).
 fn schedule() {
     loop {
-        // Frames queued by the thread that now waits go out first.
-        super::dev::flush_all();
         let mut g = SCHED.lock();
         let Some(s) = g.as_mut() else { return };
         let now = now_ns();
@@ -233,13 +231,15 @@ fn schedule() {
         if nets != 0 && !must_idle && now.saturating_sub(s.last_poll) >= POLL_EVERY_NS {
             s.last_poll = now;
             drop(g);
-            let ready = super::wait_frames(0, nets);
+            let ready = io_or_poll(0, nets);
             with(|s| wake_nets(s, ready));
             continue;
         }
         if let Some(next) = s.run_queue.pop_front() {
             let cur = s.current;
             if next == cur {
+                drop(g);
+                super::dev::flush_all();
                 return;
             }
             let Some(to) = s.threads.get(&next).map(|t| t.rsp) else {
@@ -251,6 +251,9 @@ fn schedule() {
             };
             s.current = next;
             drop(g);
+            // Frames queued by the thread that now waits go out before
+            // another runs.
+            super::dev::flush_all();
             // `save` points into the current thread's boxed control block,
             // which is not freed while the thread is not Done-and-switched-
             // away (reaping happens only on another thread, below); `to` is
@@ -287,9 +290,18 @@ fn schedule() {
         let timeout = earliest.map_or(IDLE_POLL_NS, |d| d.saturating_sub(now).min(IDLE_POLL_NS));
         s.last_poll = now;
         drop(g);
-        let ready = super::wait_frames(timeout, nets);
+        let ready = io_or_poll(timeout, nets);
         with(|s| wake_nets(s, ready));
     }
+}
+
+/// Sends what is queued and waits for frames: with one hypercall where the
+/// links allow it (`dev::net_io`), else a flush and a `POLL`.
+fn io_or_poll(timeout: u64, nets: u64) -> u64 {
+    super::dev::net_io(timeout, nets).unwrap_or_else(|| {
+        super::dev::flush_all();
+        super::wait_frames(timeout, nets)
+    })
 }
 
 fn wake_nets(s: &mut Sched, ready: u64) {
@@ -355,6 +367,9 @@ pub fn yield_now() {
     });
     if others {
         schedule();
+    } else {
+        // Alone and spinning: what it sent still goes out.
+        super::dev::flush_all();
     }
 }
 

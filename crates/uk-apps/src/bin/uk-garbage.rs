@@ -137,6 +137,30 @@ fn app(h: Arc<dyn Hyper>) -> i32 {
         .0,
         Error::BadHandle,
     );
+    // A NetIo descriptor outside memory, or naming a link not given.
+    check(
+        "netio-desc-outside-memory",
+        hyper_uk::hypercall(&Call::NetIo { desc: mem }).0,
+        Error::Fault,
+    );
+    let io = |d: uk_abi::batch::IoDesc| {
+        let raw = d.emit();
+        hyper_uk::hypercall(&Call::NetIo {
+            desc: raw.as_ptr() as u64,
+        })
+        .0
+    };
+    let good = uk_abi::batch::IoDesc {
+        rx_gpa: gpa,
+        rx_len: 4096,
+        max_frame: 1518,
+        ..Default::default()
+    };
+    check(
+        "netio-link-not-given",
+        io(uk_abi::batch::IoDesc { net: 3, ..good }),
+        Error::BadHandle,
+    );
     // With a link (`--net`, parameter `net=1`): malformed batches.
     if h.param("net").as_deref() == Some("1") {
         // A record whose length runs past the batch.
@@ -192,6 +216,34 @@ fn app(h: Arc<dyn Hyper>) -> i32 {
             "batch-recv-wraps",
             hyper_uk::hypercall(&recv(u64::MAX - 100, 4096)).0,
             Error::Fault,
+        );
+        check(
+            "netio-recv-into-page-tables",
+            io(uk_abi::batch::IoDesc {
+                rx_gpa: 0x2000,
+                ..good
+            }),
+            Error::Fault,
+        );
+        check(
+            "netio-too-many-frames",
+            io(uk_abi::batch::IoDesc {
+                tx_count: 1 << 20,
+                ..good
+            }),
+            Error::Invalid,
+        );
+        buf[..8].copy_from_slice(&[0; 8]);
+        check(
+            "netio-malformed-send",
+            io(uk_abi::batch::IoDesc {
+                tx_gpa: gpa,
+                tx_len: 64,
+                tx_count: 1,
+                rx_len: 0,
+                ..good
+            }),
+            Error::Invalid,
         );
     }
     drop(buf);
