@@ -15,34 +15,34 @@ fn workspace() -> PathBuf {
 /// Builds the guests once; `None` (with the reason printed) if it cannot.
 fn guests() -> Option<&'static Path> {
     static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        // A target directory of its own: the test's own build holds the
-        // workspace's lock while tests run.
-        let target = workspace().join("target/uk-guests");
-        let out = Command::new(cargo)
-            .current_dir(workspace())
-            .args([
-                "build",
-                "--target",
-                "x86_64-unknown-none",
-                "-p",
-                "rump-uk-apps",
-                "--bins",
-            ])
-            .env("CARGO_TARGET_DIR", &target)
-            .output()
-            .ok()?;
-        if !out.status.success() {
-            eprintln!(
-                "cannot build the guests for x86_64-unknown-none:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            return None;
-        }
-        Some(target.join("x86_64-unknown-none/debug"))
+    DIR.get_or_init(|| build_apps(true)).as_deref()
+}
+
+/// Builds the example applications for the bare-metal target (`guest`)
+/// or the host, in a target directory of their own (the test's own build
+/// holds the workspace's lock while tests run).
+fn build_apps(guest: bool) -> Option<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let target = workspace().join("target/uk-guests");
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace())
+        .args(["build", "-p", "rump-uk-apps", "--bins"]);
+    if guest {
+        cmd.args(["--target", "x86_64-unknown-none"]);
+    }
+    let out = cmd.env("CARGO_TARGET_DIR", &target).output().ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "cannot build the applications (guest: {guest}):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    Some(if guest {
+        target.join("x86_64-unknown-none/debug")
+    } else {
+        target.join("debug")
     })
-    .as_deref()
 }
 
 macro_rules! require {
@@ -332,25 +332,7 @@ fn sigterm_and_timeout_stop_a_spinning_guest() {
 /// once; `None` (with the reason printed) if they cannot be built.
 fn host_apps() -> Option<&'static Path> {
     static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let target = workspace().join("target/uk-guests");
-        let out = Command::new(cargo)
-            .current_dir(workspace())
-            .args(["build", "-p", "rump-uk-apps", "--bins"])
-            .env("CARGO_TARGET_DIR", &target)
-            .output()
-            .ok()?;
-        if !out.status.success() {
-            eprintln!(
-                "cannot build the applications for the host:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            return None;
-        }
-        Some(target.join("debug"))
-    })
-    .as_deref()
+    DIR.get_or_init(|| build_apps(false)).as_deref()
 }
 
 const APP_IP: &str = "192.0.2.2";
